@@ -1,0 +1,80 @@
+"""lambda-idempotency: make AWS Lambda functions safe to retry.
+
+A decorator claims each idempotency key in DynamoDB with one conditional write, runs the function once, stores
+its result and replays it to every retry. Names are loaded on first use, so ``import lambda_idempotency`` costs
+little on a cold start.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    CachedFailureError,
+    IdempotencyError,
+    InProgressError,
+    InvalidKeyError,
+    KeyReuseError,
+    LeaseLostError,
+    MissingKeyError,
+    NoActiveExecutionError,
+    ResultNotStoredError,
+    StoreUnavailableError,
+)
+
+if TYPE_CHECKING:
+    from .codec import Serializer, TaggedJsonSerializer
+    from .decorators import idempotent, idempotent_function
+    from .execution import Execution, current, use_lambda_context
+    from .stores.base import Store
+    from .stores.dynamodb import DynamoDBStore, create_table
+    from .stores.memory import MemoryStore
+
+__all__ = [
+    "CachedFailureError",
+    "DynamoDBStore",
+    "Execution",
+    "IdempotencyError",
+    "InProgressError",
+    "InvalidKeyError",
+    "KeyReuseError",
+    "LeaseLostError",
+    "MemoryStore",
+    "MissingKeyError",
+    "NoActiveExecutionError",
+    "ResultNotStoredError",
+    "Serializer",
+    "Store",
+    "StoreUnavailableError",
+    "TaggedJsonSerializer",
+    "create_table",
+    "current",
+    "idempotent",
+    "idempotent_function",
+    "use_lambda_context",
+]
+
+_LAZY = {
+    "idempotent": "decorators",
+    "idempotent_function": "decorators",
+    "current": "execution",
+    "use_lambda_context": "execution",
+    "Execution": "execution",
+    "Store": "stores.base",
+    "DynamoDBStore": "stores.dynamodb",
+    "create_table": "stores.dynamodb",
+    "MemoryStore": "stores.memory",
+    "Serializer": "codec",
+    "TaggedJsonSerializer": "codec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lambda_idempotency' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,156 @@
+"""Turning a function's return value into stored text and back into the same Python value.
+
+A replay must return what the first call returned, falsy values included. Plain JSON loses `Decimal`, `datetime`,
+`bytes`, tuples and sets, so those are written as tagged objects ``{"$li": "<type>", "v": ...}``; a user's own dict
+that happens to contain the tag key is itself wrapped, so decoding is never ambiguous. Dataclasses and pydantic
+models are written as their fields and rebuilt from the function's return annotation.
+
+Users with other needs pass their own `Serializer` (the ``serializer=`` option of the decorators).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import enum
+import json
+import typing
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Protocol
+
+TAG = "$li"
+
+
+class Serializer(Protocol):
+    """What a stored result goes through; `dumps` may raise TypeError/ValueError for unsupported values."""
+
+    def dumps(self, value: Any) -> str: ...
+
+    def loads(self, text: str) -> Any: ...
+
+
+class TaggedJsonSerializer:
+    """The default serializer: JSON plus tags for the common non-JSON types (see module docstring)."""
+
+    def __init__(self, return_type: Callable[[], Any] | None = None) -> None:
+        self._return_type = return_type
+        self._resolved: Any = None
+        self._is_resolved = return_type is None
+
+    def dumps(self, value: Any) -> str:
+        return json.dumps(_encode(value), separators=(",", ":"), ensure_ascii=False)
+
+    def loads(self, text: str) -> Any:
+        value = _decode(json.loads(text))
+        if not self._is_resolved:
+            self._resolved = self._return_type() if self._return_type else None
+            self._is_resolved = True
+        return _rebuild(self._resolved, value) if self._resolved is not None else value
+
+
+def return_annotation(fn: Callable[..., Any]) -> Callable[[], Any]:
+    """A lazy lookup of ``fn``'s return annotation (evaluated at first replay, not at import)."""
+
+    def resolve() -> Any:
+        try:
+            return typing.get_type_hints(fn).get("return")
+        except Exception:
+            return None
+
+    return resolve
+
+
+_ENCODERS: dict[type, Callable[[Any], Any]] = {
+    Decimal: lambda v: {TAG: "decimal", "v": str(v)},
+    datetime.datetime: lambda v: {TAG: "datetime", "v": v.isoformat()},
+    datetime.date: lambda v: {TAG: "date", "v": v.isoformat()},
+    bytes: lambda v: {TAG: "bytes", "v": base64.b64encode(v).decode()},
+    bytearray: lambda v: {TAG: "bytes", "v": base64.b64encode(v).decode()},
+    uuid.UUID: lambda v: {TAG: "uuid", "v": str(v)},
+    tuple: lambda v: {TAG: "tuple", "v": [_encode(x) for x in v]},
+    set: lambda v: {TAG: "set", "v": [_encode(x) for x in v]},
+    frozenset: lambda v: {TAG: "frozenset", "v": [_encode(x) for x in v]},
+}
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "decimal": Decimal,
+    "datetime": datetime.datetime.fromisoformat,
+    "date": datetime.date.fromisoformat,
+    "bytes": base64.b64decode,
+    "uuid": uuid.UUID,
+    "tuple": lambda v: tuple(_decode(x) for x in v),
+    "set": lambda v: {_decode(x) for x in v},
+    "frozenset": lambda v: frozenset(_decode(x) for x in v),
+    "dict": lambda v: {_decode(k): _decode(x) for k, x in v},
+}
+
+
+def _encode(value: Any) -> Any:
+    if value is None or (isinstance(value, (str, bool, int, float)) and not isinstance(value, enum.Enum)):
+        return value
+    kind = type(value)
+    if kind is list:
+        return [_encode(x) for x in value]
+    if kind is dict:
+        if TAG in value or not all(type(k) is str for k in value):
+            return {TAG: "dict", "v": [[_encode(k), _encode(x)] for k, x in value.items()]}
+        return {k: _encode(x) for k, x in value.items()}
+    encoder = _ENCODERS.get(kind)
+    if encoder is not None:
+        return encoder(value)
+    if isinstance(value, enum.Enum):
+        return _encode(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _encode({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return _encode(dump())
+    for base, encoder in _ENCODERS.items():
+        if isinstance(value, base):
+            return encoder(value)
+    if isinstance(value, (list, dict)):
+        return _encode(list(value) if isinstance(value, list) else dict(value))
+    raise TypeError(f"a result of type {kind.__qualname__} cannot be stored; pass serializer= to store it")
+
+
+def _decode(data: Any) -> Any:
+    if isinstance(data, list):
+        return [_decode(x) for x in data]
+    if isinstance(data, dict):
+        tag = data.get(TAG)
+        if tag is not None and len(data) == 2:
+            return _DECODERS[tag](data["v"])
+        return {k: _decode(x) for k, x in data.items()}
+    return data
+
+
+def _rebuild(annotation: Any, value: Any) -> Any:
+    """Rebuild dataclasses, pydantic models and enums that ``annotation`` names, through containers."""
+    if value is None or annotation is Any:
+        return value
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is list and args and isinstance(value, list):
+        return [_rebuild(args[0], x) for x in value]
+    if origin is dict and len(args) == 2 and isinstance(value, dict):
+        return {k: _rebuild(args[1], x) for k, x in value.items()}
+    if origin in (typing.Union, _UNION_TYPE):
+        members = [a for a in args if a is not type(None)]
+        return _rebuild(members[0], value) if len(members) == 1 else value
+    if not isinstance(annotation, type):
+        return value
+    if dataclasses.is_dataclass(annotation) and isinstance(value, dict):
+        hints = typing.get_type_hints(annotation)
+        return annotation(**{k: _rebuild(hints.get(k, Any), x) for k, x in value.items()})
+    validate = getattr(annotation, "model_validate", None)
+    if callable(validate) and isinstance(value, dict):
+        return validate(value)
+    if issubclass(annotation, enum.Enum):
+        return annotation(value)
+    return value
+
+
+_UNION_TYPE = type(int | None)

@@ -1,0 +1,239 @@
+"""`idempotent` for Lambda handlers and `idempotent_function` for any function, sync or async.
+
+Both build a `Guard` from their options and wrap the function in the same run loop: begin (claim or replay),
+run, then finish or abort. Async functions run the blocking store calls in a worker thread, so the event loop
+is never blocked by boto3.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import os
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from . import execution as running
+from .cache import DEFAULT_SIZE, LocalCache
+from .codec import Serializer, TaggedJsonSerializer, return_annotation
+from .engine import Clock, Guard
+from .keys import check_operation
+from .record import Record
+from .selectors import Arguments, Selector, argument_selector, event_selector
+from .stores.base import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_TTL = timedelta(hours=24)
+DISABLED_ENV = "LAMBDA_IDEMPOTENCY_DISABLED"
+
+
+def idempotent(
+    store: Store,
+    *,
+    key: Selector,
+    fingerprint: Selector | None = None,
+    scope: Callable[[Any], Any] | None = None,
+    operation: str | None = None,
+    ttl: timedelta | float = DEFAULT_TTL,
+    lease: timedelta | float | None = None,
+    cache_errors: tuple[type[BaseException], ...] = (),
+    local_cache: bool | int = True,
+    required: bool = True,
+    fail_open: bool = False,
+    serializer: Serializer | None = None,
+    clock: Clock = time.time,
+) -> Callable[[F], F]:
+    """Make a Lambda handler ``(event, context)`` run once per key; retries get the stored result.
+
+    ``key``/``fingerprint`` are JMESPath expressions on the event (``json(body).order_id``) or callables of the
+    event; ``scope`` is a callable of the event. The lease defaults to the invocation's remaining time.
+    """
+
+    def decorate(fn: F) -> F:
+        guard = _guard(
+            fn,
+            store,
+            key=event_selector(key),
+            fingerprint=event_selector(fingerprint) if fingerprint is not None else None,
+            scope=event_selector(scope) if scope is not None else None,
+            operation=operation,
+            ttl=ttl,
+            lease=lease,
+            cache_errors=cache_errors,
+            local_cache=local_cache,
+            required=required,
+            fail_open=fail_open,
+            serializer=serializer,
+            clock=clock,
+        )
+
+        def context_of(call: Arguments) -> Any:
+            args = call[0]
+            context = args[1] if len(args) > 1 else call[1].get("context")
+            running.use_lambda_context(context)
+            return context
+
+        return _wrap(fn, guard, context_of)
+
+    return decorate
+
+
+def idempotent_function(
+    store: Store,
+    *,
+    key: Selector,
+    fingerprint: Selector | None = None,
+    scope: Callable[..., Any] | None = None,
+    operation: str | None = None,
+    ttl: timedelta | float = DEFAULT_TTL,
+    lease: timedelta | float | None = None,
+    cache_errors: tuple[type[BaseException], ...] = (),
+    local_cache: bool | int = True,
+    required: bool = True,
+    fail_open: bool = False,
+    serializer: Serializer | None = None,
+    clock: Clock = time.time,
+) -> Callable[[F], F]:
+    """Make any function run once per key taken from its own arguments.
+
+    Callables get the function's arguments; a JMESPath sees them as an object by parameter name
+    (``"order.id"`` for ``def charge(order)``).
+    """
+
+    def decorate(fn: F) -> F:
+        guard = _guard(
+            fn,
+            store,
+            key=argument_selector(key, fn),
+            fingerprint=argument_selector(fingerprint, fn) if fingerprint is not None else None,
+            scope=argument_selector(scope, fn) if scope is not None else None,
+            operation=operation,
+            ttl=ttl,
+            lease=lease,
+            cache_errors=cache_errors,
+            local_cache=local_cache,
+            required=required,
+            fail_open=fail_open,
+            serializer=serializer,
+            clock=clock,
+        )
+        return _wrap(fn, guard, lambda call: running.lambda_context())
+
+    return decorate
+
+
+def _guard(
+    fn: Callable[..., Any],
+    store: Store,
+    *,
+    key: Callable[[Arguments], Any],
+    fingerprint: Callable[[Arguments], Any] | None,
+    scope: Callable[[Arguments], Any] | None,
+    operation: str | None,
+    ttl: timedelta | float,
+    lease: timedelta | float | None,
+    cache_errors: tuple[type[BaseException], ...],
+    local_cache: bool | int,
+    required: bool,
+    fail_open: bool,
+    serializer: Serializer | None,
+    clock: Clock,
+) -> Guard:
+    ttl_s = _seconds(ttl, "ttl")
+    lease_s = _seconds(lease, "lease") if lease is not None else None
+    if isinstance(local_cache, bool):
+        cache = LocalCache(DEFAULT_SIZE) if local_cache else None
+    else:
+        cache = LocalCache(local_cache)
+    return Guard(
+        store=store,
+        operation=check_operation(operation or default_operation(fn)),
+        key=key,
+        fingerprint=fingerprint,
+        scope=scope,
+        ttl_s=math.ceil(ttl_s),
+        lease_ms=int(lease_s * 1000) if lease_s is not None else None,
+        cache_errors=tuple(cache_errors),
+        cache=cache,
+        required=required,
+        fail_open=fail_open,
+        serializer=serializer or TaggedJsonSerializer(return_annotation(fn)),
+        clock=clock,
+    )
+
+
+def default_operation(fn: Callable[..., Any]) -> str:
+    """The Lambda function's name (when set) + module + qualified name: two functions never share records."""
+    name = f"{fn.__module__}.{fn.__qualname__}"
+    function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    return f"{function_name}:{name}" if function_name else name
+
+
+def _seconds(value: timedelta | float, what: str) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not seconds > 0:
+        raise ValueError(f"{what} must be positive, got {value!r}")
+    return seconds
+
+
+def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            if os.environ.get(DISABLED_ENV) == "1":
+                return await fn(*args, **kwargs)
+            import asyncio
+
+            call = (args, kwargs)
+            started = await asyncio.to_thread(guard.begin, call, context_of(call))
+            if started is None:
+                return await fn(*args, **kwargs)
+            if isinstance(started, Record):
+                return guard.replay(started)
+            token = running.enter(started)
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as error:
+                await asyncio.to_thread(guard.abort, started, error)
+                raise
+            finally:
+                running.leave(token)
+            await asyncio.to_thread(guard.finish, started, result)
+            return result
+
+        guard_attr(run_async, guard)
+        return run_async  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if os.environ.get(DISABLED_ENV) == "1":
+            return fn(*args, **kwargs)
+        call = (args, kwargs)
+        started = guard.begin(call, context_of(call))
+        if started is None:
+            return fn(*args, **kwargs)
+        if isinstance(started, Record):
+            return guard.replay(started)
+        token = running.enter(started)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as error:
+            guard.abort(started, error)
+            raise
+        finally:
+            running.leave(token)
+        guard.finish(started, result)
+        return result
+
+    guard_attr(run, guard)
+    return run  # type: ignore[return-value]
+
+
+def guard_attr(wrapper: Callable[..., Any], guard: Guard) -> None:
+    """Expose the guard as ``wrapper.idempotency`` (its operation, store and cache), for tools and tests."""
+    wrapper.idempotency = guard  # type: ignore[attr-defined]

@@ -1,0 +1,58 @@
+"""The typed errors of the toolkit.
+
+Every failure a caller can act on has its own type, so an HTTP adapter can map it to a status code and a queue
+consumer can decide whether to retry, without parsing messages.
+"""
+
+from __future__ import annotations
+
+
+class IdempotencyError(Exception):
+    """Base of every error this library raises."""
+
+
+class MissingKeyError(IdempotencyError):
+    """The idempotency key could not be found in the event or the arguments (and the key is required)."""
+
+
+class InvalidKeyError(IdempotencyError):
+    """The key (or scope) is empty, too long, or not encodable; nothing was stored."""
+
+
+class KeyReuseError(IdempotencyError):
+    """The key was already used with a different payload (fingerprint): HTTP 422, never a replay."""
+
+
+class InProgressError(IdempotencyError):
+    """Another execution holds the key right now; retry after ``retry_after`` seconds (HTTP 409)."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreUnavailableError(IdempotencyError):
+    """The store could not be reached or refused the call; the function did not run (fail closed)."""
+
+
+class ResultNotStoredError(IdempotencyError):
+    """The key completed, but its result could not be stored (too big, or not serialisable).
+
+    The work ran once and will not run again; only its return value cannot be replayed.
+    """
+
+
+class LeaseLostError(IdempotencyError):
+    """Another execution took the lease over before this one committed; nothing of this one was written."""
+
+
+class CachedFailureError(IdempotencyError):
+    """Replay of a stored failure whose original exception type could not be rebuilt."""
+
+    def __init__(self, message: str, *, error_type: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+class NoActiveExecutionError(IdempotencyError):
+    """``current()`` was called outside an idempotent function."""

@@ -1,0 +1,75 @@
+"""From a caller's key to the record's id, and from a payload to its fingerprint.
+
+The raw key is never the item key: it is hashed with its scope, so its length and characters cannot break the
+table and one scope can never address another scope's record (DESIGN.md, "The record").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any
+
+from .errors import InvalidKeyError
+
+MAX_KEY_LENGTH = 255
+MAX_SCOPE_LENGTH = 1024
+MAX_OPERATION_LENGTH = 1024
+
+
+def normalise_key(value: Any) -> str:
+    """The key as the string that is stored and hashed; raises `InvalidKeyError` for unusable keys.
+
+    Containers become canonical JSON (so key order does not matter); anything else goes through ``str()``.
+    """
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InvalidKeyError(f"idempotency key must be a finite number, got {value!r}")
+    elif isinstance(value, (dict, list, tuple)):
+        text = canonical_json(value)
+    else:
+        text = str(value)
+    _check_text("idempotency key", text, MAX_KEY_LENGTH)
+    return text
+
+
+def normalise_scope(value: Any) -> str | None:
+    """The scope (a tenant, a caller) as stored, or None for an unscoped key."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    _check_text("idempotency scope", text, MAX_SCOPE_LENGTH)
+    return text
+
+
+def check_operation(operation: str) -> str:
+    """Operations prefix record ids; they must be non-empty and fit a DynamoDB key comfortably."""
+    _check_text("operation", operation, MAX_OPERATION_LENGTH)
+    return operation
+
+
+def _check_text(what: str, text: str, limit: int) -> None:
+    if not 1 <= len(text) <= limit:
+        raise InvalidKeyError(f"{what} must be 1-{limit} characters, got {len(text)}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidKeyError(f"{what} is not valid Unicode text (lone surrogate at {exc.start})") from None
+
+
+def record_id(operation: str, scope: str | None, key: str) -> str:
+    """``{operation}#{sha256 of [scope, key]}``: fixed length, any charset, scopes kept apart."""
+    digest = hashlib.sha256(json.dumps([scope, key]).encode()).hexdigest()
+    return f"{operation}#{digest}"
+
+
+def fingerprint_of(payload: Any) -> str:
+    """A stable hash of a payload: whitespace and key order do not count."""
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON: sorted keys, no spaces; values JSON lacks are written as their text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=True)

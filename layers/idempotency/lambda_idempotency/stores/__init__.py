@@ -1,0 +1,1 @@
+"""Where records live: the `Store` contract and its implementations."""

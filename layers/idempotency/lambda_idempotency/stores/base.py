@@ -1,0 +1,73 @@
+"""The store contract: the few conditional operations the state machine needs, answered with values.
+
+Every write is conditioned on the record's state or on the caller's owner token (the fencing token). A refused
+write returns the record as it stood (`Refused`), so the engine decides what a conflict means; stores hold no
+policy. Stores raise `StoreUnavailableError` when they cannot answer at all.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+from ..record import Payload, Record, Status
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """What a claim (or a take-over) writes: the fields of a fresh IN_PROGRESS record."""
+
+    record_id: str
+    owner: str
+    key: str
+    scope: str | None
+    fingerprint: str | None
+    now_ms: int
+    lease_expires_at: int
+    expires_at: int
+
+    @property
+    def now_s(self) -> int:
+        return self.now_ms // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A conditional write was refused; ``current`` is the record that refused it (None when absent)."""
+
+    current: Record | None
+
+
+class Store(abc.ABC):
+    """Where idempotency records live. `DynamoDBStore` in production, `MemoryStore` for tests and local runs."""
+
+    @abc.abstractmethod
+    def claim(self, request: ClaimRequest) -> Refused | None:
+        """Create the record IN_PROGRESS if it is absent or expired; else refuse with the record found."""
+
+    @abc.abstractmethod
+    def take_over(self, request: ClaimRequest, previous: Record) -> Refused | None:
+        """Move an IN_PROGRESS record whose lease passed to a new owner, keeping its steps.
+
+        Conditioned on ``previous.owner`` still holding it, so of two executions taking over only one wins.
+        """
+
+    @abc.abstractmethod
+    def finish(
+        self,
+        record_id: str,
+        owner: str,
+        status: Status,
+        result: Payload | None,
+        now_ms: int,
+        expires_at: int,
+    ) -> Refused | None:
+        """Mark the record COMPLETED or FAILED with its result, if ``owner`` still holds it IN_PROGRESS."""
+
+    @abc.abstractmethod
+    def release(self, record_id: str, owner: str, *, keep_steps: bool) -> Refused | None:
+        """Give the key back after a failure: delete the record, or (with saved steps) end its lease."""
+
+    @abc.abstractmethod
+    def get(self, record_id: str) -> Record | None:
+        """The record as stored (a strongly consistent read), expired or not."""

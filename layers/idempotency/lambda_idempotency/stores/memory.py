@@ -1,0 +1,89 @@
+"""An in-process store with the same conditional semantics as `DynamoDBStore`.
+
+For unit tests and local runs; records live in one process, so it gives no protection across Lambda containers.
+One lock serialises every operation, as DynamoDB serialises writes to one item.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+from ..record import Payload, Record, Status
+from .base import ClaimRequest, Refused, Store
+
+
+class MemoryStore(Store):
+    def __init__(self) -> None:
+        self._records: dict[str, Record] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, request: ClaimRequest) -> Refused | None:
+        with self._lock:
+            found = self._records.get(request.record_id)
+            if found is not None and not found.is_expired(request.now_s):
+                return Refused(found)
+            self._records[request.record_id] = Record(
+                record_id=request.record_id,
+                status=Status.IN_PROGRESS,
+                owner=request.owner,
+                expires_at=request.expires_at,
+                lease_expires_at=request.lease_expires_at,
+                key=request.key,
+                scope=request.scope,
+                fingerprint=request.fingerprint,
+                created_at=request.now_s,
+            )
+            return None
+
+    def take_over(self, request: ClaimRequest, previous: Record) -> Refused | None:
+        with self._lock:
+            found = self._records.get(request.record_id)
+            if found is None or found.owner != previous.owner or found.status is not Status.IN_PROGRESS:
+                return Refused(found)
+            self._records[request.record_id] = dataclasses.replace(
+                found,
+                owner=request.owner,
+                lease_expires_at=request.lease_expires_at,
+                expires_at=request.expires_at,
+                attempts=found.attempts + 1,
+            )
+            return None
+
+    def finish(
+        self,
+        record_id: str,
+        owner: str,
+        status: Status,
+        result: Payload | None,
+        now_ms: int,
+        expires_at: int,
+    ) -> Refused | None:
+        with self._lock:
+            found = self._records.get(record_id)
+            if found is None or found.owner != owner or found.status is not Status.IN_PROGRESS:
+                return Refused(found)
+            self._records[record_id] = dataclasses.replace(
+                found,
+                status=status,
+                result=result,
+                completed_at=now_ms // 1000,
+                expires_at=expires_at,
+                lease_expires_at=None,
+            )
+            return None
+
+    def release(self, record_id: str, owner: str, *, keep_steps: bool) -> Refused | None:
+        with self._lock:
+            found = self._records.get(record_id)
+            if found is None or found.owner != owner:
+                return Refused(found)
+            if keep_steps:
+                self._records[record_id] = dataclasses.replace(found, lease_expires_at=0)
+            else:
+                del self._records[record_id]
+            return None
+
+    def get(self, record_id: str) -> Record | None:
+        with self._lock:
+            return self._records.get(record_id)
