@@ -1,0 +1,150 @@
+"""Fixtures: the DynamoDB implementations every store test runs on, and a clock tests can move.
+
+Backends: `MemoryStore`, moto in-process, moto's server over HTTP (item operations serialised, as DynamoDB does),
+and the real DynamoDB Local (Java) over HTTP. Servers start once per session on 127.0.0.1 and stop by their own
+process. Credentials are fake; nothing reaches AWS.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+)
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_LAMBDA_FUNCTION_NAME", None)
+
+import boto3  # noqa: E402
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from lambda_idempotency import DynamoDBStore, MemoryStore, create_table  # noqa: E402
+from lambda_idempotency.stores.base import Store  # noqa: E402
+from lambda_idempotency.testing import dynamodb_local, moto_server, serialise_moto_dynamodb  # noqa: E402
+
+DYNAMODB_BACKENDS = ["moto", "moto_server", "dynamodb_local"]
+ALL_BACKENDS = ["memory", *DYNAMODB_BACKENDS]
+HTTP_BACKENDS = ["moto_server", "dynamodb_local"]
+"""Backends reached over real HTTP, which serialise writes to one item: the ones concurrency tests count on."""
+
+
+class FakeClock:
+    """Epoch seconds that only move when a test says so."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_endpoint() -> Iterator[str]:
+    with dynamodb_local() as url:
+        yield url
+
+
+def http_client(endpoint: str) -> Any:
+    """A client configured as `DynamoDBStore` configures its own (standard retries, short timeouts)."""
+    return DynamoDBStore("unused", endpoint_url=endpoint, region_name="us-east-1").client
+
+
+@pytest.fixture(scope="session")
+def moto_server_client(moto_endpoint: str) -> Any:
+    return http_client(moto_endpoint)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_client(dynamodb_local_endpoint: str) -> Any:
+    return http_client(dynamodb_local_endpoint)
+
+
+@contextmanager
+def client_of(request: pytest.FixtureRequest, backend: str) -> Iterator[Any]:
+    """A DynamoDB client of ``backend``: moto in-process (for the block), or a session server's client."""
+    if backend == "moto":
+        serialise_moto_dynamodb()
+        with mock_aws():
+            yield boto3.client("dynamodb", region_name="us-east-1")
+    else:
+        yield request.getfixturevalue(f"{backend}_client")
+
+
+def new_dynamodb_store(client: Any) -> DynamoDBStore:
+    """A store on a new table (one per test: moto in-process resets shared state between tests)."""
+    store = DynamoDBStore(f"idem-{uuid.uuid4().hex[:12]}", client=client)
+    create_table(store)
+    return store
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    """A fresh, empty store on each backend."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    with client_of(request, request.param) as client:
+        yield new_dynamodb_store(client)
+
+
+@pytest.fixture(params=DYNAMODB_BACKENDS)
+def dynamodb_store(request: pytest.FixtureRequest) -> Iterator[DynamoDBStore]:
+    """A fresh `DynamoDBStore` on each DynamoDB implementation."""
+    with client_of(request, request.param) as client:
+        yield new_dynamodb_store(client)
+
+
+@dataclass
+class CallCounter:
+    """Counts DynamoDB API calls a client makes, by operation (botocore's ``before-call`` event)."""
+
+    calls: list[str] = field(default_factory=list)
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        self.calls.append(model.name)
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+    @property
+    def total(self) -> int:
+        return len(self.calls)
+
+
+@pytest.fixture
+def count_calls() -> Iterator[Callable[[Any], CallCounter]]:
+    """``count_calls(client)`` starts counting that client's API calls until the test ends."""
+    registered: list[tuple[Any, CallCounter]] = []
+
+    def start(client: Any) -> CallCounter:
+        counter = CallCounter()
+        client.meta.events.register("before-call.dynamodb", counter)
+        registered.append((client, counter))
+        return counter
+
+    yield start
+    for client, counter in registered:
+        client.meta.events.unregister("before-call.dynamodb", counter)
