@@ -20,6 +20,7 @@ from . import execution as running
 from .cache import DEFAULT_SIZE, LocalCache
 from .codec import Serializer, TaggedJsonSerializer, return_annotation
 from .engine import Clock, Guard
+from .execution import Mode
 from .keys import check_operation
 from .record import Record
 from .selectors import Arguments, Selector, argument_selector, event_selector
@@ -46,11 +47,13 @@ def idempotent(
     fail_open: bool = False,
     serializer: Serializer | None = None,
     clock: Clock = time.time,
+    mode: Mode = "claim",
 ) -> Callable[[F], F]:
     """Make a Lambda handler ``(event, context)`` run once per key; retries get the stored result.
 
     ``key``/``fingerprint`` are JMESPath expressions on the event (``json(body).order_id``) or callables of the
     event; ``scope`` is a callable of the event. The lease defaults to the invocation's remaining time.
+    ``mode="optimistic"`` claims nothing: for short functions whose effects are all `current().write` calls.
     """
 
     def decorate(fn: F) -> F:
@@ -69,6 +72,7 @@ def idempotent(
             fail_open=fail_open,
             serializer=serializer,
             clock=clock,
+            mode=mode,
         )
 
         def context_of(call: Arguments) -> Any:
@@ -97,6 +101,7 @@ def idempotent_function(
     fail_open: bool = False,
     serializer: Serializer | None = None,
     clock: Clock = time.time,
+    mode: Mode = "claim",
 ) -> Callable[[F], F]:
     """Make any function run once per key taken from its own arguments.
 
@@ -120,6 +125,7 @@ def idempotent_function(
             fail_open=fail_open,
             serializer=serializer,
             clock=clock,
+            mode=mode,
         )
         return _wrap(fn, guard, lambda call: running.lambda_context())
 
@@ -142,6 +148,7 @@ def _guard(
     fail_open: bool,
     serializer: Serializer | None,
     clock: Clock,
+    mode: Mode,
 ) -> Guard:
     ttl_s = _seconds(ttl, "ttl")
     lease_s = _seconds(lease, "lease") if lease is not None else None
@@ -163,6 +170,7 @@ def _guard(
         fail_open=fail_open,
         serializer=serializer or TaggedJsonSerializer(return_annotation(fn)),
         clock=clock,
+        mode=mode,
     )
 
 
@@ -203,8 +211,7 @@ def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:
                 raise
             finally:
                 running.leave(token)
-            await asyncio.to_thread(guard.finish, started, result)
-            return result
+            return await asyncio.to_thread(guard.finish, started, result)
 
         guard_attr(run_async, guard)
         return run_async  # type: ignore[return-value]
@@ -227,8 +234,7 @@ def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:
             raise
         finally:
             running.leave(token)
-        guard.finish(started, result)
-        return result
+        return guard.finish(started, result)
 
     guard_attr(run, guard)
     return run  # type: ignore[return-value]

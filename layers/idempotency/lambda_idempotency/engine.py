@@ -1,7 +1,12 @@
 """The state machine of one idempotent call: claim, run, complete or release (DESIGN.md, "The state machine").
 
 `Guard` knows no AWS and no decorator: the decorators call `begin`, run the function, then `finish` or `abort`;
-the store answers with values and the rules for what a refused write means all live here.
+the store answers with values and the rules for what a refused write means all live here. The guard is also the
+`Host` of its executions: it collects their writes for the commit, saves their steps and extends their leases.
+
+Two modes: "claim" (the default) claims the key before the function runs; "optimistic" claims nothing and
+inserts the finished record together with the function's writes, so of racing executions exactly one commits
+and the others replay its result (DESIGN.md, "Exactly-once effects").
 """
 
 from __future__ import annotations
@@ -11,24 +16,29 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
+from . import writes as transaction
 from .cache import LocalCache
-from .codec import Serializer
+from .codec import Serializer, TaggedJsonSerializer, return_annotation
 from .errors import (
     CachedFailureError,
     InProgressError,
+    InvalidWriteError,
     KeyReuseError,
+    LeaseLostError,
     MissingKeyError,
+    ModeError,
     ResultNotStoredError,
     StoreUnavailableError,
+    WriteConditionError,
 )
-from .execution import Execution
+from .execution import Execution, Mode, lambda_context
 from .keys import fingerprint_of, normalise_key, normalise_scope, record_id
 from .record import Payload, Record, Status, pack, unpack
 from .selectors import Arguments
-from .stores.base import ClaimRequest, Refused, Store
+from .stores.base import ClaimRequest, Refused, Store, WritesRefused
 
 logger = logging.getLogger("lambda_idempotency")
 
@@ -37,6 +47,10 @@ LEASE_MARGIN_MS = 1_000
 """Added to every lease, so a retry after a Lambda timeout can take over a little after the deadline."""
 FINISH_ATTEMPTS = 3
 MAX_CLAIM_ROUNDS = 4
+MODES: tuple[Mode, ...] = ("claim", "optimistic")
+RECORD_OVERHEAD_BYTES = 1024
+"""What a record's completion adds to a transaction besides its result (attribute names, ids, expressions)."""
+T = TypeVar("T")
 
 Clock = Callable[[], float]
 """Epoch seconds; injectable so tests move time instead of sleeping."""
@@ -61,7 +75,11 @@ class Guard:
         fail_open: bool,
         serializer: Serializer,
         clock: Clock,
+        mode: Mode = "claim",
     ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.mode = mode
         self.store = store
         self.operation = operation
         self._key = key
@@ -112,6 +130,8 @@ class Guard:
             lease_expires_at=lease_until,
             expires_at=max(now_ms // 1000 + self.ttl_s, math.ceil(lease_until / 1000)),
         )
+        if self.mode == "optimistic":
+            return self._execution(request, 1, None)
         try:
             return self._claim(request)
         except StoreUnavailableError:
@@ -123,9 +143,15 @@ class Guard:
     def _claim(self, request: ClaimRequest) -> Execution | Record:
         previous: Record | None = None
         for _ in range(MAX_CLAIM_ROUNDS):
-            refused = self.store.claim(request) if previous is None else self.store.take_over(request, previous)
-            if refused is None:
-                return self._execution(request, previous.attempts + 1 if previous else 1, previous)
+            if previous is None:
+                refused = self.store.claim(request)
+                if refused is None:
+                    return self._execution(request, 1, None)
+            else:
+                answer = self.store.take_over(request, previous)
+                if isinstance(answer, Record):
+                    return self._execution(request, answer.attempts, answer)
+                refused = answer
             found = refused.current
             if found is None or found.is_expired(request.now_s):
                 previous = None
@@ -141,7 +167,7 @@ class Guard:
             if found.status is Status.FAILED:
                 return found
             if found.lease_is_live(request.now_ms):
-                raise _in_progress(request, found)
+                raise _in_progress(request.key, request.now_ms, found)
             logger.info("lease of %s passed; taking it over (attempt %d)", request.record_id, found.attempts + 1)
             previous = found
         raise InProgressError(f"key {request.key!r} of {self.operation} is contended", retry_after=1)
@@ -158,6 +184,8 @@ class Guard:
             fingerprint=request.fingerprint,
             lease_expires_at=request.lease_expires_at,
             steps=dict(holder.steps) if holder else {},
+            mode=self.mode,
+            host=self,
         )
 
     def _lease_ms(self, lambda_context: Any) -> int:
@@ -169,42 +197,155 @@ class Guard:
             lease = self.lease_ms if left is None else min(self.lease_ms, left)
         return max(lease, 0) + LEASE_MARGIN_MS
 
-    def finish(self, execution: Execution, result: Any) -> None:
-        """Store the result (COMPLETED); a refused write means the lease was lost, never an overwrite."""
+    def finish(self, execution: Execution, result: Any) -> Any:
+        """Store the outcome and return what the caller gets: ``result``, or an optimistic race winner's.
+
+        With collected writes the completion and the writes commit together or not at all: a lease lost to
+        another execution raises `LeaseLostError`, a failed condition of a write `WriteConditionError`.
+        """
         payload = self._payload(execution, result)
         now_ms = int(self.clock() * 1000)
         expires_at = now_ms // 1000 + self.ttl_s
-        refused = self._finish(execution, Status.COMPLETED, payload, now_ms, expires_at)
-        if refused is None:
-            if self.cache is not None:
-                self.cache.put(
-                    Record(
-                        record_id=execution.record_id,
-                        status=Status.COMPLETED,
-                        owner=execution.owner,
-                        expires_at=expires_at,
-                        key=execution.key,
-                        scope=execution.scope,
-                        fingerprint=execution.fingerprint,
-                        result=payload,
+        if execution.mode == "optimistic":
+            return self._insert_finished(execution, Status.COMPLETED, payload, now_ms, expires_at, result)
+        if execution.writes:
+            self._commit(execution, payload, now_ms, expires_at)
+        else:
+            refused = self._finish(execution, Status.COMPLETED, payload, now_ms, expires_at)
+            if refused is not None:
+                if not _is_mine(refused, execution):
+                    logger.warning(
+                        "lease lost: %s was taken over before it completed; its record stays the new owner's",
+                        execution.record_id,
                     )
-                )
-        elif not _is_mine(refused, execution):
-            logger.warning(
-                "lease lost: %s was taken over before it completed; its record stays the new owner's",
-                execution.record_id,
-            )
+                return result
+        if self.cache is not None:
+            self.cache.put(_finished(execution, Status.COMPLETED, payload, now_ms, expires_at))
+        return result
 
     def abort(self, execution: Execution, error: BaseException) -> None:
         """After an exception: store a declared failure, release the key, or (BaseException) leave the lease."""
         if self.cache_errors and isinstance(error, self.cache_errors):
             now_ms = int(self.clock() * 1000)
             payload = json.dumps({"type": _type_name(type(error)), "message": str(error), "args": _args(error)})
-            self._finish(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s)
+            if execution.mode == "optimistic":
+                self._insert_finished(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s, None)
+            else:
+                self._finish(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s)
             return
         if not isinstance(error, Exception):
             logger.warning("%s interrupted by %s; its lease will expire", execution.record_id, type(error).__name__)
             return
+        if execution.mode == "claim":
+            self._release(execution)
+
+    def add_write(self, execution: Execution, action: Mapping[str, Any], *, resource: bool) -> None:
+        """`Host`: check a write against the transaction rules and keep it for the commit."""
+        if execution.running_step is not None:
+            raise InvalidWriteError(
+                f"write() inside step {execution.running_step!r}: an execution that resumes skips the step and "
+                "would lose the write; call write() outside steps"
+            )
+        write = transaction.normalise(action, resource=resource)
+        transaction.check_can_add(execution.writes, write, self.store.record_key(execution.record_id))
+        execution.writes.append(write)
+
+    def run_step(
+        self, execution: Execution, name: str, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> T:
+        """`Host`: the saved result of step ``name``, or run ``fn`` and save its result before returning it."""
+        _need_claim(execution, "step()")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a step needs a non-empty name, got {name!r}")
+        serializer = TaggedJsonSerializer(return_annotation(fn))
+        saved = execution.steps.get(name)
+        if saved is not None:
+            logger.debug("step %r of %s was saved by an earlier attempt; not running it", name, execution.record_id)
+            replayed: T = serializer.loads(unpack(saved))
+            return replayed
+        outer, execution.running_step = execution.running_step, name
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            execution.running_step = outer
+        try:
+            payload = pack(serializer.dumps(result))
+        except (TypeError, ValueError) as exc:
+            raise ResultNotStoredError(f"the result of step {name!r} cannot be saved: {exc}") from exc
+        if payload is None:
+            raise ResultNotStoredError(f"the result of step {name!r} is too big to save")
+        if self._retrying(lambda: self.store.save_step(execution.record_id, execution.owner, name, payload)):
+            raise LeaseLostError(f"{execution.record_id} was taken over before step {name!r} was saved")
+        execution.steps[name] = payload
+        return result
+
+    def heartbeat(self, execution: Execution) -> None:
+        """`Host`: extend the execution's lease as if it were claimed now."""
+        _need_claim(execution, "heartbeat()")
+        now_ms = int(self.clock() * 1000)
+        lease_until = now_ms + self._lease_ms(lambda_context())
+        expires_at = max(now_ms // 1000 + self.ttl_s, math.ceil(lease_until / 1000))
+        if self._retrying(
+            lambda: self.store.extend_lease(execution.record_id, execution.owner, lease_until, expires_at)
+        ):
+            raise LeaseLostError(f"{execution.record_id} was taken over; its lease cannot be extended")
+        execution.lease_expires_at = lease_until
+
+    def _commit(self, execution: Execution, payload: Payload | None, now_ms: int, expires_at: int) -> None:
+        """The fenced commit: the writes and the completion in one transaction, conditioned on our owner token."""
+        try:
+            transaction.check_total(execution.writes, _completion_size(payload))
+            outcome = self._retrying(
+                lambda: self.store.commit(
+                    execution.record_id, execution.owner, payload, now_ms, expires_at, execution.writes
+                )
+            )
+        except InvalidWriteError:
+            self._release(execution)
+            raise
+        if outcome is None:
+            return
+        if isinstance(outcome, WritesRefused):
+            self._release(execution)
+            raise _write_condition_error(execution.writes, outcome.failed, "the key was released")
+        if not _is_mine(outcome, execution):
+            raise LeaseLostError(
+                f"{execution.record_id} was taken over before it committed; none of its writes was applied"
+            )
+
+    def _insert_finished(
+        self,
+        execution: Execution,
+        status: Status,
+        payload: Payload | None,
+        now_ms: int,
+        expires_at: int,
+        result: Any,
+    ) -> Any:
+        """The optimistic commit: our finished record and writes, or (when another won) the winner's outcome."""
+        record = _finished(execution, status, payload, now_ms, expires_at)
+        writes: Sequence[transaction.Write] = execution.writes if status is Status.COMPLETED else ()
+        transaction.check_total(writes, _completion_size(payload))
+        outcome = self._retrying(lambda: self.store.insert_finished(record, writes))
+        if outcome is None:
+            if self.cache is not None:
+                self.cache.put(record)
+            return result
+        if isinstance(outcome, WritesRefused):
+            raise _write_condition_error(execution.writes, outcome.failed, "a retry runs the function again")
+        found = outcome.current
+        if found is None or found.owner == execution.owner:
+            return result  # our own resent insert had landed (or the winner's record expired meanwhile)
+        _check_fingerprint(found, execution.fingerprint, execution.key)
+        if found.status is Status.IN_PROGRESS:
+            raise _in_progress(execution.key, now_ms, found)
+        logger.info("%s was committed by a concurrent execution; replaying its outcome", execution.record_id)
+        if self.cache is not None:
+            self.cache.put(found)
+        return self.replay(found)
+
+    def _release(self, execution: Execution) -> None:
+        """Give the key back after a failure; saved steps stay, so a retry resumes them."""
         try:
             refused = self.store.release(execution.record_id, execution.owner, keep_steps=bool(execution.steps))
         except StoreUnavailableError as exc:
@@ -237,19 +378,27 @@ class Guard:
     def _finish(
         self, execution: Execution, status: Status, payload: Payload | None, now_ms: int, expires_at: int
     ) -> Refused | None:
-        for attempt in range(FINISH_ATTEMPTS):
+        try:
+            return self._retrying(
+                lambda: self.store.finish(execution.record_id, execution.owner, status, payload, now_ms, expires_at)
+            )
+        except StoreUnavailableError as exc:
+            logger.error(
+                "could not store the outcome of %s (%s); the key stays in flight until its lease ends",
+                execution.record_id,
+                exc,
+            )
+            return None
+
+    @staticmethod
+    def _retrying(call: Callable[[], T]) -> T:
+        """A store call that must land, tried again after `StoreUnavailableError` (each is safe to resend)."""
+        for attempt in range(FINISH_ATTEMPTS - 1):
             try:
-                return self.store.finish(execution.record_id, execution.owner, status, payload, now_ms, expires_at)
-            except StoreUnavailableError as exc:
-                if attempt + 1 == FINISH_ATTEMPTS:
-                    logger.error(
-                        "could not store the outcome of %s (%s); the key stays in flight until its lease ends",
-                        execution.record_id,
-                        exc,
-                    )
-                    return None
+                return call()
+            except StoreUnavailableError:
                 time.sleep(0.05 * 2**attempt)
-        return None
+        return call()
 
     def _rebuild_error(self, record: Record) -> BaseException:
         stored = json.loads(unpack(record.result)) if record.result is not None else {}
@@ -272,10 +421,51 @@ def _check_fingerprint(found: Record, fingerprint: str | None, key: str) -> None
         raise KeyReuseError(f"idempotency key {key!r} was already used with a different payload")
 
 
-def _in_progress(request: ClaimRequest, found: Record) -> InProgressError:
-    lease_end = found.lease_expires_at or request.now_ms
-    retry_after = max(1, math.ceil((lease_end - request.now_ms) / 1000))
-    return InProgressError(f"key {request.key!r} is in progress", retry_after=retry_after)
+def _in_progress(key: str, now_ms: int, found: Record) -> InProgressError:
+    lease_end = found.lease_expires_at or now_ms
+    retry_after = max(1, math.ceil((lease_end - now_ms) / 1000))
+    return InProgressError(f"key {key!r} is in progress", retry_after=retry_after)
+
+
+def _need_claim(execution: Execution, what: str) -> None:
+    if execution.mode != "claim":
+        raise ModeError(f"{what} needs mode='claim': an optimistic execution holds no record until it commits")
+
+
+def _finished(execution: Execution, status: Status, payload: Payload | None, now_ms: int, expires_at: int) -> Record:
+    return Record(
+        record_id=execution.record_id,
+        status=status,
+        owner=execution.owner,
+        expires_at=expires_at,
+        key=execution.key,
+        scope=execution.scope,
+        fingerprint=execution.fingerprint,
+        result=payload,
+        attempts=execution.attempt,
+        created_at=now_ms // 1000,
+        completed_at=now_ms // 1000,
+    )
+
+
+def _completion_size(payload: Payload | None) -> int:
+    size = len(payload.encode()) if isinstance(payload, str) else len(payload or b"")
+    return size + RECORD_OVERHEAD_BYTES
+
+
+def _write_condition_error(
+    writes: Sequence[transaction.Write], failed: tuple[int, ...], then: str
+) -> WriteConditionError:
+    if not failed:
+        return WriteConditionError(
+            f"a condition of the function's writes failed (the backend did not say which); none was applied; {then}",
+            failed=(),
+        )
+    described = ", ".join(transaction.describe(i, writes[i]) for i in failed)
+    return WriteConditionError(
+        f"the condition of {described} failed; none of the writes was applied; {then}",
+        failed=tuple((i, writes[i].kind, writes[i].table) for i in failed),
+    )
 
 
 def _is_mine(refused: Refused, execution: Execution) -> bool:

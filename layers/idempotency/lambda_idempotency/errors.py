@@ -46,6 +46,30 @@ class LeaseLostError(IdempotencyError):
     """Another execution took the lease over before this one committed; nothing of this one was written."""
 
 
+class InvalidWriteError(IdempotencyError):
+    """A write given to `current().write` cannot go into the commit; nothing was sent.
+
+    It is malformed, breaks one of DynamoDB's transaction rules (100 actions including the completion, 4 MB,
+    one action per item, none on the idempotency record itself), or the store cannot commit writes at all.
+    """
+
+
+class WriteConditionError(IdempotencyError):
+    """The condition of one of the function's own writes failed, so none of its writes was applied.
+
+    The key is released, so a retry runs again. ``failed`` lists the failing writes as (index, action, table);
+    it is empty when the backend did not say which one failed.
+    """
+
+    def __init__(self, message: str, *, failed: tuple[tuple[int, str, str], ...]) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
+class ModeError(IdempotencyError):
+    """A feature was used where it cannot work: `step` and `heartbeat` need a claimed record (mode="claim")."""
+
+
 class CachedFailureError(IdempotencyError):
     """Replay of a stored failure whose original exception type could not be rebuilt."""
 

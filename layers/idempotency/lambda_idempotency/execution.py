@@ -3,21 +3,47 @@
 A context variable carries it, so threads and asyncio tasks each see their own. The Lambda context travels the
 same way: `idempotent` sets it, and `use_lambda_context` sets it for code that calls `idempotent_function`
 outside such a handler, so leases can follow the invocation's remaining time.
+
+What the function can ask of its execution (collect writes for the commit, run a step once, extend the lease)
+is carried out by the engine that runs it, through the small `Host` protocol, so this module knows no store.
 """
 
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Protocol, TypeVar
 
 from .errors import NoActiveExecutionError
 from .record import Payload
+from .writes import Write
+
+Mode = Literal["claim", "optimistic"]
+T = TypeVar("T")
+
+_DERIVED_KEYS = "6f1d7a52-9b7e-4c55-a1f4-1c1d2b7e0a3e"
+"""Namespace of `Execution.derived_key`; changing it would change every derived key."""
+
+
+class Host(Protocol):
+    """What an execution asks of the engine that runs it."""
+
+    def add_write(self, execution: Execution, action: Mapping[str, Any], *, resource: bool) -> None: ...
+
+    def run_step(
+        self, execution: Execution, name: str, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> T: ...
+
+    def heartbeat(self, execution: Execution) -> None: ...
 
 
 @dataclass(slots=True)
 class Execution:
-    """One claim of one key: who holds it (``owner``, the fencing token) and until when."""
+    """One claim of one key: who holds it (``owner``, the fencing token) and until when.
+
+    In optimistic mode nothing is claimed: ``owner`` is the token the commit will write, if it wins.
+    """
 
     key: str
     scope: str | None
@@ -28,6 +54,43 @@ class Execution:
     fingerprint: str | None
     lease_expires_at: int
     steps: dict[str, Payload] = field(default_factory=dict)
+    mode: Mode = "claim"
+    writes: list[Write] = field(default_factory=list)
+    host: Host | None = field(default=None, repr=False)
+    running_step: str | None = None
+
+    def write(self, action: Mapping[str, Any], *, resource: bool = False) -> None:
+        """Add a DynamoDB write to the commit: it is applied with the record's completion, or not at all.
+
+        ``action`` is one TransactWriteItems entry, ``{"Put" | "Update" | "Delete" | "ConditionCheck": {...}}``,
+        with low-level values (``{"S": "x"}``), or plain Python values with ``resource=True`` (as the boto3
+        resource API takes them). Raises `InvalidWriteError` at once when the write breaks a transaction rule.
+        """
+        self._host().add_write(self, action, resource=resource)
+
+    def step(self, name: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` once per key and save its result before going on (a recovery point).
+
+        An execution that took over after a crash gets the saved result back instead of running ``fn`` again.
+        An effect outside DynamoDB happens at most once per saved step: a crash between the effect and the save
+        repeats it, so give downstream APIs `derived_key(name)` as their idempotency key.
+        """
+        return self._host().run_step(self, name, fn, args, kwargs)
+
+    def derived_key(self, name: str) -> str:
+        """A stable key (a UUID) for a downstream API's own idempotency key: the same in every attempt of this key."""
+        import uuid
+
+        return str(uuid.uuid5(uuid.UUID(_DERIVED_KEYS), f"{self.record_id}\x00{name}"))
+
+    def heartbeat(self) -> None:
+        """Extend the lease of a long function; raises `LeaseLostError` when another execution took it over."""
+        self._host().heartbeat(self)
+
+    def _host(self) -> Host:
+        if self.host is None:
+            raise NoActiveExecutionError("this execution is not run by an idempotent function")
+        return self.host
 
 
 _current: contextvars.ContextVar[Execution | None] = contextvars.ContextVar(

@@ -8,9 +8,13 @@ policy. Stores raise `StoreUnavailableError` when they cannot answer at all.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from ..errors import InvalidWriteError
 from ..record import Payload, Record, Status
+from ..writes import Write
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,16 @@ class Refused:
     current: Record | None
 
 
+@dataclass(frozen=True, slots=True)
+class WritesRefused:
+    """A commit was refused because conditions of the function's own writes failed, not the record's.
+
+    ``failed`` holds the indexes of those writes; it is empty when the backend did not say which.
+    """
+
+    failed: tuple[int, ...]
+
+
 class Store(abc.ABC):
     """Where idempotency records live. `DynamoDBStore` in production, `MemoryStore` for tests and local runs."""
 
@@ -46,10 +60,11 @@ class Store(abc.ABC):
         """Create the record IN_PROGRESS if it is absent or expired; else refuse with the record found."""
 
     @abc.abstractmethod
-    def take_over(self, request: ClaimRequest, previous: Record) -> Refused | None:
+    def take_over(self, request: ClaimRequest, previous: Record) -> Refused | Record:
         """Move an IN_PROGRESS record whose lease passed to a new owner, keeping its steps.
 
         Conditioned on ``previous.owner`` still holding it, so of two executions taking over only one wins.
+        Returns the record as taken over: its steps are the ones saved up to that write.
         """
 
     @abc.abstractmethod
@@ -71,3 +86,36 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get(self, record_id: str) -> Record | None:
         """The record as stored (a strongly consistent read), expired or not."""
+
+    @abc.abstractmethod
+    def save_step(self, record_id: str, owner: str, name: str, result: Payload) -> Refused | None:
+        """Save a step's result in the record, if ``owner`` still holds it IN_PROGRESS."""
+
+    @abc.abstractmethod
+    def extend_lease(self, record_id: str, owner: str, lease_expires_at: int, expires_at: int) -> Refused | None:
+        """Move the lease (and the TTL, so it outlives the lease) on, if ``owner`` still holds it IN_PROGRESS."""
+
+    @abc.abstractmethod
+    def insert_finished(self, record: Record, writes: Sequence[Write]) -> Refused | WritesRefused | None:
+        """Optimistic mode: write a finished record together with ``writes``, if no record is there.
+
+        A record that expired before ``record.completed_at`` (the writer's now) counts as absent.
+        """
+
+    def record_key(self, record_id: str) -> tuple[str, dict[str, Any]] | None:
+        """The table and low-level key of a record, or None when this store cannot commit DynamoDB writes."""
+        return None
+
+    def commit(
+        self,
+        record_id: str,
+        owner: str,
+        result: Payload | None,
+        now_ms: int,
+        expires_at: int,
+        writes: Sequence[Write],
+    ) -> Refused | WritesRefused | None:
+        """Complete the record (as `finish`) and apply ``writes`` in one transaction: all of them or nothing."""
+        if writes:
+            raise InvalidWriteError(f"{type(self).__name__} cannot commit DynamoDB writes")
+        return self.finish(record_id, owner, Status.COMPLETED, result, now_ms, expires_at)

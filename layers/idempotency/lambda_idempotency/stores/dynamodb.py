@@ -2,6 +2,8 @@
 
 A refused condition returns the old item with the error (``ReturnValuesOnConditionCheckFailure=ALL_OLD``), so a
 duplicate costs one round trip and no extra read. Backends that do not return it get one consistent GetItem instead.
+A commit with the function's own writes is one ``TransactWriteItems``: the writes plus the record's completion,
+which carries the fencing condition, so a refused record refuses every write with it.
 Every attribute name goes through ``ExpressionAttributeNames``: ``status``, ``owner``, ``result`` and ``key`` are
 reserved words.
 """
@@ -9,18 +11,27 @@ reserved words.
 from __future__ import annotations
 
 import logging
+import random
+import time
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import StoreUnavailableError
+from ..errors import InvalidWriteError, StoreUnavailableError
 from ..record import Payload, Record, Status
-from .base import ClaimRequest, Refused, Store
+from ..writes import Write
+from .base import ClaimRequest, Refused, Store, WritesRefused
 
 logger = logging.getLogger("lambda_idempotency")
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
+TRANSACTION_CANCELLED = "TransactionCanceledException"
+CONFLICT_ATTEMPTS = 8
+"""Tries of a transaction refused with TransactionConflict (another transaction on one of its items is running;
+botocore does not retry it), with jittered exponential backoff from `CONFLICT_BACKOFF_S`."""
+CONFLICT_BACKOFF_S = 0.02
 
 _NAMES = {
     "#pk": "pk",
@@ -113,28 +124,32 @@ class DynamoDBStore(Store):
             ":key": {"S": request.key},
             ":now": {"N": str(request.now_s)},
             ":one": {"N": "1"},
+            ":nosteps": {"M": {}},
         }
         if request.scope is not None:
             values[":sc"] = {"S": request.scope}
         if request.fingerprint is not None:
             values[":fp"] = {"S": request.fingerprint}
-        return self._write(
-            "update_item",
-            request.record_id,
-            Key={"pk": {"S": request.record_id}},
-            UpdateExpression=update,
-            ConditionExpression="attribute_not_exists(#pk) OR #ex < :now",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
+        return _refused_or_none(
+            self._write(
+                "update_item",
+                request.record_id,
+                Key={"pk": {"S": request.record_id}},
+                UpdateExpression=update,
+                ConditionExpression="attribute_not_exists(#pk) OR #ex < :now",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
         )
 
-    def take_over(self, request: ClaimRequest, previous: Record) -> Refused | None:
-        return self._write(
+    def take_over(self, request: ClaimRequest, previous: Record) -> Refused | Record:
+        answer = self._write(
             "update_item",
             request.record_id,
             Key={"pk": {"S": request.record_id}},
             UpdateExpression="SET #ow = :me, #le = :lease, #ex = :exp, #at = :at",
             ConditionExpression="#ow = :old AND #st = :ip",
+            ReturnValues="ALL_NEW",
             ExpressionAttributeNames=_names("#ow", "#le", "#ex", "#at", "#st"),
             ExpressionAttributeValues={
                 ":me": {"S": request.owner},
@@ -145,6 +160,7 @@ class DynamoDBStore(Store):
                 ":ip": {"S": Status.IN_PROGRESS},
             },
         )
+        return answer if isinstance(answer, Refused) else record_from_item(answer["Attributes"])
 
     def finish(
         self,
@@ -155,27 +171,11 @@ class DynamoDBStore(Store):
         now_ms: int,
         expires_at: int,
     ) -> Refused | None:
-        values: dict[str, Any] = {
-            ":st": {"S": status},
-            ":now": {"N": str(now_ms // 1000)},
-            ":exp": {"N": str(expires_at)},
-            ":me": {"S": owner},
-            ":ip": {"S": Status.IN_PROGRESS},
-        }
-        if result is None:
-            update = "SET #st = :st, #co = :now, #ex = :exp REMOVE #le, #res"
-        else:
-            update = "SET #st = :st, #co = :now, #ex = :exp, #res = :res REMOVE #le"
-            values[":res"] = {"S": result} if isinstance(result, str) else {"B": result}
         try:
-            return self._write(
-                "update_item",
-                record_id,
-                Key={"pk": {"S": record_id}},
-                UpdateExpression=update,
-                ConditionExpression="#ow = :me AND #st = :ip",
-                ExpressionAttributeNames=_names("#st", "#co", "#ex", "#le", "#res", "#ow"),
-                ExpressionAttributeValues=values,
+            return _refused_or_none(
+                self._write(
+                    "update_item", record_id, **_completion(record_id, owner, status, result, now_ms, expires_at)
+                )
             )
         except _ItemTooLargeError:
             logger.warning("result of %s does not fit the item; completing without it", record_id)
@@ -183,22 +183,101 @@ class DynamoDBStore(Store):
 
     def release(self, record_id: str, owner: str, *, keep_steps: bool) -> Refused | None:
         if keep_steps:
-            return self._write(
+            return _refused_or_none(
+                self._write(
+                    "update_item",
+                    record_id,
+                    Key={"pk": {"S": record_id}},
+                    UpdateExpression="SET #le = :zero",
+                    ConditionExpression="#ow = :me",
+                    ExpressionAttributeNames=_names("#le", "#ow"),
+                    ExpressionAttributeValues={":zero": {"N": "0"}, ":me": {"S": owner}},
+                )
+            )
+        return _refused_or_none(
+            self._write(
+                "delete_item",
+                record_id,
+                Key={"pk": {"S": record_id}},
+                ConditionExpression="#ow = :me",
+                ExpressionAttributeNames=_names("#ow"),
+                ExpressionAttributeValues={":me": {"S": owner}},
+            )
+        )
+
+    def save_step(self, record_id: str, owner: str, name: str, result: Payload) -> Refused | None:
+        return _refused_or_none(
+            self._write(
                 "update_item",
                 record_id,
                 Key={"pk": {"S": record_id}},
-                UpdateExpression="SET #le = :zero",
-                ConditionExpression="#ow = :me",
-                ExpressionAttributeNames=_names("#le", "#ow"),
-                ExpressionAttributeValues={":zero": {"N": "0"}, ":me": {"S": owner}},
+                UpdateExpression="SET #steps.#step = :res",
+                ConditionExpression="#ow = :me AND #st = :ip",
+                ExpressionAttributeNames={**_names("#steps", "#ow", "#st"), "#step": name},
+                ExpressionAttributeValues={
+                    ":res": _payload_value(result),
+                    ":me": {"S": owner},
+                    ":ip": {"S": Status.IN_PROGRESS},
+                },
             )
-        return self._write(
-            "delete_item",
-            record_id,
-            Key={"pk": {"S": record_id}},
-            ConditionExpression="#ow = :me",
-            ExpressionAttributeNames=_names("#ow"),
-            ExpressionAttributeValues={":me": {"S": owner}},
+        )
+
+    def extend_lease(self, record_id: str, owner: str, lease_expires_at: int, expires_at: int) -> Refused | None:
+        return _refused_or_none(
+            self._write(
+                "update_item",
+                record_id,
+                Key={"pk": {"S": record_id}},
+                UpdateExpression="SET #le = :lease, #ex = :exp",
+                ConditionExpression="#ow = :me AND #st = :ip",
+                ExpressionAttributeNames=_names("#le", "#ex", "#ow", "#st"),
+                ExpressionAttributeValues={
+                    ":lease": {"N": str(lease_expires_at)},
+                    ":exp": {"N": str(expires_at)},
+                    ":me": {"S": owner},
+                    ":ip": {"S": Status.IN_PROGRESS},
+                },
+            )
+        )
+
+    def record_key(self, record_id: str) -> tuple[str, dict[str, Any]]:
+        return self.table_name, {"pk": {"S": record_id}}
+
+    def commit(
+        self,
+        record_id: str,
+        owner: str,
+        result: Payload | None,
+        now_ms: int,
+        expires_at: int,
+        writes: Sequence[Write],
+    ) -> Refused | WritesRefused | None:
+        completion = _completion(record_id, owner, Status.COMPLETED, result, now_ms, expires_at)
+        return self._transact(
+            writes,
+            {"Update": {"TableName": self.table_name, **completion}},
+            token=owner,
+            record_id=record_id,
+            record_refuses=lambda found: (
+                found is None or found.owner != owner or found.status is not Status.IN_PROGRESS
+            ),
+        )
+
+    def insert_finished(self, record: Record, writes: Sequence[Write]) -> Refused | WritesRefused | None:
+        now_s = record.completed_at or 0
+        put = {
+            "TableName": self.table_name,
+            "Item": item_from_record(record),
+            "ConditionExpression": "attribute_not_exists(#pk) OR #ex < :now",
+            "ExpressionAttributeNames": _names("#pk", "#ex"),
+            "ExpressionAttributeValues": {":now": {"N": str(now_s)}},
+        }
+        return self._transact(
+            writes,
+            {"Put": put},
+            token=record.owner,
+            record_id=record.record_id,
+            record_refuses=lambda found: found is not None and not found.is_expired(now_s),
         )
 
     def get(self, record_id: str) -> Record | None:
@@ -211,10 +290,10 @@ class DynamoDBStore(Store):
         item = response.get("Item")
         return record_from_item(item) if item else None
 
-    def _write(self, operation: str, record_id: str, **request: Any) -> Refused | None:
-        """Send one conditional write; a refused condition becomes `Refused` with the record that refused it."""
+    def _write(self, operation: str, record_id: str, **request: Any) -> Refused | dict[str, Any]:
+        """Send one conditional write: its response, or `Refused` with the record that refused the condition."""
         try:
-            getattr(self.client, operation)(
+            response: dict[str, Any] = getattr(self.client, operation)(
                 TableName=self.table_name, ReturnValuesOnConditionCheckFailure="ALL_OLD", **request
             )
         except ClientError as exc:
@@ -230,7 +309,88 @@ class DynamoDBStore(Store):
             raise _unavailable(exc) from exc
         except BotoCoreError as exc:
             raise _unavailable(exc) from exc
-        return None
+        return response
+
+    def _transact(
+        self,
+        writes: Sequence[Write],
+        record_action: dict[str, Any],
+        *,
+        token: str,
+        record_id: str,
+        record_refuses: Callable[[Record | None], bool],
+    ) -> Refused | WritesRefused | None:
+        """Send the writes and the record's action in one TransactWriteItems, the record's action last.
+
+        ``token`` (the owner, unique per execution) is the ClientRequestToken, so a resent commit is applied once;
+        a TransactionConflict is retried with backoff. A cancelled transaction is answered from its
+        CancellationReasons; a backend that leaves them out gets one consistent GetItem, judged by
+        ``record_refuses`` (then which of the writes failed is unknown).
+        """
+        record_action = {k: {**v, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"} for k, v in record_action.items()}
+        items = [*(w.action() for w in writes), record_action]
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                self.client.transact_write_items(TransactItems=items, ClientRequestToken=token[:36])
+                return None
+            except ClientError as exc:
+                error = exc.response.get("Error", {})
+                code = error.get("Code")
+                if code == "ValidationException":
+                    raise InvalidWriteError(f"DynamoDB refused the transaction: {error.get('Message')}") from exc
+                if code != TRANSACTION_CANCELLED:
+                    raise _unavailable(exc) from exc
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if len(reasons) != len(items):
+                    logger.debug("backend returned no cancellation reasons; reading %s", record_id)
+                    found = self.get(record_id)
+                    return Refused(found) if record_refuses(found) else WritesRefused(())
+                if reasons[-1] == "ConditionalCheckFailed":
+                    item = exc.response["CancellationReasons"][-1].get("Item")
+                    return Refused(record_from_item(item) if item else self.get(record_id))
+                failed = tuple(i for i, r in enumerate(reasons[:-1]) if r == "ConditionalCheckFailed")
+                if failed:
+                    return WritesRefused(failed)
+                if "TransactionConflict" not in reasons:
+                    raise _unavailable(exc) from exc
+                if attempt + 1 < CONFLICT_ATTEMPTS:
+                    time.sleep(CONFLICT_BACKOFF_S * 2**attempt * random.uniform(0.5, 1.5))
+            except BotoCoreError as exc:
+                raise _unavailable(exc) from exc
+        raise StoreUnavailableError(f"transaction on {record_id} kept conflicting with others")
+
+
+def _refused_or_none(answer: Refused | dict[str, Any]) -> Refused | None:
+    return answer if isinstance(answer, Refused) else None
+
+
+def _completion(
+    record_id: str, owner: str, status: Status, result: Payload | None, now_ms: int, expires_at: int
+) -> dict[str, Any]:
+    """The conditional update that finishes a record (fenced by ``owner``), as UpdateItem or a transaction takes it."""
+    values: dict[str, Any] = {
+        ":st": {"S": status},
+        ":now": {"N": str(now_ms // 1000)},
+        ":exp": {"N": str(expires_at)},
+        ":me": {"S": owner},
+        ":ip": {"S": Status.IN_PROGRESS},
+    }
+    if result is None:
+        update = "SET #st = :st, #co = :now, #ex = :exp REMOVE #le, #res"
+    else:
+        update = "SET #st = :st, #co = :now, #ex = :exp, #res = :res REMOVE #le"
+        values[":res"] = _payload_value(result)
+    return {
+        "Key": {"pk": {"S": record_id}},
+        "UpdateExpression": update,
+        "ConditionExpression": "#ow = :me AND #st = :ip",
+        "ExpressionAttributeNames": _names("#st", "#co", "#ex", "#le", "#res", "#ow"),
+        "ExpressionAttributeValues": values,
+    }
+
+
+def _payload_value(payload: Payload) -> dict[str, Any]:
+    return {"S": payload} if isinstance(payload, str) else {"B": payload}
 
 
 class _ItemTooLargeError(Exception):
@@ -249,7 +409,8 @@ def _names(*placeholders: str) -> dict[str, str]:
 def _claim_expression(with_scope: bool, with_fingerprint: bool) -> tuple[dict[str, str], str]:
     """The claim's attribute names and update expression (one per combination of optional fields)."""
     sets = ["#st = :ip", "#ow = :me", "#le = :lease", "#ex = :exp", "#k = :key", "#cr = :now", "#at = :one"]
-    removes = ["#steps", "#res", "#co"]
+    sets.append("#steps = :nosteps")
+    removes = ["#res", "#co"]
     (sets if with_scope else removes).append("#sc = :sc" if with_scope else "#sc")
     (sets if with_fingerprint else removes).append("#fp = :fp" if with_fingerprint else "#fp")
     names = _names("#pk", "#st", "#ow", "#le", "#ex", "#k", "#cr", "#at", "#steps", "#res", "#co", "#sc", "#fp")
@@ -288,3 +449,26 @@ def record_from_item(item: dict[str, Any]) -> Record:
         created_at=number("created_at"),
         completed_at=number("completed_at"),
     )
+
+
+def item_from_record(record: Record) -> dict[str, Any]:
+    """The low-level DynamoDB item of a record (the inverse of `record_from_item`)."""
+    item: dict[str, Any] = {
+        "pk": {"S": record.record_id},
+        "status": {"S": record.status},
+        "owner": {"S": record.owner},
+        "expires_at": {"N": str(record.expires_at)},
+        "attempts": {"N": str(record.attempts)},
+        "steps": {"M": {name: _payload_value(p) for name, p in record.steps.items()}},
+    }
+    texts = {"key": record.key, "scope": record.scope, "fingerprint": record.fingerprint}
+    numbers = {
+        "lease_expires_at": record.lease_expires_at,
+        "created_at": record.created_at,
+        "completed_at": record.completed_at,
+    }
+    item.update({name: {"S": value} for name, value in texts.items() if value is not None})
+    item.update({name: {"N": str(value)} for name, value in numbers.items() if value is not None})
+    if record.result is not None:
+        item["result"] = _payload_value(record.result)
+    return item

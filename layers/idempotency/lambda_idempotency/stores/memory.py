@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Sequence
 
+from ..errors import InvalidWriteError
 from ..record import Payload, Record, Status
-from .base import ClaimRequest, Refused, Store
+from ..writes import Write
+from .base import ClaimRequest, Refused, Store, WritesRefused
 
 
 class MemoryStore(Store):
@@ -36,19 +39,20 @@ class MemoryStore(Store):
             )
             return None
 
-    def take_over(self, request: ClaimRequest, previous: Record) -> Refused | None:
+    def take_over(self, request: ClaimRequest, previous: Record) -> Refused | Record:
         with self._lock:
             found = self._records.get(request.record_id)
             if found is None or found.owner != previous.owner or found.status is not Status.IN_PROGRESS:
                 return Refused(found)
-            self._records[request.record_id] = dataclasses.replace(
+            taken = dataclasses.replace(
                 found,
                 owner=request.owner,
                 lease_expires_at=request.lease_expires_at,
                 expires_at=request.expires_at,
                 attempts=found.attempts + 1,
             )
-            return None
+            self._records[request.record_id] = taken
+            return taken
 
     def finish(
         self,
@@ -83,6 +87,40 @@ class MemoryStore(Store):
             else:
                 del self._records[record_id]
             return None
+
+    def save_step(self, record_id: str, owner: str, name: str, result: Payload) -> Refused | None:
+        with self._lock:
+            found = self._held(record_id, owner)
+            if found is None:
+                return Refused(self._records.get(record_id))
+            self._records[record_id] = dataclasses.replace(found, steps={**found.steps, name: result})
+            return None
+
+    def extend_lease(self, record_id: str, owner: str, lease_expires_at: int, expires_at: int) -> Refused | None:
+        with self._lock:
+            found = self._held(record_id, owner)
+            if found is None:
+                return Refused(self._records.get(record_id))
+            self._records[record_id] = dataclasses.replace(
+                found, lease_expires_at=lease_expires_at, expires_at=expires_at
+            )
+            return None
+
+    def insert_finished(self, record: Record, writes: Sequence[Write]) -> Refused | WritesRefused | None:
+        if writes:
+            raise InvalidWriteError("MemoryStore cannot commit DynamoDB writes")
+        with self._lock:
+            found = self._records.get(record.record_id)
+            if found is not None and not found.is_expired(record.completed_at or 0):
+                return Refused(found)
+            self._records[record.record_id] = record
+            return None
+
+    def _held(self, record_id: str, owner: str) -> Record | None:
+        found = self._records.get(record_id)
+        if found is None or found.owner != owner or found.status is not Status.IN_PROGRESS:
+            return None
+        return found
 
     def get(self, record_id: str) -> Record | None:
         with self._lock:

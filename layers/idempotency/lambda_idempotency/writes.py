@@ -1,0 +1,183 @@
+"""The DynamoDB writes a function commits together with its record (DESIGN.md, "Exactly-once effects").
+
+`current().write` hands each action here. It is brought to the low-level form ``TransactWriteItems`` takes (the
+resource form goes through boto3's ``TypeSerializer``) and checked against DynamoDB's transaction rules before
+anything is sent, so a broken write fails at the line that added it, with an error that says why, instead of
+cancelling the commit after the function's work is done.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidWriteError
+
+ACTIONS = ("Put", "Update", "Delete", "ConditionCheck")
+MAX_ACTIONS = 100
+"""DynamoDB's limit per transaction; the record's completion takes one, so a function has 99."""
+MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
+_TYPES = frozenset({"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"})
+_VALUE_FIELDS = ("Item", "Key", "ExpressionAttributeValues")
+_EXPRESSIONS = ("UpdateExpression", "ConditionExpression")
+_REQUIRED_EXPRESSION = {"Update": "UpdateExpression", "ConditionCheck": "ConditionExpression"}
+
+RecordKey = tuple[str, dict[str, Any]]
+"""Where the idempotency record lives: its table and its low-level key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One action of the commit, in low-level form, with its approximate size in bytes."""
+
+    kind: str
+    table: str
+    body: dict[str, Any]
+    size: int
+
+    def action(self) -> dict[str, Any]:
+        return {self.kind: self.body}
+
+    def item_key(self) -> dict[str, Any]:
+        """The key (Key), or for a Put the whole item: the key attributes are among them."""
+        key: dict[str, Any] = self.body["Item" if self.kind == "Put" else "Key"]
+        return key
+
+
+def describe(index: int, write: Write) -> str:
+    return f"write #{index} ({write.kind} on {write.table})"
+
+
+def normalise(action: Mapping[str, Any], *, resource: bool) -> Write:
+    """The low-level `Write` of one ``{"Put" | "Update" | "Delete" | "ConditionCheck": {...}}`` action."""
+    if not isinstance(action, Mapping) or len(action) != 1:
+        raise InvalidWriteError(f"a write is one action, {{{' | '.join(ACTIONS)}: {{...}}}}, got {action!r:.200}")
+    ((kind, body),) = action.items()
+    if kind not in ACTIONS:
+        raise InvalidWriteError(f"unknown write action {kind!r}; expected one of {', '.join(ACTIONS)}")
+    if not isinstance(body, Mapping):
+        raise InvalidWriteError(f"the {kind} action must be a mapping of its parameters")
+    table = body.get("TableName")
+    if not isinstance(table, str) or not table:
+        raise InvalidWriteError(f"the {kind} action needs a TableName")
+    required = "Item" if kind == "Put" else "Key"
+    if not isinstance(body.get(required), Mapping) or not body[required]:
+        raise InvalidWriteError(f"the {kind} action on {table} needs a non-empty {required}")
+    expression = _REQUIRED_EXPRESSION.get(kind)
+    if expression is not None and not body.get(expression):
+        raise InvalidWriteError(f"the {kind} action on {table} needs a {expression}")
+    low = dict(body)
+    for field in _VALUE_FIELDS:
+        if field in low:
+            low[field] = (
+                _serialise(low[field], f"{kind}.{field}") if resource else _checked(low[field], f"{kind}.{field}")
+            )
+    size = sum(_item_size(low[f]) for f in _VALUE_FIELDS if f in low)
+    size += sum(len(str(low.get(e, "")).encode()) for e in _EXPRESSIONS)
+    return Write(kind=kind, table=table, body=low, size=size)
+
+
+def check_can_add(writes: Sequence[Write], new: Write, record: RecordKey | None) -> None:
+    """Raise `InvalidWriteError` unless ``new`` can join ``writes`` in one transaction with the record."""
+    if record is None:
+        raise InvalidWriteError("this store cannot commit DynamoDB writes (use DynamoDBStore, e.g. on moto in tests)")
+    if len(writes) + 1 >= MAX_ACTIONS:
+        raise InvalidWriteError(
+            f"a transaction holds {MAX_ACTIONS} actions and the completion takes one: at most {MAX_ACTIONS - 1} writes"
+        )
+    record_table, record_key = record
+    if new.table == record_table and _contains(new.item_key(), record_key):
+        raise InvalidWriteError("a write may not touch the idempotency record itself; the commit completes it")
+    known = _key_names([*writes, new], record)
+    for index, earlier in enumerate(writes):
+        if _same_item(earlier, new, known):
+            raise InvalidWriteError(
+                f"DynamoDB allows one action per item in a transaction: {new.kind} on {new.table} "
+                f"targets the item of {describe(index, earlier)}"
+            )
+    check_total(writes, new.size)
+
+
+def check_total(writes: Sequence[Write], extra_bytes: int) -> None:
+    """Raise `InvalidWriteError` when the writes plus ``extra_bytes`` (the completion) pass 4 MB."""
+    total = sum(w.size for w in writes) + extra_bytes
+    if total > MAX_TRANSACTION_BYTES:
+        raise InvalidWriteError(f"a transaction carries at most 4 MB; these writes take about {total} bytes")
+
+
+def _serialise(values: Any, where: str) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeSerializer
+
+    if not isinstance(values, Mapping):
+        raise InvalidWriteError(f"{where} must be a mapping")
+    serializer = TypeSerializer()
+    try:
+        return {name: serializer.serialize(value) for name, value in values.items()}
+    except (TypeError, ValueError) as exc:
+        raise InvalidWriteError(f"{where}: {exc}") from None
+
+
+def _checked(values: Any, where: str) -> dict[str, Any]:
+    if not isinstance(values, Mapping):
+        raise InvalidWriteError(f"{where} must be a mapping")
+    for name, value in values.items():
+        if not (isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in _TYPES):
+            raise InvalidWriteError(
+                f"{where}[{name!r}] is not a low-level DynamoDB value like {{'S': 'text'}}; "
+                "for plain Python values pass write(..., resource=True)"
+            )
+    return dict(values)
+
+
+def _key_names(writes: Sequence[Write], record: RecordKey) -> dict[str, frozenset[str]]:
+    """Key attribute names per table, as far as the Key of some action (or the record) tells."""
+    names: dict[str, frozenset[str]] = {record[0]: frozenset(record[1])}
+    for write in writes:
+        if write.kind != "Put":
+            names.setdefault(write.table, frozenset(write.body["Key"]))
+    return names
+
+
+def _same_item(a: Write, b: Write, key_names: Mapping[str, frozenset[str]]) -> bool:
+    if a.table != b.table:
+        return False
+    if a.kind != "Put":
+        return _contains(b.item_key(), a.item_key())
+    if b.kind != "Put":
+        return _contains(a.item_key(), b.item_key())
+    names = key_names.get(a.table)
+    if names is None:
+        return _canonical(a.item_key()) == _canonical(b.item_key())
+    return all(_canonical(a.item_key().get(n)) == _canonical(b.item_key().get(n)) for n in names)
+
+
+def _contains(item: Mapping[str, Any], key: Mapping[str, Any]) -> bool:
+    return all(name in item and _canonical(item[name]) == _canonical(value) for name, value in key.items())
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+def _item_size(values: Mapping[str, Any]) -> int:
+    return sum(len(name.encode()) + _value_size(value) for name, value in values.items())
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    """DynamoDB's item-size rules, roughly: strings and binaries by length, numbers by digits, containers summed."""
+    ((kind, data),) = value.items()
+    if kind in ("S", "N"):
+        return len(str(data).encode())
+    if kind == "B":
+        return len(data)
+    if kind in ("SS", "NS"):
+        return sum(len(str(x).encode()) for x in data)
+    if kind == "BS":
+        return sum(len(x) for x in data)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + _value_size(v) for k, v in data.items())
+    if kind == "L":
+        return 3 + sum(1 + _value_size(v) for v in data)
+    return 1
