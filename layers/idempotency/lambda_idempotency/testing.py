@@ -134,13 +134,14 @@ def free_port() -> int:
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
     """Block until ``process`` listens on ``port`` (or fail if it exits or the time runs out)."""
+    name = str(process.args[0]) if isinstance(process.args, list) else str(process.args)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with code {process.returncode}")
+            raise RuntimeError(f"{name} exited with code {process.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
-    raise TimeoutError(f"{process.args[0]} did not listen on port {port} within {timeout} s")
+    raise TimeoutError(f"{name} did not listen on port {port} within {timeout} s")
