@@ -1,0 +1,289 @@
+"""The fenced commit: a function's DynamoDB writes and its completion in one TransactWriteItems (DESIGN.md).
+
+Runs on moto in-process, moto's server and DynamoDB Local; round trips are counted on the wire.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from lambda_idempotency import (
+    InvalidWriteError,
+    LeaseLostError,
+    MemoryStore,
+    WriteConditionError,
+    current,
+    idempotent_function,
+)
+from lambda_idempotency.keys import record_id
+from lambda_idempotency.record import Status
+from lambda_idempotency.stores.dynamodb import DynamoDBStore
+
+from .conftest import FakeClock, new_business_table
+
+
+def credit(table: str, account: str, amount: int) -> dict[str, Any]:
+    """A write that is not idempotent by itself: applied twice, the balance shows it."""
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": {"id": {"S": account}},
+            "UpdateExpression": "ADD #b :a",
+            "ExpressionAttributeNames": {"#b": "balance"},
+            "ExpressionAttributeValues": {":a": {"N": str(amount)}},
+        }
+    }
+
+
+def new_payment(table: str, payment_id: str) -> dict[str, Any]:
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": {"id": {"S": payment_id}, "kind": {"S": "payment"}},
+            "ConditionExpression": "attribute_not_exists(id)",
+        }
+    }
+
+
+def balance(client: Any, table: str, account: str) -> int:
+    item = client.get_item(TableName=table, Key={"id": {"S": account}}, ConsistentRead=True).get("Item")
+    return int(item["balance"]["N"]) if item else 0
+
+
+def test_writes_commit_with_the_completion_in_two_round_trips(
+    dynamodb_store: DynamoDBStore, clock: FakeClock, count_calls: Any
+) -> None:
+    client = dynamodb_store.client
+    table = new_business_table(client)
+
+    @idempotent_function(dynamodb_store, key="order", operation="pay", clock=clock, local_cache=False)
+    def pay(order: str, amount: int) -> dict[str, Any]:
+        current().write(new_payment(table, f"pay-{order}"))
+        current().write(credit(table, "acct-1", amount))
+        return {"order": order, "amount": amount}
+
+    counter = count_calls(client)
+    assert pay("o-1", 5) == {"order": "o-1", "amount": 5}
+    assert counter.calls == ["UpdateItem", "TransactWriteItems"]  # claim, then writes + completion together
+    record = dynamodb_store.get(record_id("pay", None, "o-1"))
+    assert record is not None and record.status is Status.COMPLETED
+
+    counter.reset()
+    assert pay("o-1", 5) == {"order": "o-1", "amount": 5}
+    assert counter.calls == ["UpdateItem"]
+    assert balance(client, table, "acct-1") == 5
+
+
+def test_resource_form_values_go_through_the_type_serializer(dynamodb_store: DynamoDBStore, clock: FakeClock) -> None:
+    client = dynamodb_store.client
+    table = new_business_table(client)
+
+    @idempotent_function(dynamodb_store, key="k", operation="res", clock=clock)
+    def save(k: str) -> None:
+        item = {"id": k, "amount": Decimal("12.50"), "tags": {"a", "b"}, "meta": {"n": 1, "ok": True}}
+        current().write({"Put": {"TableName": table, "Item": item}}, resource=True)
+        current().write(
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": {"id": f"{k}-total"},
+                    "UpdateExpression": "ADD #b :a",
+                    "ExpressionAttributeNames": {"#b": "balance"},
+                    "ExpressionAttributeValues": {":a": 3},
+                }
+            },
+            resource=True,
+        )
+
+    save("r-1")
+    item = client.get_item(TableName=table, Key={"id": {"S": "r-1"}}, ConsistentRead=True)["Item"]
+    assert Decimal(item["amount"]["N"]) == Decimal("12.50")
+    assert sorted(item["tags"]["SS"]) == ["a", "b"]
+    assert item["meta"] == {"M": {"n": {"N": "1"}, "ok": {"BOOL": True}}}
+    assert balance(client, table, "r-1-total") == 3
+
+
+def test_a_failing_condition_of_a_write_names_it_applies_nothing_and_releases_the_key(
+    dynamodb_store: DynamoDBStore, clock: FakeClock
+) -> None:
+    client = dynamodb_store.client
+    table = new_business_table(client)
+    client.put_item(TableName=table, Item={"id": {"S": "pay-taken"}})
+    runs: list[str] = []
+
+    @idempotent_function(dynamodb_store, key="order", operation="pay", clock=clock, local_cache=False)
+    def pay(order: str, payment_id: str) -> str:
+        runs.append(payment_id)
+        current().write(credit(table, "acct-1", 7))
+        current().write(new_payment(table, payment_id))
+        return payment_id
+
+    with pytest.raises(WriteConditionError, match=r"write #1 \(Put on biz-") as info:
+        pay("o-1", "pay-taken")
+    assert info.value.failed == ((1, "Put", table),)
+    assert balance(client, table, "acct-1") == 0  # the credit went down with the failing Put
+    assert dynamodb_store.get(record_id("pay", None, "o-1")) is None  # released: the retry runs again
+    assert pay("o-1", "pay-new") == "pay-new"
+    assert balance(client, table, "acct-1") == 7
+    assert runs == ["pay-taken", "pay-new"]
+
+
+def test_a_zombie_after_take_over_commits_nothing_and_raises_lease_lost(
+    dynamodb_store: DynamoDBStore, clock: FakeClock
+) -> None:
+    client = dynamodb_store.client
+    table = new_business_table(client)
+
+    @idempotent_function(dynamodb_store, key="k", operation="job", clock=clock, lease=10, local_cache=False)
+    def job(k: str, amount: int, nested: bool = True) -> int:
+        current().write(credit(table, "acct", amount))
+        if nested:
+            clock.advance(12)  # this execution stalls past its lease; a retry takes it over and commits
+            assert job(k, 100, nested=False) == 100
+        return amount
+
+    with pytest.raises(LeaseLostError, match="none of its writes was applied"):
+        job("a", 1)
+    assert balance(client, table, "acct") == 100  # only the new owner's write
+    assert job("a", 1) == 100  # the record stayed the new owner's
+
+
+def test_writes_of_a_failing_function_are_never_sent(
+    dynamodb_store: DynamoDBStore, clock: FakeClock, count_calls: Any
+) -> None:
+    client = dynamodb_store.client
+    table = new_business_table(client)
+    counter = count_calls(client)
+
+    @idempotent_function(dynamodb_store, key="k", operation="fails", clock=clock)
+    def fails(k: str) -> None:
+        current().write(credit(table, "acct", 1))
+        raise RuntimeError("after the write was collected")
+
+    with pytest.raises(RuntimeError):
+        fails("a")
+    assert counter.calls == ["UpdateItem", "DeleteItem"]  # claim, release
+    assert balance(client, table, "acct") == 0
+
+
+# --- DynamoDB's transaction rules, checked before anything is sent ---
+
+
+def broken_by(store: DynamoDBStore, clock: FakeClock, add_writes: Any) -> list[str]:
+    """Run a function whose writes break a rule; return the calls it made (the claim and the release only)."""
+    from .conftest import CallCounter
+
+    counter = CallCounter()
+    store.client.meta.events.register("before-call.dynamodb", counter)
+
+    @idempotent_function(store, key="k", operation="rules", clock=clock, local_cache=False)
+    def work(k: str) -> str:
+        add_writes(current())
+        return "ok"
+
+    try:
+        with pytest.raises(InvalidWriteError) as info:
+            work("a")
+        calls = list(counter.calls)
+        assert store.get(record_id("rules", None, "a")) is None
+        return [str(info.value), *calls]
+    finally:
+        store.client.meta.events.unregister("before-call.dynamodb", counter)
+
+
+@pytest.mark.parametrize("backend", ["moto"])
+def test_transaction_rules_are_checked_before_sending(
+    request: pytest.FixtureRequest, backend: str, clock: FakeClock
+) -> None:
+    from .conftest import client_of, new_dynamodb_store
+
+    with client_of(request, backend) as client:
+        store = new_dynamodb_store(client)
+        table = new_business_table(client)
+
+        def hundred(execution: Any) -> None:
+            for i in range(100):
+                execution.write(credit(table, f"acct-{i}", 1))
+
+        message, *calls = broken_by(store, clock, hundred)
+        assert "at most 99 writes" in message
+        assert calls == ["UpdateItem", "DeleteItem"]
+
+        def same_item_twice(execution: Any) -> None:
+            execution.write(credit(table, "acct", 1))
+            execution.write(new_payment(table, "acct"))
+
+        message, *_ = broken_by(store, clock, same_item_twice)
+        assert "one action per item" in message and "write #0" in message
+
+        def two_puts_of_one_item(execution: Any) -> None:
+            execution.write(credit(table, "other", 1))  # tells the key schema of the table: id
+            execution.write({"Put": {"TableName": table, "Item": {"id": {"S": "x"}, "v": {"N": "1"}}}})
+            execution.write({"Put": {"TableName": table, "Item": {"id": {"S": "x"}, "v": {"N": "2"}}}})
+
+        message, *_ = broken_by(store, clock, two_puts_of_one_item)
+        assert "one action per item" in message and "write #1" in message
+
+        def the_record_itself(execution: Any) -> None:
+            execution.write(
+                {"Delete": {"TableName": store.table_name, "Key": {"pk": {"S": record_id("rules", None, "a")}}}}
+            )
+
+        message, *_ = broken_by(store, clock, the_record_itself)
+        assert "idempotency record itself" in message
+
+        big = "x" * 390_000
+
+        def over_four_megabytes(execution: Any) -> None:
+            for i in range(11):
+                execution.write({"Put": {"TableName": table, "Item": {"id": {"S": f"big-{i}"}, "d": {"S": big}}}})
+
+        message, *_ = broken_by(store, clock, over_four_megabytes)
+        assert "4 MB" in message
+
+        for malformed, expected in [
+            ({"Upsert": {}}, "unknown write action"),
+            ({"Put": {"Item": {"id": {"S": "x"}}}}, "needs a TableName"),
+            ({"Update": {"TableName": table, "Key": {"id": {"S": "x"}}}}, "needs a UpdateExpression"),
+            ({"Put": {"TableName": table, "Item": {"id": "plain"}}}, "resource=True"),
+        ]:
+            message, *_ = broken_by(store, clock, lambda execution, w=malformed: execution.write(w))
+            assert expected in message
+        message, *_ = broken_by(
+            store,
+            clock,
+            lambda execution: execution.write(
+                {"Put": {"TableName": table, "Item": {"id": "x", "f": 1.5}}}, resource=True
+            ),
+        )
+        assert "Decimal" in message
+
+
+def test_the_completion_counts_toward_four_megabytes(dynamodb_store: DynamoDBStore, clock: FakeClock) -> None:
+    table = new_business_table(dynamodb_store.client)
+    big = "x" * 395_000
+
+    def ten_big_puts_and_a_big_result(execution: Any) -> None:
+        for i in range(10):
+            execution.write({"Put": {"TableName": table, "Item": {"id": {"S": f"big-{i}"}, "d": {"S": big}}}})
+
+    @idempotent_function(dynamodb_store, key="k", operation="size", clock=clock, local_cache=False)
+    def work(k: str) -> bytes:
+        ten_big_puts_and_a_big_result(current())
+        return os.urandom(300_000)  # ~300 KB stored: with the writes (~3.95 MB) past 4 MB only once it is added
+
+    with pytest.raises(InvalidWriteError, match="4 MB"):
+        work("a")
+    assert dynamodb_store.get(record_id("size", None, "a")) is None
+
+
+def test_a_store_that_cannot_commit_writes_says_so(clock: FakeClock) -> None:
+    @idempotent_function(MemoryStore(), key="k", operation="mem", clock=clock)
+    def work(k: str) -> None:
+        current().write({"Put": {"TableName": "t", "Item": {"id": {"S": k}}}})
+
+    with pytest.raises(InvalidWriteError, match="cannot commit DynamoDB writes"):
+        work("a")
