@@ -1,0 +1,137 @@
+"""Optimistic mode: no claim; the finished record and the writes go in one transaction, and one racer commits.
+
+The 32-thread race runs on DynamoDB Local, on moto's server and on moto in-process, the moto ones with item
+operations serialised by `lambda_idempotency.testing` (plain moto 5.2.5 does not serialise writes to an item).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from lambda_idempotency import KeyReuseError, WriteConditionError, current, idempotent_function
+from lambda_idempotency.keys import record_id
+from lambda_idempotency.record import Status
+from lambda_idempotency.stores.base import Store
+from lambda_idempotency.stores.dynamodb import DynamoDBStore
+
+from .conftest import DYNAMODB_BACKENDS, FakeClock, client_of, new_business_table, new_dynamodb_store
+from .test_fenced_commit import balance, credit, new_payment
+
+THREADS = 32
+
+
+def test_first_execution_costs_one_round_trip_and_a_duplicate_replays_the_winner(
+    dynamodb_store: DynamoDBStore, clock: FakeClock, count_calls: Any
+) -> None:
+    client = dynamodb_store.client
+    table = new_business_table(client)
+    runs: list[int] = []
+
+    @idempotent_function(dynamodb_store, key="k", operation="opt", clock=clock, mode="optimistic", local_cache=False)
+    def add(k: str) -> int:
+        runs.append(1)
+        current().write(credit(table, "acct", 10))
+        return len(runs)
+
+    counter = count_calls(client)
+    assert add("a") == 1
+    assert counter.calls == ["TransactWriteItems"]
+    counter.reset()
+    assert add("a") == 1  # ran again (optimistic), lost the commit, returned the stored result
+    assert counter.calls == ["TransactWriteItems"]
+    assert runs == [1, 1]
+    assert balance(client, table, "acct") == 10
+    record = dynamodb_store.get(record_id("opt", None, "a"))
+    assert record is not None and record.status is Status.COMPLETED
+
+
+def test_without_writes_on_every_store(store: Store, clock: FakeClock) -> None:
+    runs: list[str] = []
+
+    @idempotent_function(store, key="k", operation="plain", clock=clock, mode="optimistic", local_cache=False)
+    def work(k: str, n: int) -> int:
+        runs.append(k)
+        return n
+
+    assert work("a", 1) == 1
+    assert work("a", 2) == 1
+    clock.advance(24 * 3600 + 1)  # the record expired: the next commit wins again
+    assert work("a", 3) == 3
+
+
+@pytest.mark.parametrize("backend", DYNAMODB_BACKENDS)
+def test_32_threads_racing_commit_once_and_all_return_the_winners_result(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    with client_of(request, backend) as client:
+        store = new_dynamodb_store(client)
+        table = new_business_table(client)
+        barrier = threading.Barrier(THREADS)
+
+        @idempotent_function(store, key="k", operation="race", mode="optimistic", local_cache=False)
+        def transfer(k: str, racer: int) -> str:
+            current().write(credit(table, "acct", 1))
+            current().write(new_payment(table, f"pay-{k}"))
+            barrier.wait()  # all 32 have computed before any commits
+            return f"racer-{racer}"
+
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            results = list(pool.map(lambda i: transfer("k", i), range(THREADS)))
+
+        assert len(set(results)) == 1  # every loser returned the winner's result
+        assert balance(client, table, "acct") == 1  # one commit
+        record = store.get(record_id("race", None, "k"))
+        assert record is not None and record.status is Status.COMPLETED
+
+
+def test_a_failing_write_condition_commits_nothing(dynamodb_store: DynamoDBStore, clock: FakeClock) -> None:
+    client = dynamodb_store.client
+    table = new_business_table(client)
+    client.put_item(TableName=table, Item={"id": {"S": "pay-taken"}})
+
+    @idempotent_function(dynamodb_store, key="k", operation="optc", clock=clock, mode="optimistic")
+    def pay(k: str, payment_id: str) -> str:
+        current().write(new_payment(table, payment_id))
+        current().write(credit(table, "acct", 3))
+        return payment_id
+
+    with pytest.raises(WriteConditionError, match="write #0") as info:
+        pay("a", "pay-taken")
+    assert info.value.failed == ((0, "Put", table),)
+    assert dynamodb_store.get(record_id("optc", None, "a")) is None
+    assert pay("a", "pay-new") == "pay-new"
+    assert balance(client, table, "acct") == 3
+
+
+class DeclinedError(Exception):
+    pass
+
+
+def test_a_loser_with_another_payload_and_declared_failures(store: Store, clock: FakeClock) -> None:
+    @idempotent_function(
+        store,
+        key="k",
+        fingerprint="amount",
+        operation="optf",
+        clock=clock,
+        mode="optimistic",
+        cache_errors=(DeclinedError,),
+        local_cache=False,
+    )
+    def pay(k: str, amount: int) -> int:
+        if amount < 0:
+            raise DeclinedError("negative")
+        return amount
+
+    assert pay("a", 5) == 5
+    with pytest.raises(KeyReuseError):
+        pay("a", 6)
+    with pytest.raises(DeclinedError):
+        pay("b", -1)
+    with pytest.raises(DeclinedError):
+        pay("b", -1)
+    record = store.get(record_id("optf", None, "b"))
+    assert record is not None and record.status is Status.FAILED

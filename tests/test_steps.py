@@ -1,0 +1,158 @@
+"""Steps (recovery points), derived keys and heartbeats, on every backend (DESIGN.md, "Steps")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from lambda_idempotency import (
+    InProgressError,
+    InvalidWriteError,
+    LeaseLostError,
+    ModeError,
+    current,
+    idempotent_function,
+)
+from lambda_idempotency.keys import record_id
+from lambda_idempotency.stores.base import Store
+
+from .conftest import FakeClock
+
+
+class Crash(BaseException):
+    """A Lambda timeout: nothing after it runs, not even `except Exception`."""
+
+
+@dataclass(frozen=True)
+class Charge:
+    id: str
+    amount: int
+
+
+def test_a_saved_step_is_not_run_again_after_a_crash(store: Store, clock: FakeClock) -> None:
+    charges: list[str] = []
+
+    def charge(amount: int) -> Charge:
+        charges.append(current().derived_key("charge"))
+        return Charge(id=f"ch-{len(charges)}", amount=amount)
+
+    @idempotent_function(store, key="k", operation="steps", clock=clock, lease=10, local_cache=False)
+    def pay(k: str) -> tuple[Charge, int]:
+        done = current().step("charge", charge, 5)
+        if current().attempt == 1:
+            raise Crash
+        return done, current().attempt
+
+    with pytest.raises(Crash):
+        pay("a")
+    with pytest.raises(InProgressError):
+        pay("a")  # the lease of the crashed execution is still live
+    clock.advance(12)
+    result, attempt = pay("a")
+    assert result == Charge(id="ch-1", amount=5)  # the saved step, rebuilt as its annotated type
+    assert attempt == 2
+    assert len(charges) == 1
+
+
+def test_a_released_key_keeps_its_steps_and_the_retry_resumes_them(store: Store, clock: FakeClock) -> None:
+    runs: list[str] = []
+
+    @idempotent_function(store, key="k", operation="resume", clock=clock, local_cache=False)
+    def work(k: str, fail: bool) -> tuple[str, str]:
+        first = current().step("first", lambda: runs.append("first") or "one")
+        if fail:
+            raise RuntimeError("transient")
+        second = current().step("second", lambda: runs.append("second") or "two")
+        return first, second
+
+    with pytest.raises(RuntimeError):
+        work("a", True)
+    record = store.get(record_id("resume", None, "a"))
+    assert record is not None and set(record.steps) == {"first"}  # released by ending its lease, not deleted
+    assert work("a", False) == ("one", "two")  # no wait: the lease was ended
+    assert runs == ["first", "second"]
+
+
+def test_steps_of_an_expired_record_are_not_resumed(store: Store, clock: FakeClock) -> None:
+    runs: list[int] = []
+
+    @idempotent_function(store, key="k", operation="expired", clock=clock, ttl=60, lease=10, local_cache=False)
+    def work(k: str) -> int:
+        value = current().step("s", lambda: runs.append(1) or len(runs))
+        if len(runs) == 1:
+            raise Crash
+        return value
+
+    with pytest.raises(Crash):
+        work("a")
+    clock.advance(61)  # past expires_at: the record counts as absent, its steps with it
+    assert work("a") == 2
+    assert runs == [1, 1]
+
+
+def test_the_derived_key_is_stable_across_attempts_and_distinct_per_name_and_key(
+    store: Store, clock: FakeClock
+) -> None:
+    seen: list[tuple[str, str]] = []
+
+    @idempotent_function(store, key="k", operation="derive", clock=clock, lease=10, local_cache=False)
+    def work(k: str) -> None:
+        seen.append((current().derived_key("charge"), current().derived_key("refund")))
+        if len(seen) == 1:
+            raise Crash
+
+    with pytest.raises(Crash):
+        work("a")
+    clock.advance(12)
+    work("a")
+    work("b")
+    assert seen[0] == seen[1]
+    assert len({*seen[0], *seen[2]}) == 4
+
+
+def test_heartbeat_extends_the_lease_and_fails_once_taken_over(store: Store, clock: FakeClock) -> None:
+    retry_after: list[int] = []
+
+    @idempotent_function(store, key="k", operation="beat", clock=clock, lease=10, local_cache=False)
+    def long_job(k: str, inner: bool = False) -> str:
+        if inner:
+            return "taken over"
+        clock.advance(8)
+        current().heartbeat()  # a fresh 10 s (+ 1 s margin) from now
+        clock.advance(8)
+        with pytest.raises(InProgressError) as info:
+            long_job(k, inner=True)
+        retry_after.append(info.value.retry_after)
+        clock.advance(4)  # now past the extended lease: another execution takes over
+        assert long_job(k, inner=True) == "taken over"
+        with pytest.raises(LeaseLostError):
+            current().heartbeat()
+        with pytest.raises(LeaseLostError):
+            current().step("late", lambda: "never saved")
+        return "zombie"
+
+    assert long_job("a") == "zombie"
+    assert retry_after == [3]
+    assert long_job("a") == "taken over"
+
+
+def test_write_inside_a_step_is_refused(store: Store, clock: FakeClock) -> None:
+    @idempotent_function(store, key="k", operation="stepwrite", clock=clock)
+    def work(k: str) -> None:
+        current().step("s", lambda: current().write({"Put": {"TableName": "t", "Item": {"id": {"S": k}}}}))
+
+    with pytest.raises(InvalidWriteError, match="inside step 's'"):
+        work("a")
+
+
+def test_steps_and_heartbeat_need_claim_mode(store: Store, clock: FakeClock) -> None:
+    @idempotent_function(store, key="k", operation="opt", clock=clock, mode="optimistic")
+    def work(k: str, what: str) -> Any:
+        if what == "step":
+            return current().step("s", lambda: 1)
+        return current().heartbeat()
+
+    for what in ("step", "heartbeat"):
+        with pytest.raises(ModeError, match="mode='claim'"):
+            work("a", what)
