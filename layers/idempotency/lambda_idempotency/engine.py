@@ -456,11 +456,6 @@ def _completion_size(payload: Payload | None) -> int:
 def _write_condition_error(
     writes: Sequence[transaction.Write], failed: tuple[int, ...], then: str
 ) -> WriteConditionError:
-    if not failed:
-        return WriteConditionError(
-            f"a condition of the function's writes failed (the backend did not say which); none was applied; {then}",
-            failed=(),
-        )
     described = ", ".join(transaction.describe(i, writes[i]) for i in failed)
     return WriteConditionError(
         f"the condition of {described} failed; none of the writes was applied; {then}",

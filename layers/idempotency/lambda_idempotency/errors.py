@@ -57,8 +57,7 @@ class InvalidWriteError(IdempotencyError):
 class WriteConditionError(IdempotencyError):
     """The condition of one of the function's own writes failed, so none of its writes was applied.
 
-    The key is released, so a retry runs again. ``failed`` lists the failing writes as (index, action, table);
-    it is empty when the backend did not say which one failed.
+    The key is released, so a retry runs again. ``failed`` lists the failing writes as (index, action, table).
     """
 
     def __init__(self, message: str, *, failed: tuple[tuple[int, str, str], ...]) -> None:

@@ -46,7 +46,7 @@ class Refused:
 class WritesRefused:
     """A commit was refused because conditions of the function's own writes failed, not the record's.
 
-    ``failed`` holds the indexes of those writes; it is empty when the backend did not say which.
+    ``failed`` holds the indexes of those writes.
     """
 
     failed: tuple[int, ...]

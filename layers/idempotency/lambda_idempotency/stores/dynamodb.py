@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -258,9 +258,6 @@ class DynamoDBStore(Store):
             {"Update": {"TableName": self.table_name, **completion}},
             token=owner,
             record_id=record_id,
-            record_refuses=lambda found: (
-                found is None or found.owner != owner or found.status is not Status.IN_PROGRESS
-            ),
         )
 
     def insert_finished(self, record: Record, writes: Sequence[Write]) -> Refused | WritesRefused | None:
@@ -277,7 +274,6 @@ class DynamoDBStore(Store):
             {"Put": put},
             token=record.owner,
             record_id=record.record_id,
-            record_refuses=lambda found: found is not None and not found.is_expired(now_s),
         )
 
     def get(self, record_id: str) -> Record | None:
@@ -318,14 +314,13 @@ class DynamoDBStore(Store):
         *,
         token: str,
         record_id: str,
-        record_refuses: Callable[[Record | None], bool],
     ) -> Refused | WritesRefused | None:
         """Send the writes and the record's action in one TransactWriteItems, the record's action last.
 
         ``token`` (the owner, unique per execution) is the ClientRequestToken, so a resent commit is applied once;
         a TransactionConflict is retried with backoff. A cancelled transaction is answered from its
-        CancellationReasons; a backend that leaves them out gets one consistent GetItem, judged by
-        ``record_refuses`` (then which of the writes failed is unknown).
+        CancellationReasons, in the order of the actions; without them nothing can be told, so the store is
+        reported unavailable (the key stays in flight until its lease ends: fail closed).
         """
         record_action = {k: {**v, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"} for k, v in record_action.items()}
         items = [*(w.action() for w in writes), record_action]
@@ -342,9 +337,7 @@ class DynamoDBStore(Store):
                     raise _unavailable(exc) from exc
                 reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
                 if len(reasons) != len(items):
-                    logger.debug("backend returned no cancellation reasons; reading %s", record_id)
-                    found = self.get(record_id)
-                    return Refused(found) if record_refuses(found) else WritesRefused(())
+                    raise StoreUnavailableError(f"transaction on {record_id} cancelled without reasons") from exc
                 if reasons[-1] == "ConditionalCheckFailed":
                     item = exc.response["CancellationReasons"][-1].get("Item")
                     return Refused(record_from_item(item) if item else self.get(record_id))
