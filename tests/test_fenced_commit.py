@@ -287,3 +287,41 @@ def test_a_store_that_cannot_commit_writes_says_so(clock: FakeClock) -> None:
 
     with pytest.raises(InvalidWriteError, match="cannot commit DynamoDB writes"):
         work("a")
+
+
+def test_writes_dynamodb_refuses_raise_invalid_write_and_release_the_key(
+    dynamodb_store: DynamoDBStore, clock: FakeClock
+) -> None:
+    client = dynamodb_store.client
+    table = new_business_table(client)
+    client.put_item(TableName=table, Item={"id": {"S": "acct"}, "balance": {"S": "not a number"}})
+
+    @idempotent_function(dynamodb_store, key="k", operation="refused", clock=clock, local_cache=False)
+    def work(k: str, target: str) -> str:
+        current().write(new_payment(table, f"pay-{k}"))
+        current().write(credit(target, "acct", 1))
+        return "ok"
+
+    with pytest.raises(InvalidWriteError, match="incorrect data type"):
+        work("a", table)  # ADD to a string attribute: the service refuses the whole transaction
+    with pytest.raises(InvalidWriteError, match="ResourceNotFoundException"):
+        work("a", "no-such-table")
+    assert dynamodb_store.get(record_id("refused", None, "a")) is None
+    assert "Item" not in client.get_item(TableName=table, Key={"id": {"S": "pay-a"}}, ConsistentRead=True)
+
+
+def test_async_functions_commit_their_writes(dynamodb_store: DynamoDBStore, clock: FakeClock) -> None:
+    import asyncio
+
+    client = dynamodb_store.client
+    table = new_business_table(client)
+
+    @idempotent_function(dynamodb_store, key="k", operation="async", clock=clock, local_cache=False)
+    async def work(k: str) -> str:
+        await asyncio.sleep(0)
+        current().write(credit(table, "acct", 2))
+        return "done"
+
+    assert asyncio.run(work("a")) == "done"
+    assert asyncio.run(work("a")) == "done"
+    assert balance(client, table, "acct") == 2

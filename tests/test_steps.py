@@ -156,3 +156,16 @@ def test_steps_and_heartbeat_need_claim_mode(store: Store, clock: FakeClock) -> 
     for what in ("step", "heartbeat"):
         with pytest.raises(ModeError, match="mode='claim'"):
             work("a", what)
+
+
+def test_a_step_must_be_a_plain_function(store: Store, clock: FakeClock) -> None:
+    async def fetch() -> int:
+        return 1
+
+    @idempotent_function(store, key="k", operation="asyncstep", clock=clock)
+    def work(k: str) -> int:
+        return current().step("fetch", fetch)
+
+    with pytest.raises(ModeError, match="plain"):
+        work("a")
+    assert store.get(record_id("asyncstep", None, "a")) is None

@@ -229,7 +229,10 @@ class Guard:
             now_ms = int(self.clock() * 1000)
             payload = json.dumps({"type": _type_name(type(error)), "message": str(error), "args": _args(error)})
             if execution.mode == "optimistic":
-                self._insert_finished(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s, None)
+                try:
+                    self._insert_finished(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s, None)
+                except StoreUnavailableError as exc:
+                    logger.error("could not store the failure of %s (%s)", execution.record_id, exc)
             else:
                 self._finish(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s)
             return
@@ -268,6 +271,9 @@ class Guard:
             result = fn(*args, **kwargs)
         finally:
             execution.running_step = outer
+        if hasattr(result, "__await__"):
+            getattr(result, "close", lambda: None)()  # never awaited: close it quietly
+            raise ModeError(f"step {name!r} returned an awaitable: steps run plain (not async) functions")
         try:
             payload = pack(serializer.dumps(result))
         except (TypeError, ValueError) as exc:

@@ -66,7 +66,8 @@ class WriteConditionError(IdempotencyError):
 
 
 class ModeError(IdempotencyError):
-    """A feature was used where it cannot work: `step` and `heartbeat` need a claimed record (mode="claim")."""
+    """A feature was used where it cannot work: `step` and `heartbeat` need a claimed record (mode="claim"),
+    and a step runs a plain function (an async one's awaitable cannot be saved)."""
 
 
 class CachedFailureError(IdempotencyError):

@@ -115,7 +115,8 @@ class Store(abc.ABC):
         expires_at: int,
         writes: Sequence[Write],
     ) -> Refused | WritesRefused | None:
-        """Complete the record (as `finish`) and apply ``writes`` in one transaction: all of them or nothing."""
-        if writes:
-            raise InvalidWriteError(f"{type(self).__name__} cannot commit DynamoDB writes")
-        return self.finish(record_id, owner, Status.COMPLETED, result, now_ms, expires_at)
+        """Complete the record (as `finish`) and apply ``writes`` in one transaction: all of them or nothing.
+
+        Only stores with a `record_key` get writes; the others keep this refusal.
+        """
+        raise InvalidWriteError(f"{type(self).__name__} cannot commit DynamoDB writes")

@@ -32,6 +32,9 @@ CONFLICT_ATTEMPTS = 8
 """Tries of a transaction refused with TransactionConflict (another transaction on one of its items is running;
 botocore does not retry it), with jittered exponential backoff from `CONFLICT_BACKOFF_S`."""
 CONFLICT_BACKOFF_S = 0.02
+REFUSED_TRANSACTION = ("ValidationException", "ResourceNotFoundException")
+"""Errors that refuse a whole transaction for what it asks (a bad expression or value type, a missing table): the
+record's own action is well formed and its table exists, so they point at the function's writes."""
 
 _NAMES = {
     "#pk": "pk",
@@ -331,8 +334,9 @@ class DynamoDBStore(Store):
             except ClientError as exc:
                 error = exc.response.get("Error", {})
                 code = error.get("Code")
-                if code == "ValidationException":
-                    raise InvalidWriteError(f"DynamoDB refused the transaction: {error.get('Message')}") from exc
+                if code in REFUSED_TRANSACTION:
+                    refusal = f"DynamoDB refused the transaction ({code}): {error.get('Message')}"
+                    raise InvalidWriteError(refusal) from exc
                 if code != TRANSACTION_CANCELLED:
                     raise _unavailable(exc) from exc
                 reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
