@@ -22,7 +22,8 @@ from lambda_idempotency.keys import record_id
 from lambda_idempotency.record import Status
 from lambda_idempotency.stores.dynamodb import DynamoDBStore
 
-from .conftest import FakeClock, new_business_table
+from .conftest import HTTP_BACKENDS, FakeClock, client_of, new_business_table, new_dynamodb_store
+from .test_fallbacks import ResendingClient
 
 
 def credit(table: str, account: str, amount: int) -> dict[str, Any]:
@@ -198,8 +199,6 @@ def broken_by(store: DynamoDBStore, clock: FakeClock, add_writes: Any) -> list[s
 def test_transaction_rules_are_checked_before_sending(
     request: pytest.FixtureRequest, backend: str, clock: FakeClock
 ) -> None:
-    from .conftest import client_of, new_dynamodb_store
-
     with client_of(request, backend) as client:
         store = new_dynamodb_store(client)
         table = new_business_table(client)
@@ -325,3 +324,30 @@ def test_async_functions_commit_their_writes(dynamodb_store: DynamoDBStore, cloc
     assert asyncio.run(work("a")) == "done"
     assert asyncio.run(work("a")) == "done"
     assert balance(client, table, "acct") == 2
+
+
+class ResendingTransactions(ResendingClient):
+    """Every TransactWriteItems reaches the table twice (the first answer lost), as botocore's resend would."""
+
+    def transact_write_items(self, **request: Any) -> Any:
+        self._client.transact_write_items(**request)
+        return self._client.transact_write_items(**request)
+
+
+@pytest.mark.parametrize("backend", HTTP_BACKENDS)
+@pytest.mark.parametrize("mode", ["claim", "optimistic"])
+def test_a_resent_commit_that_had_landed_is_ours_and_applied_once(
+    request: pytest.FixtureRequest, backend: str, mode: str
+) -> None:
+    with client_of(request, backend) as client:
+        table = new_business_table(client)
+        store = DynamoDBStore(new_dynamodb_store(client).table_name, client=ResendingTransactions(client))
+
+        @idempotent_function(store, key="k", operation="resend", mode=mode, local_cache=False)
+        def work(k: str) -> str:
+            current().write(credit(table, "acct", 4))
+            return "once"
+
+        assert work("a") == "once"  # the resend was refused by the record (or deduped by its token): ours
+        assert work("a") == "once"
+        assert balance(client, table, "acct") == 4

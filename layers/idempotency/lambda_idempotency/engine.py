@@ -340,12 +340,12 @@ class Guard:
         if isinstance(outcome, WritesRefused):
             raise _write_condition_error(execution.writes, outcome.failed, "a retry runs the function again")
         found = outcome.current
-        if found is None or found.owner == execution.owner:
-            return result  # our own resent insert had landed (or the winner's record expired meanwhile)
+        if found is None:  # refused, then gone before it could be read: nothing of ours was written
+            raise InProgressError(f"key {execution.key!r} of {self.operation} is contended", retry_after=1)
         _check_fingerprint(found, execution.fingerprint, execution.key)
         if found.status is Status.IN_PROGRESS:
             raise _in_progress(execution.key, now_ms, found)
-        logger.info("%s was committed by a concurrent execution; replaying its outcome", execution.record_id)
+        logger.info("%s was committed already (by a racer, or our own resent request); replaying", execution.record_id)
         if self.cache is not None:
             self.cache.put(found)
         return self.replay(found)
