@@ -209,37 +209,36 @@ class DynamoDBStore(Store):
         )
 
     def save_step(self, record_id: str, owner: str, name: str, result: Payload) -> Refused | None:
-        return _refused_or_none(
-            self._write(
-                "update_item",
-                record_id,
-                Key={"pk": {"S": record_id}},
-                UpdateExpression="SET #steps.#step = :res",
-                ConditionExpression="#ow = :me AND #st = :ip",
-                ExpressionAttributeNames={**_names("#steps", "#ow", "#st"), "#step": name},
-                ExpressionAttributeValues={
-                    ":res": _payload_value(result),
-                    ":me": {"S": owner},
-                    ":ip": {"S": Status.IN_PROGRESS},
-                },
-            )
+        return self._update_held(
+            record_id,
+            owner,
+            "SET #steps.#step = :res",
+            {**_names("#steps"), "#step": name},
+            {":res": _payload_value(result)},
         )
 
     def extend_lease(self, record_id: str, owner: str, lease_expires_at: int, expires_at: int) -> Refused | None:
+        return self._update_held(
+            record_id,
+            owner,
+            "SET #le = :lease, #ex = :exp",
+            _names("#le", "#ex"),
+            {":lease": {"N": str(lease_expires_at)}, ":exp": {"N": str(expires_at)}},
+        )
+
+    def _update_held(
+        self, record_id: str, owner: str, update: str, names: dict[str, str], values: dict[str, Any]
+    ) -> Refused | None:
+        """An UpdateItem applied only while ``owner`` holds the record IN_PROGRESS (the fencing condition)."""
         return _refused_or_none(
             self._write(
                 "update_item",
                 record_id,
                 Key={"pk": {"S": record_id}},
-                UpdateExpression="SET #le = :lease, #ex = :exp",
+                UpdateExpression=update,
                 ConditionExpression="#ow = :me AND #st = :ip",
-                ExpressionAttributeNames=_names("#le", "#ex", "#ow", "#st"),
-                ExpressionAttributeValues={
-                    ":lease": {"N": str(lease_expires_at)},
-                    ":exp": {"N": str(expires_at)},
-                    ":me": {"S": owner},
-                    ":ip": {"S": Status.IN_PROGRESS},
-                },
+                ExpressionAttributeNames={**names, **_names("#ow", "#st")},
+                ExpressionAttributeValues={**values, ":me": {"S": owner}, ":ip": {"S": Status.IN_PROGRESS}},
             )
         )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from ..record import Payload, Record, Status
 from ..writes import Write
@@ -89,21 +90,12 @@ class MemoryStore(Store):
 
     def save_step(self, record_id: str, owner: str, name: str, result: Payload) -> Refused | None:
         with self._lock:
-            found = self._held(record_id, owner)
-            if found is None:
-                return Refused(self._records.get(record_id))
-            self._records[record_id] = dataclasses.replace(found, steps={**found.steps, name: result})
-            return None
+            found = self._records.get(record_id)
+            return self._update_held(record_id, owner, steps={**found.steps, name: result} if found else {})
 
     def extend_lease(self, record_id: str, owner: str, lease_expires_at: int, expires_at: int) -> Refused | None:
         with self._lock:
-            found = self._held(record_id, owner)
-            if found is None:
-                return Refused(self._records.get(record_id))
-            self._records[record_id] = dataclasses.replace(
-                found, lease_expires_at=lease_expires_at, expires_at=expires_at
-            )
-            return None
+            return self._update_held(record_id, owner, lease_expires_at=lease_expires_at, expires_at=expires_at)
 
     def insert_finished(self, record: Record, writes: Sequence[Write]) -> Refused | WritesRefused | None:
         """Writes never reach this store: with no `record_key`, `current().write` refuses them."""
@@ -114,11 +106,13 @@ class MemoryStore(Store):
             self._records[record.record_id] = record
             return None
 
-    def _held(self, record_id: str, owner: str) -> Record | None:
+    def _update_held(self, record_id: str, owner: str, **changes: Any) -> Refused | None:
+        """Change the record only while ``owner`` holds it IN_PROGRESS (the fencing condition); lock held."""
         found = self._records.get(record_id)
         if found is None or found.owner != owner or found.status is not Status.IN_PROGRESS:
-            return None
-        return found
+            return Refused(found)
+        self._records[record_id] = dataclasses.replace(found, **changes)
+        return None
 
     def get(self, record_id: str) -> Record | None:
         with self._lock:
