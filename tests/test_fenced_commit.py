@@ -351,3 +351,21 @@ def test_a_resent_commit_that_had_landed_is_ours_and_applied_once(
         assert work("a") == "once"  # the resend was refused by the record (or deduped by its token): ours
         assert work("a") == "once"
         assert balance(client, table, "acct") == 4
+
+
+def test_ninety_nine_writes_and_the_completion_fill_one_transaction(
+    dynamodb_store: DynamoDBStore, clock: FakeClock, count_calls: Any
+) -> None:
+    client = dynamodb_store.client
+    table = new_business_table(client)
+
+    @idempotent_function(dynamodb_store, key="k", operation="full", clock=clock, local_cache=False)
+    def work(k: str) -> int:
+        for i in range(99):
+            current().write(credit(table, f"acct-{i}", 1))
+        return 99
+
+    counter = count_calls(client)
+    assert work("a") == 99
+    assert counter.calls == ["UpdateItem", "TransactWriteItems"]
+    assert balance(client, table, "acct-0") == balance(client, table, "acct-98") == 1

@@ -16,6 +16,7 @@ from lambda_idempotency import (
 )
 from lambda_idempotency.keys import record_id
 from lambda_idempotency.stores.base import Store
+from lambda_idempotency.stores.dynamodb import DynamoDBStore
 
 from .conftest import FakeClock
 
@@ -169,3 +170,38 @@ def test_a_step_must_be_a_plain_function(store: Store, clock: FakeClock) -> None
     with pytest.raises(ModeError, match="plain"):
         work("a")
     assert store.get(record_id("asyncstep", None, "a")) is None
+
+
+def test_a_step_saved_just_before_a_take_over_is_inherited_not_rerun(
+    dynamodb_store: DynamoDBStore, clock: FakeClock
+) -> None:
+    """The take-over returns the record as it took it over: a step the old owner saved after the refused claim was
+    read (and before the take-over landed) is not run again."""
+    runs: list[str] = []
+
+    @idempotent_function(dynamodb_store, key="k", operation="late-step", clock=clock, lease=10, local_cache=False)
+    def work(k: str) -> str:
+        if current().attempt == 1:
+            raise Crash
+        return current().step("s", lambda: runs.append("ran") or "fresh")
+
+    with pytest.raises(Crash):
+        work("a")
+    rid = record_id("late-step", None, "a")
+    zombie = dynamodb_store.get(rid)
+    assert zombie is not None
+    updates: list[str] = []
+
+    def zombie_saves_its_step_before_the_take_over(**_: Any) -> None:
+        updates.append("UpdateItem")
+        if len(updates) == 2:  # the claim was refused and read; the take-over is about to be sent
+            assert dynamodb_store.save_step(rid, zombie.owner, "s", '"from the old owner"') is None
+
+    clock.advance(12)
+    event = "before-call.dynamodb.UpdateItem"
+    dynamodb_store.client.meta.events.register(event, zombie_saves_its_step_before_the_take_over)
+    try:
+        assert work("a") == "from the old owner"
+    finally:
+        dynamodb_store.client.meta.events.unregister(event, zombie_saves_its_step_before_the_take_over)
+    assert runs == []
