@@ -369,3 +369,31 @@ def test_ninety_nine_writes_and_the_completion_fill_one_transaction(
     assert work("a") == 99
     assert counter.calls == ["UpdateItem", "TransactWriteItems"]
     assert balance(client, table, "acct-0") == balance(client, table, "acct-98") == 1
+
+
+def test_delete_and_condition_check_join_the_commit(dynamodb_store: DynamoDBStore, clock: FakeClock) -> None:
+    client = dynamodb_store.client
+    table = new_business_table(client)
+    client.put_item(TableName=table, Item={"id": {"S": "hold-1"}})
+    client.put_item(TableName=table, Item={"id": {"S": "acct"}, "balance": {"N": "10"}})
+
+    @idempotent_function(dynamodb_store, key="k", operation="settle", clock=clock, local_cache=False)
+    def settle(k: str, needed: int) -> str:
+        current().write({"Delete": {"TableName": table, "Key": {"id": {"S": "hold-1"}}}})
+        current().write(
+            {
+                "ConditionCheck": {
+                    "TableName": table,
+                    "Key": {"id": {"S": "acct"}},
+                    "ConditionExpression": "balance >= :n",
+                    "ExpressionAttributeValues": {":n": {"N": str(needed)}},
+                }
+            }
+        )
+        return "settled"
+
+    with pytest.raises(WriteConditionError, match=r"write #1 \(ConditionCheck on biz-"):
+        settle("s-1", 11)  # the balance check fails: the Delete is not applied either
+    assert "Item" in client.get_item(TableName=table, Key={"id": {"S": "hold-1"}}, ConsistentRead=True)
+    assert settle("s-1", 10) == "settled"
+    assert "Item" not in client.get_item(TableName=table, Key={"id": {"S": "hold-1"}}, ConsistentRead=True)
