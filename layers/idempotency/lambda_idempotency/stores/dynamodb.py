@@ -405,7 +405,7 @@ def _names(*placeholders: str) -> dict[str, str]:
 def _claim_expression(with_scope: bool, with_fingerprint: bool) -> tuple[dict[str, str], str]:
     """The claim's attribute names and update expression (one per combination of optional fields)."""
     sets = ["#st = :ip", "#ow = :me", "#le = :lease", "#ex = :exp", "#k = :key", "#cr = :now", "#at = :one"]
-    sets.append("#steps = :nosteps")
+    sets.append("#steps = :nosteps")  # an empty map, so a step is saved with one SET #steps.#name
     removes = ["#res", "#co"]
     (sets if with_scope else removes).append("#sc = :sc" if with_scope else "#sc")
     (sets if with_fingerprint else removes).append("#fp = :fp" if with_fingerprint else "#fp")
