@@ -1,13 +1,11 @@
 # One entry point for people and CI. `make demo` runs the local story (Python >= 3.11 only); `make test` builds
 # everything it needs on a fresh machine (Python >= 3.11 and 3.12 via pyenv, Node/npm and Java 17 present) and runs
-# lint, types and the full test suite, template checks included.
+# lint, types and the full test suite, template checks included (tests/test_template.py runs sam build with
+# PYENV_VERSION=3.12.1, which puts python3.12 on PATH).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
-# sam build runs pip for the layer with python3.12; pyenv puts it on PATH with this.
-export PYENV_VERSION ?= 3.12.1
-export SAM_CLI_TELEMETRY := 0
 
 .PHONY: setup test lint typecheck unit demo demo-dynamodb-local
 

@@ -106,36 +106,42 @@ def get_payment(payment_id: str) -> Response:
     metrics.add_metric(name="PaymentRead", unit=MetricUnit.Count, value=1)
     payment = payments.get(payment_id)
     if payment is None:
-        return problem(404, "Not Found", f"no payment {payment_id}")
+        return rejected(404, "Not Found", f"no payment {payment_id}")
     return Response(status_code=200, content_type="application/json", body=json.dumps(payment))
+
+
+def rejected(status: int, title: str, detail: str, **extra: Any) -> Response:
+    """A problem answer, counted by status: a surge of 409s or 422s says something about the clients."""
+    metrics.add_metric(name=f"PaymentRejected{status}", unit=MetricUnit.Count, value=1)
+    return problem(status, title, detail, **extra)
 
 
 @api.exception_handler(InvalidPaymentRequest)
 def invalid_request(error: InvalidPaymentRequest) -> Response:
-    return problem(400, "Invalid payment request", str(error), errors=error.errors)
+    return rejected(400, "Invalid payment request", str(error), errors=error.errors)
 
 
 @api.exception_handler([MissingKeyError, InvalidKeyError])
 def bad_key(error: Exception) -> Response:
     detail = "an Idempotency-Key header of 1 to 255 characters is required"
-    return problem(400, "Idempotency-Key missing or invalid", detail)
+    return rejected(400, "Idempotency-Key missing or invalid", detail)
 
 
 @api.exception_handler(KeyReuseError)
 def key_reused(error: KeyReuseError) -> Response:
-    return problem(422, "Idempotency-Key reused", "this key was already used with another request body")
+    return rejected(422, "Idempotency-Key reused", "this key was already used with another request body")
 
 
 @api.exception_handler(InProgressError)
 def in_progress(error: InProgressError) -> Response:
     detail = "a request with this key is still being processed; retry later"
-    return problem(409, "Request in progress", detail, headers={"Retry-After": str(error.retry_after)})
+    return rejected(409, "Request in progress", detail, headers={"Retry-After": str(error.retry_after)})
 
 
 @api.exception_handler(StoreUnavailableError)
 def unavailable(error: StoreUnavailableError) -> Response:
     logger.exception("idempotency store unavailable; nothing was charged")
-    return problem(503, "Service unavailable", "retry later", headers={"Retry-After": "1"})
+    return rejected(503, "Service unavailable", "retry later", headers={"Retry-After": "1"})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
