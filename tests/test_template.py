@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lambda_idempotency.stores.dynamodb import TTL_ATTRIBUTE, table_definition
 
 from demo.template import ROOT, create_table_request, load_template, resources_of
-from lambda_idempotency.stores.dynamodb import TTL_ATTRIBUTE, table_definition
 
 SAM_BIN = ROOT / ".venv-sam" / "bin"
 TEMPLATE = load_template()
@@ -24,7 +24,7 @@ def sam_tool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """Run a tool of .venv-sam (made by `make setup`) with python3.12 on PATH and no telemetry."""
     env = {**os.environ, "PYENV_VERSION": "3.12.1", "SAM_CLI_TELEMETRY": "0"}
     return subprocess.run(
-        [str(SAM_BIN / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=240
+        [str(SAM_BIN / args[0]), *args[1:]], check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=240
     )
 
 
@@ -111,4 +111,3 @@ def test_queue_timeouts_and_redrive_fit_the_function() -> None:
 
 def test_outputs_name_the_api_queue_and_tables() -> None:
     assert {"ApiUrl", "EmailQueueUrl", "IdempotencyTableName", "PaymentsTableName"} <= set(TEMPLATE["Outputs"])
-

@@ -17,7 +17,6 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from email_message import parse_email
-
 from lambda_idempotency import DynamoDBStore
 from lambda_idempotency.batch import idempotent_record, process_batch
 

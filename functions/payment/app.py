@@ -18,12 +18,6 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from payment_request import InvalidPaymentRequest, parse_payment_request
-from payments_table import PaymentsTable, payment_id_for
-from problems import problem
-from provider import PaymentProvider
-from simulated_gateway import SimulatedGateway
-
 from lambda_idempotency import (
     DynamoDBStore,
     InProgressError,
@@ -34,6 +28,11 @@ from lambda_idempotency import (
     current,
     idempotent,
 )
+from payment_request import InvalidPaymentRequest, parse_payment_request
+from payments_table import PaymentsTable, payment_id_for
+from problems import problem
+from provider import PaymentProvider
+from simulated_gateway import SimulatedGateway
 
 logger = Logger()
 metrics = Metrics()
