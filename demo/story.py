@@ -56,14 +56,17 @@ class Story:
         return response
 
     def run(self) -> bool:
-        self.payments()
-        self.emails()
+        for chapter in (self.payments, self.emails):
+            try:
+                chapter()
+            except Exception as exc:
+                self.check(False, f"{chapter.__name__} stopped: {type(exc).__name__}: {exc}")
         self.counts["charges"] = self.stack.count_items("GatewayChargesTable")
         self.counts["payments"] = self.stack.count_items("PaymentsTable")
         self.say("")
         self.say(
             f"Summary: {self.counts['charges']} charges for {self.counts['payments']} payments, "
-            f"{self.counts['emails']} emails sent for {self.counts['email_ids']} email ids, "
+            f"{self.counts.get('emails', '?')} emails sent for {self.counts.get('email_ids', '?')} email ids, "
             f"{len(self.failures)} failed checks."
         )
         return not self.failures

@@ -167,3 +167,12 @@ def count_calls() -> Iterator[Callable[[Any], CallCounter]]:
     yield start
     for client, counter in registered:
         client.meta.events.unregister("before-call.dynamodb", counter)
+
+
+@pytest.fixture
+def restore_environment() -> Iterator[None]:
+    """For tests that load example functions: loading one sets its environment (endpoints, table names)."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)

@@ -17,6 +17,8 @@ import pytest
 from demo.stack import LambdaContext, LocalStack
 from demo.story import load_event, with_key
 
+pytestmark = pytest.mark.usefixtures("restore_environment")
+
 
 @pytest.fixture
 def stack(moto_endpoint: str) -> LocalStack:
