@@ -46,4 +46,5 @@ def send_email(record: SQSRecord) -> dict[str, str]:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    metrics.add_metric(name="EmailRecords", unit=MetricUnit.Count, value=len(event.get("Records") or []))
     return process_batch(event, context, send_email)
