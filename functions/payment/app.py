@@ -56,6 +56,9 @@ def idempotency_key(event: dict[str, Any]) -> str | None:
     return None
 
 
+# The seam. When lambda_idempotency.http lands, `idempotent_http(store, operation="payments.create",
+# validate=parse_payment_request)` replaces this decorator, `idempotency_key`, `_ran_here` and the 4xx handlers below;
+# `current().derived_key("charge")` replaces the gateway key and `current().write(...)` the payment's PutItem.
 @idempotent(
     store,
     operation="payments.create",
