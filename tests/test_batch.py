@@ -155,6 +155,20 @@ def test_a_duplicate_in_flight_elsewhere_fails_and_succeeds_when_redelivered(sto
     assert runs == ["m1"]
 
 
+def test_a_handler_that_asks_for_the_lambda_context_gets_it() -> None:
+    from lambda_idempotency import MemoryStore
+
+    seen: list[Any] = []
+
+    @idempotent_record(MemoryStore(), operation="test.context")
+    def handle(record: Any, lambda_context: Any) -> None:
+        seen.append(lambda_context.function_name)
+
+    context = LambdaContext("consumer")
+    assert process_batch({"Records": [sqs("m1", {}), sqs("m1", {})]}, context, handle) == {"batchItemFailures": []}
+    assert seen == ["consumer"]
+
+
 def test_the_lease_follows_the_invocations_remaining_time(clock: FakeClock) -> None:
     from lambda_idempotency import MemoryStore
 

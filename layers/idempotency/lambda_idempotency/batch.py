@@ -75,7 +75,14 @@ def idempotent_record(
     """
     read_key = _reader(key) if key is not None else record_id
     read_fingerprint = _reader(fingerprint) if fingerprint is not None else record_payload
-    return idempotent_function(store, key=read_key, fingerprint=read_fingerprint, operation=operation, **options)
+    # Powertools passes ``lambda_context=`` to handlers that declare it: the selectors look at the record only.
+    return idempotent_function(
+        store,
+        key=lambda record, **_: read_key(record),
+        fingerprint=lambda record, **_: read_fingerprint(record),
+        operation=operation,
+        **options,
+    )
 
 
 def _reader(selector: Selector) -> Callable[[Any], Any]:
