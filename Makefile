@@ -1,12 +1,15 @@
-# One entry point for people and CI. `make test` builds everything it needs on a fresh machine
-# (Python >= 3.11, Node/npm and Java 17 present) and runs lint, types and the full test suite.
+# One entry point for people and CI. `make demo` runs the local story (Python >= 3.11 only); `make test` builds
+# everything it needs on a fresh machine (Python >= 3.11 and 3.12 via pyenv, Node/npm and Java 17 present) and runs
+# lint, types and the full test suite, template checks included (tests/test_template.py runs sam build with
+# PYENV_VERSION=3.12.1, which puts python3.12 on PATH).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
 
-.PHONY: setup test lint typecheck unit
+.PHONY: setup test lint typecheck unit demo demo-dynamodb-local
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed
 
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +19,18 @@ $(VENV)/.installed: requirements-dev.txt pyproject.toml
 node_modules/.installed: package.json
 	npm install --no-package-lock --no-audit --no-fund --loglevel=error
 	touch $@
+
+# SAM CLI and cfn-lint in their own venv: their pins would fight the test tools'.
+$(SAM_VENV)/.installed: requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/python -m demo
+
+demo-dynamodb-local: $(VENV)/.installed node_modules/.installed
+	$(BIN)/python -m demo --dynamodb-local
 
 lint: setup
 	$(BIN)/ruff check .

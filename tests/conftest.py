@@ -180,3 +180,12 @@ def new_business_table(client: Any) -> str:
     )
     client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     return name
+
+
+@pytest.fixture
+def restore_environment() -> Iterator[None]:
+    """For tests that load example functions: loading one sets its environment (endpoints, table names)."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)

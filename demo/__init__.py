@@ -1,0 +1,1 @@
+"""The local demo: the SAM application of template.yaml on an embedded DynamoDB + SQS + SES (``make demo``)."""

@@ -1,0 +1,75 @@
+"""A stand-in payment gateway that records each charge in DynamoDB and honours an idempotency key.
+
+It behaves like a real gateway where it matters here: the first charge under a key is recorded (one conditional
+PutItem), a repeated key returns that first charge, and the same key with other parameters is refused. The demo and
+the tests count charges in its table, so "charged once" is measured, not assumed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from botocore.exceptions import ClientError
+from provider import Charge, ProviderKeyReuseError
+
+
+class SimulatedGateway:
+    """Charges recorded in the table ``table_name`` (partition key ``idempotency_key``)."""
+
+    def __init__(self, table_name: str, client: Any, *, latency_s: float = 0.0) -> None:
+        self.table_name = table_name
+        self.client = client
+        self.latency_s = latency_s
+        """Time a charge takes, as a real gateway's round trip does; the demo sets it to make races visible."""
+
+    def charge(
+        self, *, idempotency_key: str, amount: int, currency: str, customer: str, description: str | None
+    ) -> Charge:
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        item = {
+            "idempotency_key": {"S": idempotency_key},
+            "charge_id": {"S": f"ch_{os.urandom(12).hex()}"},
+            "amount": {"N": str(amount)},
+            "currency": {"S": currency},
+            "customer": {"S": customer},
+            "status": {"S": "succeeded"},
+            "created_at": {"N": str(int(time.time()))},
+        }
+        if description is not None:
+            item["description"] = {"S": description}
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(idempotency_key)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            item = exc.response.get("Item") or self._get(idempotency_key)
+            first = _charge(item)
+            if (first.amount, first.currency, first.customer) != (amount, currency, customer):
+                raise ProviderKeyReuseError(f"gateway key {idempotency_key!r} was used for another charge") from None
+            return first
+        return _charge(item)
+
+    def _get(self, idempotency_key: str) -> dict[str, Any]:
+        response = self.client.get_item(
+            TableName=self.table_name, Key={"idempotency_key": {"S": idempotency_key}}, ConsistentRead=True
+        )
+        item: dict[str, Any] = response["Item"]
+        return item
+
+
+def _charge(item: dict[str, Any]) -> Charge:
+    return Charge(
+        charge_id=item["charge_id"]["S"],
+        amount=int(item["amount"]["N"]),
+        currency=item["currency"]["S"],
+        customer=item["customer"]["S"],
+        status=item["status"]["S"],
+    )

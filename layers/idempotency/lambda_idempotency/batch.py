@@ -1,0 +1,128 @@
+"""Idempotent record handlers for queue and stream consumers, inside Powertools' batch utility.
+
+Queues and streams deliver at least once: SQS redelivers after the visibility timeout, a producer may enqueue one
+business event twice under two message ids, a stream retries a whole shard batch. `idempotent_record` makes the
+handler of one record run once per key; Powertools' batch processor does the bookkeeping, so a record whose
+handler raises (malformed, in progress elsewhere, a failed send) is reported in ``batchItemFailures`` and comes
+back alone. `process_batch` picks the processor from the event: SQS standard, SQS FIFO (stops at the first failure
+to keep the order), Kinesis Data Streams or DynamoDB Streams.
+
+The key is a business id read from the record (``key="json(body).order_id"`` or a callable) when one is given,
+and is then required: a record without it fails instead of being processed unguarded. Without ``key``, the
+record's own id (SQS ``messageId``, stream ``eventID``) is the key, which covers redeliveries but not a message
+enqueued twice. Powertools is imported only when `process_batch` runs (pip extra ``batch``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .decorators import idempotent_function
+from .errors import MissingKeyError
+from .selectors import Selector, event_selector
+from .stores.base import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_SOURCE_IDS = {"aws:sqs": "messageId", "aws:kinesis": "eventID", "aws:dynamodb": "eventID"}
+_EVENT_TYPES = {"aws:sqs": "SQS", "aws:kinesis": "KinesisDataStreams", "aws:dynamodb": "DynamoDBStreams"}
+_PAYLOADS = {"aws:sqs": "body", "aws:kinesis": "kinesis.data", "aws:dynamodb": "dynamodb.NewImage"}
+
+
+def raw_record(record: Any) -> dict[str, Any]:
+    """The record as Lambda delivered it: Powertools' data classes keep it in ``raw_event``."""
+    raw = getattr(record, "raw_event", record)
+    if not isinstance(raw, dict):
+        raise MissingKeyError(f"not a batch record: {type(record).__name__}")
+    return raw
+
+
+def record_id(record: Any) -> str:
+    """The id the event source gives each record (SQS ``messageId``, Kinesis/DynamoDB Streams ``eventID``)."""
+    raw = raw_record(record)
+    source = raw.get("eventSource") or raw.get("EventSource") or "aws:sqs"
+    value = raw.get(_SOURCE_IDS.get(str(source), "messageId"))
+    if not value:
+        raise MissingKeyError(f"record of {source} has no id")
+    return str(value)
+
+
+def record_payload(record: Any) -> Any:
+    """What a record carries (SQS body, Kinesis data, DynamoDB new image): the default fingerprint."""
+    raw = raw_record(record)
+    source = str(raw.get("eventSource") or raw.get("EventSource") or "aws:sqs")
+    value: Any = raw
+    for part in _PAYLOADS.get(source, "body").split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def idempotent_record(
+    store: Store,
+    *,
+    operation: str,
+    key: Selector | None = None,
+    fingerprint: Selector | None = None,
+    **options: Any,
+) -> Callable[[F], F]:
+    """Make a batch record handler ``fn(record)`` run once per key (see the module docstring for the key).
+
+    ``key``/``fingerprint`` are JMESPath expressions on the raw record (``json(body).email_id``) or callables of
+    it. The fingerprint defaults to the record's payload, so one key enqueued with two payloads is an error
+    (`KeyReuseError`: the record fails and reaches the dead-letter queue), never a silent replay.
+    Other options are those of `idempotent_function` (``ttl``, ``lease``, ``cache_errors``, ...).
+    """
+    read_key = _reader(key) if key is not None else record_id
+    read_fingerprint = _reader(fingerprint) if fingerprint is not None else record_payload
+    # Powertools passes ``lambda_context=`` to handlers that declare it: the selectors look at the record only.
+    return idempotent_function(
+        store,
+        key=lambda record, **_: read_key(record),
+        fingerprint=lambda record, **_: read_fingerprint(record),
+        operation=operation,
+        **options,
+    )
+
+
+def _reader(selector: Selector) -> Callable[[Any], Any]:
+    read = event_selector(selector)
+
+    def from_record(record: Any) -> Any:
+        return read(((raw_record(record),), {}))
+
+    return from_record
+
+
+def process_batch(event: dict[str, Any], context: Any, record_handler: Callable[[Any], Any]) -> dict[str, Any]:
+    """Run ``record_handler`` on every record with the Powertools processor the event calls for.
+
+    Returns the partial batch response (``{"batchItemFailures": [...]}``) for ``ReportBatchItemFailures``, also
+    when every record failed (Powertools would raise instead; the queue or stream retries the same records either
+    way, and the response says which). Leases of the records follow the invocation's remaining time.
+    """
+    from aws_lambda_powertools.utilities.batch import (
+        BatchProcessor,
+        EventType,
+        SqsFifoPartialProcessor,
+        process_partial_response,
+    )
+
+    from .execution import use_lambda_context
+
+    records = event.get("Records") or []
+    if not records:
+        return {"batchItemFailures": []}
+    first = records[0]
+    source = str(first.get("eventSource") or first.get("EventSource") or "")
+    if source not in _EVENT_TYPES:
+        raise ValueError(f"unsupported batch event source {source!r}; expected one of {sorted(_EVENT_TYPES)}")
+    fifo = source == "aws:sqs" and str(first.get("eventSourceARN", "")).endswith(".fifo")
+    processor = SqsFifoPartialProcessor() if fifo else BatchProcessor(event_type=EventType(_EVENT_TYPES[source]))
+    processor.raise_on_entire_batch_failure = False
+    use_lambda_context(context)
+    try:
+        response: dict[str, Any] = dict(process_partial_response(event, record_handler, processor, context))
+    finally:
+        use_lambda_context(None)
+    return response

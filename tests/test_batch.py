@@ -1,0 +1,191 @@
+"""`lambda_idempotency.batch` inside Powertools' batch processors: SQS standard and FIFO, Kinesis, DynamoDB Streams.
+
+Runs on MemoryStore and on moto's server over HTTP (its item operations serialised, as DynamoDB does); the
+in-flight duplicate test counts on that serialisation.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+from lambda_idempotency import current
+from lambda_idempotency.batch import idempotent_record, process_batch
+from lambda_idempotency.stores.base import Store
+
+from demo.stack import LambdaContext
+
+from .conftest import FakeClock
+
+BACKENDS = pytest.mark.parametrize("store", ["memory", "moto_server"], indirect=True)
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:orders"
+
+
+def sqs(message_id: str, body: Any, arn: str = QUEUE_ARN) -> dict[str, Any]:
+    text = body if isinstance(body, str) else json.dumps(body)
+    return {"messageId": message_id, "body": text, "eventSource": "aws:sqs", "eventSourceARN": arn, "attributes": {}}
+
+
+def kinesis(sequence: str, partition_key: str) -> dict[str, Any]:
+    return {
+        "eventSource": "aws:kinesis",
+        "eventID": f"shardId-000000000000:{sequence}",
+        "kinesis": {
+            "sequenceNumber": sequence,
+            "partitionKey": partition_key,
+            "data": base64.b64encode(json.dumps({"sequence": sequence}).encode()).decode(),
+        },
+    }
+
+
+def stream(sequence: str, image: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "eventSource": "aws:dynamodb",
+        "eventID": f"event-{sequence}",
+        "dynamodb": {"SequenceNumber": sequence, "NewImage": image},
+    }
+
+
+class Consumer:
+    """A record handler that counts its runs and fails on records whose payload says so."""
+
+    def __init__(self, store: Store, **options: Any) -> None:
+        self.runs: Counter[str] = Counter()
+        options.setdefault("local_cache", False)
+
+        @idempotent_record(store, operation="test.consume", **options)
+        def handle(record: Any) -> str:
+            payload = json.dumps(record.raw_event)
+            self.runs[record.raw_event.get("messageId") or record.raw_event["eventID"]] += 1
+            if "poison" in payload:
+                raise ValueError("poison record")
+            return "done"
+
+        self.handle = handle
+
+    def __call__(self, records: list[dict[str, Any]]) -> list[str]:
+        response = process_batch({"Records": records}, LambdaContext("consumer"), self.handle)
+        return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+
+
+@BACKENDS
+def test_sqs_failures_name_exactly_the_bad_records_and_good_ones_replay(store: Store) -> None:
+    consume = Consumer(store)
+    batch = [sqs("m1", {"n": 1}), sqs("m2", "poison"), sqs("m3", {"n": 3})]
+    assert consume(batch) == ["m2"]
+    assert consume(batch) == ["m2"]
+    assert consume.runs == {"m1": 1, "m2": 2, "m3": 1}
+
+
+@BACKENDS
+def test_a_business_key_runs_once_across_message_ids(store: Store) -> None:
+    consume = Consumer(store, key="json(body).order_id")
+    assert consume([sqs("m1", {"order_id": "o-1"}), sqs("m2", {"order_id": "o-1"})]) == []
+    assert consume([sqs("m3", {"order_id": "o-1"})]) == []
+    assert consume.runs == {"m1": 1}
+
+
+@BACKENDS
+def test_a_record_without_its_business_key_fails_alone(store: Store) -> None:
+    consume = Consumer(store, key="json(body).order_id")
+    assert consume([sqs("m1", {"order_id": "o-1"}), sqs("m2", {"other": 1}), sqs("m3", "{not json")]) == ["m2", "m3"]
+    assert consume.runs == {"m1": 1}
+
+
+@BACKENDS
+def test_a_business_key_with_another_payload_fails_instead_of_replaying(store: Store) -> None:
+    consume = Consumer(store, key="json(body).order_id")
+    assert consume([sqs("m1", {"order_id": "o-1", "amount": 5})]) == []
+    assert consume([sqs("m2", {"order_id": "o-1", "amount": 6})]) == ["m2"]
+    assert consume.runs == {"m1": 1}
+
+
+@BACKENDS
+def test_fifo_stops_at_the_first_failure_and_leaves_the_rest_unclaimed(store: Store) -> None:
+    consume = Consumer(store)
+    fifo = QUEUE_ARN + ".fifo"
+    assert consume([sqs("m1", {"n": 1}, fifo), sqs("m2", "poison", fifo), sqs("m3", {"n": 3}, fifo)]) == ["m2", "m3"]
+    assert consume.runs == {"m1": 1, "m2": 1}
+    assert consume([sqs("m3", {"n": 3}, fifo)]) == []
+    assert consume.runs["m3"] == 1
+
+
+@BACKENDS
+def test_kinesis_and_dynamodb_streams_are_keyed_by_event_id(store: Store) -> None:
+    consume = Consumer(store)
+    shard = [kinesis("101", "customer-1"), kinesis("102", "poison")]
+    assert consume(shard) == ["102"]
+    assert consume(shard) == ["102"]
+    changes = [stream("201", {"id": {"S": "a"}}), stream("202", {"id": {"S": "poison"}})]
+    assert consume(changes) == ["202"]
+    assert consume(changes) == ["202"]
+    assert consume.runs == {
+        "shardId-000000000000:101": 1,
+        "shardId-000000000000:102": 2,
+        "event-201": 1,
+        "event-202": 2,
+    }
+
+
+@pytest.mark.parametrize("store", ["moto_server"], indirect=True)
+def test_a_duplicate_in_flight_elsewhere_fails_and_succeeds_when_redelivered(store: Store) -> None:
+    inside = threading.Event()
+    release = threading.Event()
+    runs: list[str] = []
+
+    @idempotent_record(store, operation="test.slow", key="json(body).id", local_cache=False)
+    def slow(record: Any) -> str:
+        runs.append(record.message_id)
+        inside.set()
+        release.wait(10)
+        return "sent"
+
+    first = threading.Thread(target=process_batch, args=({"Records": [sqs("m1", {"id": "x"})]}, None, slow))
+    first.start()
+    assert inside.wait(10)
+    duplicate = process_batch({"Records": [sqs("m2", {"id": "x"})]}, None, slow)
+    release.set()
+    first.join()
+    assert duplicate == {"batchItemFailures": [{"itemIdentifier": "m2"}]}
+    assert process_batch({"Records": [sqs("m2", {"id": "x"})]}, None, slow) == {"batchItemFailures": []}
+    assert runs == ["m1"]
+
+
+def test_a_handler_that_asks_for_the_lambda_context_gets_it() -> None:
+    from lambda_idempotency import MemoryStore
+
+    seen: list[Any] = []
+
+    @idempotent_record(MemoryStore(), operation="test.context")
+    def handle(record: Any, lambda_context: Any) -> None:
+        seen.append(lambda_context.function_name)
+
+    context = LambdaContext("consumer")
+    assert process_batch({"Records": [sqs("m1", {}), sqs("m1", {})]}, context, handle) == {"batchItemFailures": []}
+    assert seen == ["consumer"]
+
+
+def test_the_lease_follows_the_invocations_remaining_time(clock: FakeClock) -> None:
+    from lambda_idempotency import MemoryStore
+
+    leases: list[int] = []
+
+    @idempotent_record(MemoryStore(), operation="test.lease", clock=clock)
+    def handle(record: Any) -> None:
+        leases.append(current().lease_expires_at)
+
+    process_batch({"Records": [sqs("m1", {})]}, LambdaContext("consumer", remaining_ms=4_000), handle)
+    assert leases == [int(clock.now * 1000) + 4_000 + 1_000]
+
+
+def test_an_empty_batch_has_no_failures_and_an_unknown_source_is_an_error() -> None:
+    def never(record: Any) -> None:
+        raise AssertionError("no record to handle")
+
+    assert process_batch({"Records": []}, None, never) == {"batchItemFailures": []}
+    with pytest.raises(ValueError, match="unsupported batch event source"):
+        process_batch({"Records": [{"eventSource": "aws:s3"}]}, None, never)

@@ -1,0 +1,113 @@
+"""template.yaml: the checks `sam deploy` would make (cfn-lint, sam validate --lint, sam build), run offline,
+and the properties the issue asks of it, read from the template itself."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lambda_idempotency.stores.dynamodb import TTL_ATTRIBUTE, table_definition
+
+from demo.template import ROOT, create_table_request, load_template, resources_of
+
+SAM_BIN = ROOT / ".venv-sam" / "bin"
+TEMPLATE = load_template()
+FUNCTIONS = resources_of(TEMPLATE, "AWS::Serverless::Function")
+
+
+def sam_tool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run a tool of .venv-sam (made by `make setup`) with python3.12 on PATH and no telemetry."""
+    env = {**os.environ, "PYENV_VERSION": "3.12.1", "SAM_CLI_TELEMETRY": "0"}
+    return subprocess.run(
+        [str(SAM_BIN / args[0]), *args[1:]], check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=240
+    )
+
+
+def test_cfn_lint_passes() -> None:
+    result = sam_tool("cfn-lint", "template.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_lint_passes() -> None:
+    result = sam_tool("sam", "validate", "--lint", "--region", "us-east-1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_sam_build_packs_the_layer_and_the_handlers(tmp_path: Path) -> None:
+    result = sam_tool("sam", "build", "--build-dir", str(tmp_path / "build"), "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    layer = tmp_path / "build" / "IdempotencyLayer" / "python"
+    assert (layer / "lambda_idempotency" / "batch.py").is_file()
+    assert (layer / "aws_lambda_powertools" / "__init__.py").is_file()
+    assert not (layer / "boto3").exists(), "boto3 is in the Lambda runtime; the layer must not ship it"
+    for logical_id in FUNCTIONS:
+        assert (tmp_path / "build" / logical_id / "app.py").is_file()
+
+
+def test_the_idempotency_table_is_the_shape_create_table_makes() -> None:
+    properties = TEMPLATE["Resources"]["IdempotencyTable"]["Properties"]
+    assert create_table_request(properties, "t") == table_definition("t")
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert properties["DeletionProtectionEnabled"] == {"Fn::If": ["ProtectTables", True, False]}
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_handlers_and_environment_match_the_code(logical_id: str) -> None:
+    """What `sam local invoke` needs: the handler exists, and every variable the code reads is set."""
+    properties = FUNCTIONS[logical_id]["Properties"]
+    folder = ROOT / properties["CodeUri"]
+    module, function = properties["Handler"].split(".")
+    tree = ast.parse((folder / f"{module}.py").read_text())
+    assert function in {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    globals_env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    declared = {*globals_env, *properties["Environment"]["Variables"]}
+    read = {
+        name for source in folder.glob("*.py") for name in re.findall(r'os\.environ\["(\w+)"\]', source.read_text())
+    }
+    assert read, "the function reads its resources from the environment"
+    assert read <= declared
+
+
+def _statements(logical_id: str) -> list[dict[str, Any]]:
+    return [s for policy in FUNCTIONS[logical_id]["Properties"]["Policies"] for s in policy["Statement"]]
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_least_privilege(logical_id: str) -> None:
+    for statement in _statements(logical_id):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all("*" not in action for action in actions), statement
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        assert all(isinstance(resource, dict) for resource in resources), f"literal resource in {statement}"
+
+
+def test_functions_get_only_the_dynamodb_calls_the_store_makes() -> None:
+    store_source = (ROOT / "layers/idempotency/lambda_idempotency/stores/dynamodb.py").read_text()
+    calls = set(re.findall(r'"(get_item|update_item|delete_item|put_item|transact_write_items)"', store_source))
+    calls |= set(re.findall(r"client\.(get_item|update_item|delete_item|put_item)\(", store_source))
+    needed = {"dynamodb:" + "".join(part.title() for part in call.split("_")) for call in calls}
+    for logical_id in FUNCTIONS:
+        granted = {a for s in _statements(logical_id) if s["Sid"] == "IdempotencyRecords" for a in s["Action"]}
+        assert granted == needed
+
+
+def test_queue_timeouts_and_redrive_fit_the_function() -> None:
+    queue = TEMPLATE["Resources"]["EmailQueue"]["Properties"]
+    timeout = FUNCTIONS["EmailFunction"]["Properties"].get("Timeout", TEMPLATE["Globals"]["Function"]["Timeout"])
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    # A duplicate in flight fails once and is back after the visibility timeout, when the lease has ended.
+    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 3
+    events = FUNCTIONS["EmailFunction"]["Properties"]["Events"]
+    assert events["Emails"]["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_outputs_name_the_api_queue_and_tables() -> None:
+    assert {"ApiUrl", "EmailQueueUrl", "IdempotencyTableName", "PaymentsTableName"} <= set(TEMPLATE["Outputs"])
