@@ -23,13 +23,12 @@ os.environ.update(
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_LAMBDA_FUNCTION_NAME", None)
 
-import boto3  # noqa: E402
-import pytest  # noqa: E402
-from moto import mock_aws  # noqa: E402
-
-from lambda_idempotency import DynamoDBStore, MemoryStore, create_table  # noqa: E402
-from lambda_idempotency.stores.base import Store  # noqa: E402
-from lambda_idempotency.testing import dynamodb_local, moto_server, serialise_moto_dynamodb  # noqa: E402
+import boto3
+import pytest
+from lambda_idempotency import DynamoDBStore, MemoryStore, create_table
+from lambda_idempotency.stores.base import Store
+from lambda_idempotency.testing import dynamodb_local, moto_server, serialise_moto_dynamodb
+from moto import mock_aws
 
 DYNAMODB_BACKENDS = ["moto", "moto_server", "dynamodb_local"]
 ALL_BACKENDS = ["memory", *DYNAMODB_BACKENDS]

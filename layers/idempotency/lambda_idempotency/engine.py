@@ -205,6 +205,10 @@ class Guard:
         if not isinstance(error, Exception):
             logger.warning("%s interrupted by %s; its lease will expire", execution.record_id, type(error).__name__)
             return
+        self.release(execution)
+
+    def release(self, execution: Execution) -> None:
+        """Give the key back so a retry runs again (an HTTP 5xx, a rejected request): nothing is stored."""
         try:
             refused = self.store.release(execution.record_id, execution.owner, keep_steps=bool(execution.steps))
         except StoreUnavailableError as exc:
