@@ -49,6 +49,7 @@ class DroppingProxy:
                     self.forwarded += 1
             if drop:
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                client.shutdown(socket.SHUT_RDWR)
                 return
             client.sendall(first)
             _pipe(upstream, client)

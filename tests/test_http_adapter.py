@@ -176,7 +176,7 @@ def test_in_flight_duplicate_is_409_with_retry_after(shape: str) -> None:
     worker.join()
     assert response["statusCode"] == 409
     assert problem_of(response)["code"] == "idempotency-key-in-use"
-    assert 1 <= int(headers_of(response)["retry-after"]) <= 31
+    assert headers_of(response)["retry-after"] == "1"
     assert first[0]["statusCode"] == 201 and payments.runs == 1
     if shape.startswith("alb"):
         assert response["statusDescription"] == "409 Conflict"
@@ -200,6 +200,18 @@ def test_wait_replays_the_original_once_it_completes(shape: str) -> None:
     assert headers_of(duplicate)[REPLAYED] == "true"
     assert without_replayed(duplicate) == first[0]
     assert payments.runs == 1
+
+
+def test_retry_after_is_the_lease_left_up_to_max_retry_after() -> None:
+    api, payments = make_api(MemoryStore(), "http_api", lease=30, max_retry_after=120)
+    payments.release.clear()
+    worker = threading.Thread(target=lambda: api(http_event("http_api"), None))
+    worker.start()
+    assert payments.started.wait(10)
+    response = api(http_event("http_api"), None)
+    payments.release.set()
+    worker.join()
+    assert 29 <= int(headers_of(response)["retry-after"]) <= 31
 
 
 def test_wait_answers_409_when_the_original_outlasts_it() -> None:

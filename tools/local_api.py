@@ -217,7 +217,10 @@ def _json(status: int, body: Any) -> Response:
 
 
 def _apply_environment(functions: list[Function]) -> None:
-    """Functions share this process: their environment goes to os.environ, and a clash is reported, not hidden."""
+    """Functions share this process, so their environments share os.environ: a clash is reported, not hidden.
+
+    Give every function the same value for a variable they share (``"Parameters"`` of ``--env-vars``).
+    """
     seen: dict[str, tuple[str, str]] = {}
     for function in functions:
         for name, value in function.environment.items():
@@ -254,13 +257,22 @@ def embedded_dynamodb(template_path: Path, parameters: dict[str, str]) -> Iterat
         yield
 
 
-def _env_vars(path: str | None) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    """SAM CLI's ``--env-vars`` file: ``{"Parameters": {...}, "<FunctionId>": {...}}``."""
+def _env_vars(path: str | None) -> dict[str, dict[str, str]]:
+    """SAM CLI's ``--env-vars`` file: ``{"Parameters": {...for every function}, "<FunctionId>": {...}}``.
+
+    As in SAM CLI, a value only replaces a variable the function declares in the template.
+    """
     if path is None:
-        return {}, {}
+        return {}
     data = json.loads(Path(path).read_text())
-    parameters = {k: str(v) for k, v in (data.pop("Parameters", None) or {}).items()}
-    return parameters, {fn: {k: str(v) for k, v in values.items()} for fn, values in data.items()}
+    return {scope: {k: str(v) for k, v in values.items()} for scope, values in data.items()}
+
+
+def _parameter_overrides(pairs: list[str]) -> dict[str, str]:
+    overrides = dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+    if len(overrides) != len(pairs):
+        raise SystemExit("--parameter-overrides takes Name=Value pairs")
+    return overrides
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -268,19 +280,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--template", default="template.yaml", type=Path)
     parser.add_argument("--port", type=int, default=3000, help="0 picks a free port")
     parser.add_argument("--env-vars", help="JSON file in SAM CLI's --env-vars format")
+    parser.add_argument("--parameter-overrides", nargs="*", default=[], metavar="NAME=VALUE")
     parser.add_argument("--principal", default=DEFAULT_PRINCIPAL, help="JWT sub of every request")
     parser.add_argument("--no-auth", action="store_true", help="send requests without an authorizer")
     parser.add_argument("--embedded-dynamodb", action="store_true", help="run moto's DynamoDB with the tables")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    parameters, overrides = _env_vars(args.env_vars)
+    parameters = _parameter_overrides(args.parameter_overrides)
+    overrides = _env_vars(args.env_vars)
     with ExitStack() as stack:
         if args.embedded_dynamodb:
             stack.enter_context(embedded_dynamodb(args.template, parameters))
         template = load_template(args.template, parameters=parameters)
         for function in template.functions:
-            function.environment.update(overrides.get(function.logical_id, {}))
+            for scope in ("Parameters", function.logical_id):
+                declared = overrides.get(scope, {}).items()
+                function.environment.update({k: v for k, v in declared if k in function.environment})
         app = LocalApi(template, principal=None if args.no_auth else args.principal)
         server = make_server("127.0.0.1", args.port, app, threaded=True)
         print(f"Serving {', '.join(app.routes())} on http://127.0.0.1:{server.server_port}", flush=True)

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 import boto3
-from lambda_idempotency import DynamoDBStore
+from lambda_idempotency import DynamoDBStore, current
 from lambda_idempotency.http import RequestValidationError, idempotent_http
 
 store = DynamoDBStore(os.environ["IDEMPOTENCY_TABLE"])
@@ -35,9 +35,8 @@ def create_payment(event: dict[str, Any], context: Any) -> dict[str, Any]:
     body = json.loads(event["body"])
     time.sleep(float(body.get("processing_seconds", 0)))
     charge_id = f"ch_{uuid.uuid4().hex[:16]}"
-    dynamodb.put_item(
-        TableName=CHARGES_TABLE, Item={"charge_id": {"S": charge_id}, "amount": {"N": str(body["amount"])}}
-    )
+    item = {"charge_id": {"S": charge_id}, "amount": {"N": str(body["amount"])}, "key": {"S": current().key}}
+    dynamodb.put_item(TableName=CHARGES_TABLE, Item=item)
     return {
         "statusCode": 201,
         "headers": {"Content-Type": "application/json", "Location": f"/payments/{charge_id}"},

@@ -12,6 +12,7 @@ the key, so a retry runs again.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from .response import ProxyResponse, mark_replayed, proxy_response
 from .validation import RequestValidationError
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger("lambda_idempotency")
 
 KEY_REQUIRED_BY_DEFAULT = frozenset({"POST", "PATCH"})
 """Methods that are not idempotent by nature; PUT and DELETE are, and GET is safe."""
@@ -55,6 +57,9 @@ class HttpOptions(TypedDict, total=False):
     """The scope of requests without a principal; None (default) answers them 401."""
     ttl: timedelta | float
     lease: timedelta | float | None
+    max_retry_after: int
+    """Caps the 409's ``Retry-After`` (default 1 s): the lease runs to the Lambda timeout, while the original
+    usually finishes far sooner."""
     wait: timedelta | float
     """How long a duplicate waits for an in-flight original before answering 409 (default 0: a waiting Lambda
     is billed)."""
@@ -81,6 +86,7 @@ class HttpIdempotency:
         self.principal = options.get("principal") or principal_of
         self.anonymous_scope = options.get("anonymous_scope")
         self.wait_s = _seconds(options.get("wait", 0), "wait", allow_zero=True)
+        self.max_retry_after = max(1, int(options.get("max_retry_after", 1)))
         lease = options.get("lease")
         local_cache = options.get("local_cache", True)
         self.guard = Guard(
@@ -139,11 +145,13 @@ class HttpIdempotency:
                 if self._await_change(claim, deadline):
                     continue
                 detail = f"a request with this {HEADER} is still being processed"
-                return problem(request, 409, "idempotency-key-in-use", detail, retry_after=busy.retry_after)
+                retry_after = min(busy.retry_after, self.max_retry_after)
+                return problem(request, 409, "idempotency-key-in-use", detail, retry_after=retry_after)
             except KeyReuseError:
                 detail = f"this {HEADER} was already used with a different request (method, path, query or body)"
                 return problem(request, 422, "idempotency-key-reused", detail)
-            except StoreUnavailableError:
+            except StoreUnavailableError as exc:
+                logger.error("idempotency store unavailable for %s: %s", self.guard.operation, exc)
                 return problem(request, 503, "store-unavailable", "the idempotency store is unreachable", retry_after=1)
             break
         if started is None:
