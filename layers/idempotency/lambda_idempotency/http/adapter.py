@@ -161,7 +161,7 @@ class HttpIdempotency:
                 return mark_replayed(self.guard.replay(started))
             except ResultNotStoredError as exc:
                 return problem(request, 500, "idempotency-result-unavailable", str(exc))
-        return self._run_execution(request, started, run)
+        return self._run_execution(request, started, context, run)
 
     def _await_change(self, claim: _Claim, deadline: float) -> bool:
         """Poll the record (consistent reads, backoff) until it is no longer a live claim; False once out of time."""
@@ -176,8 +176,10 @@ class HttpIdempotency:
                 return True
         return False
 
-    def _run_execution(self, request: HttpRequest, execution: Execution, run: Callable[[], Any]) -> ProxyResponse:
-        token = running.enter(execution)
+    def _run_execution(
+        self, request: HttpRequest, execution: Execution, context: Any, run: Callable[[], Any]
+    ) -> ProxyResponse:
+        tokens = running.enter(execution, context)
         try:
             response = proxy_response(run(), request)
         except RequestValidationError as exc:
@@ -187,7 +189,7 @@ class HttpIdempotency:
             self.guard.abort(execution, error)
             raise
         finally:
-            running.leave(token)
+            running.leave(tokens)
         if response["statusCode"] >= 500:
             self.guard.release(execution)
         else:
@@ -208,7 +210,6 @@ def idempotent_http(store: Store, *, operation: str, **options: Unpack[HttpOptio
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def handler(event: dict[str, Any], context: Any) -> ProxyResponse:
-            running.use_lambda_context(context)
             return rules.handle(event, context, lambda: fn(event, context))
 
         handler.idempotency = rules.guard  # type: ignore[attr-defined]
