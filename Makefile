@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint typecheck unit
+.PHONY: setup test lint typecheck unit serve
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -28,3 +28,9 @@ unit: setup
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# The template's HTTP functions on 127.0.0.1:$(PORT), with an embedded DynamoDB (moto): no Docker, no AWS account.
+TEMPLATE ?= template.yaml
+PORT ?= 3000
+serve: setup
+	$(BIN)/python tools/local_api.py --template $(TEMPLATE) --port $(PORT) --embedded-dynamodb

@@ -34,7 +34,12 @@ class DroppingProxy:
             threading.Thread(target=self._relay, args=(client,), daemon=True).start()
 
     def stop(self) -> None:
+        """Stop accepting; shutting the listener down wakes the blocked ``accept`` (closing alone does not)."""
         self._stopped.set()
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._listener.close()
 
     def _relay(self, client: socket.socket) -> None:
