@@ -11,7 +11,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 
 class DroppingProxy:
@@ -36,10 +36,8 @@ class DroppingProxy:
     def stop(self) -> None:
         """Stop accepting; shutting the listener down wakes the blocked ``accept`` (closing alone does not)."""
         self._stopped.set()
-        try:
+        with suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self._listener.close()
 
     def _relay(self, client: socket.socket) -> None:

@@ -72,6 +72,31 @@ def without_replayed(response: dict[str, Any]) -> dict[str, Any]:
     return copied
 
 
+def while_in_flight(
+    api: Callable[..., Any],
+    payments: Payments,
+    first_event: dict[str, Any],
+    duplicate_event: dict[str, Any],
+    *,
+    release_after: float | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Send ``duplicate_event`` while ``first_event`` runs; the first is released after ``release_after`` s
+    (None: once the duplicate is answered). Returns both responses."""
+    payments.release.clear()
+    first: list[dict[str, Any]] = []
+    worker = threading.Thread(target=lambda: first.append(api(first_event, None)))
+    worker.start()
+    assert payments.started.wait(10)
+    if release_after is not None:
+        threading.Timer(release_after, payments.release.set).start()
+    try:
+        duplicate = api(duplicate_event, None)
+    finally:
+        payments.release.set()
+        worker.join()
+    return first[0], duplicate
+
+
 @pytest.mark.parametrize("shape", ALL_SHAPES)
 def test_first_response_is_stored_and_replayed_unchanged_plus_one_header(shape: str) -> None:
     api, payments = make_api(MemoryStore(), shape, local_cache=False)
@@ -166,18 +191,11 @@ def test_json_whitespace_key_order_base64_and_query_order_do_not_change_the_fing
 @pytest.mark.parametrize("shape", ALL_SHAPES)
 def test_in_flight_duplicate_is_409_with_retry_after(shape: str) -> None:
     api, payments = make_api(MemoryStore(), shape, lease=30)
-    payments.release.clear()
-    first: list[dict[str, Any]] = []
-    worker = threading.Thread(target=lambda: first.append(api(http_event(shape), None)))
-    worker.start()
-    assert payments.started.wait(10)
-    response = api(http_event(shape), None)
-    payments.release.set()
-    worker.join()
+    first, response = while_in_flight(api, payments, http_event(shape), http_event(shape))
     assert response["statusCode"] == 409
     assert problem_of(response)["code"] == "idempotency-key-in-use"
     assert headers_of(response)["retry-after"] == "1"
-    assert first[0]["statusCode"] == 201 and payments.runs == 1
+    assert first["statusCode"] == 201 and payments.runs == 1
     if shape.startswith("alb"):
         assert response["statusDescription"] == "409 Conflict"
     if shape == "alb_multi":
@@ -189,40 +207,21 @@ def test_in_flight_duplicate_is_409_with_retry_after(shape: str) -> None:
 @pytest.mark.parametrize("shape", ALL_SHAPES)
 def test_wait_replays_the_original_once_it_completes(shape: str) -> None:
     api, payments = make_api(MemoryStore(), shape, wait=5, lease=30)
-    payments.release.clear()
-    first: list[dict[str, Any]] = []
-    worker = threading.Thread(target=lambda: first.append(api(http_event(shape), None)))
-    worker.start()
-    assert payments.started.wait(10)
-    threading.Timer(0.2, payments.release.set).start()
-    duplicate = api(http_event(shape), None)
-    worker.join()
+    first, duplicate = while_in_flight(api, payments, http_event(shape), http_event(shape), release_after=0.2)
     assert headers_of(duplicate)[REPLAYED] == "true"
-    assert without_replayed(duplicate) == first[0]
+    assert without_replayed(duplicate) == first
     assert payments.runs == 1
 
 
 def test_retry_after_is_the_lease_left_up_to_max_retry_after() -> None:
     api, payments = make_api(MemoryStore(), "http_api", lease=30, max_retry_after=120)
-    payments.release.clear()
-    worker = threading.Thread(target=lambda: api(http_event("http_api"), None))
-    worker.start()
-    assert payments.started.wait(10)
-    response = api(http_event("http_api"), None)
-    payments.release.set()
-    worker.join()
+    _, response = while_in_flight(api, payments, http_event("http_api"), http_event("http_api"))
     assert 29 <= int(headers_of(response)["retry-after"]) <= 31
 
 
 def test_wait_answers_409_when_the_original_outlasts_it() -> None:
     api, payments = make_api(MemoryStore(), "http_api", wait=0.3, lease=30)
-    payments.release.clear()
-    worker = threading.Thread(target=lambda: api(http_event("http_api"), None))
-    worker.start()
-    assert payments.started.wait(10)
-    response = api(http_event("http_api"), None)
-    payments.release.set()
-    worker.join()
+    _, response = while_in_flight(api, payments, http_event("http_api"), http_event("http_api"))
     assert response["statusCode"] == 409 and "retry-after" in headers_of(response)
 
 
@@ -294,13 +293,11 @@ def test_another_principal_never_receives_a_stored_response(shape: str) -> None:
 @pytest.mark.parametrize("shape", ALL_SHAPES)
 def test_another_principal_is_not_blocked_by_an_in_flight_key(shape: str) -> None:
     api, payments = make_api(MemoryStore(), shape)
-    payments.release.clear()
-    worker = threading.Thread(target=lambda: api(http_event(shape, principal="alice"), None))
-    worker.start()
-    assert payments.started.wait(10)
-    payments.release.set()
-    assert api(http_event(shape, principal="mallory"), None)["statusCode"] == 201
-    worker.join()
+    alice, mallory = while_in_flight(
+        api, payments, http_event(shape, principal="alice"), http_event(shape, principal="mallory"), release_after=0.1
+    )
+    assert alice["statusCode"] == mallory["statusCode"] == 201
+    assert REPLAYED not in headers_of(mallory)
     assert payments.runs == 2
 
 

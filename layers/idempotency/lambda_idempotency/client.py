@@ -91,23 +91,42 @@ class _Options:
         self.rng = rng
         self.on_retry = on_retry
 
-    def headers(self, method: str, key: str | None, headers: Any) -> httpx.Headers:
-        merged = httpx.Headers(headers)
+    def start(self, method: str, key: str | None, kwargs: dict[str, Any]) -> _Operation:
+        """Begin one logical operation: its key goes into ``kwargs``' headers for every attempt."""
+        headers = httpx.Headers(kwargs.get("headers"))
         if key is not None or method.upper() in UNSAFE_METHODS:
-            merged[HEADER] = key if key is not None else str(uuid.uuid4())
-        return merged
+            headers[HEADER] = key if key is not None else str(uuid.uuid4())
+        kwargs["headers"] = headers
+        return _Operation(self)
 
-    def retry(self, attempt: int, outcome: httpx.Response | Exception) -> float | None:
+
+class _Operation:
+    """The attempts of one logical operation (sans I/O: the clients send, this decides)."""
+
+    def __init__(self, options: _Options) -> None:
+        self.options = options
+        self.attempt = 0
+
+    def delay_after(self, outcome: httpx.Response | Exception) -> float | None:
+        """How long to wait before the next attempt, or None when ``outcome`` is final."""
+        self.attempt += 1
+        policy, rng = self.options.policy, self.options.rng
         if isinstance(outcome, Exception):
-            delay = self.policy.after_error(attempt, self.rng)
+            delay = policy.after_error(self.attempt, rng)
         else:
-            delay = self.policy.after_response(attempt, outcome, self.rng)
+            delay = policy.after_response(self.attempt, outcome, rng)
         if delay is not None:
             what = outcome if isinstance(outcome, Exception) else outcome.status_code
-            logger.debug("attempt %d failed (%s); retrying in %.2f s", attempt, what, delay)
-            if self.on_retry is not None:
-                self.on_retry(attempt, delay, outcome)
+            logger.debug("attempt %d failed (%s); retrying in %.2f s", self.attempt, what, delay)
+            if self.options.on_retry is not None:
+                self.options.on_retry(self.attempt, delay, outcome)
         return delay
+
+
+def _final(outcome: httpx.Response | Exception) -> httpx.Response:
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 class IdempotentClient:
@@ -130,22 +149,14 @@ class IdempotentClient:
 
     def request(self, method: str, url: str, *, idempotency_key: str | None = None, **kwargs: Any) -> httpx.Response:
         """One logical operation: retried as the policy says, every attempt with the same key."""
-        kwargs["headers"] = self._options.headers(method, idempotency_key, kwargs.get("headers"))
-        attempt = 0
+        operation = self._options.start(method, idempotency_key, kwargs)
         while True:
-            attempt += 1
-            outcome: httpx.Response | Exception
             try:
-                outcome = self.http.request(method, url, **kwargs)
+                outcome: httpx.Response | Exception = self.http.request(method, url, **kwargs)
             except RETRIED_ERRORS as error:
                 outcome = error
-            delay = self._options.retry(attempt, outcome)
-            if delay is None:
-                if isinstance(outcome, Exception):
-                    raise outcome
-                return outcome
-            if isinstance(outcome, httpx.Response):
-                outcome.close()
+            if (delay := operation.delay_after(outcome)) is None:
+                return _final(outcome)
             self._sleep(delay)
 
     def post(self, url: str, **kwargs: Any) -> httpx.Response:
@@ -192,22 +203,14 @@ class AsyncIdempotentClient:
     async def request(
         self, method: str, url: str, *, idempotency_key: str | None = None, **kwargs: Any
     ) -> httpx.Response:
-        kwargs["headers"] = self._options.headers(method, idempotency_key, kwargs.get("headers"))
-        attempt = 0
+        operation = self._options.start(method, idempotency_key, kwargs)
         while True:
-            attempt += 1
-            outcome: httpx.Response | Exception
             try:
-                outcome = await self.http.request(method, url, **kwargs)
+                outcome: httpx.Response | Exception = await self.http.request(method, url, **kwargs)
             except RETRIED_ERRORS as error:
                 outcome = error
-            delay = self._options.retry(attempt, outcome)
-            if delay is None:
-                if isinstance(outcome, Exception):
-                    raise outcome
-                return outcome
-            if isinstance(outcome, httpx.Response):
-                await outcome.aclose()
+            if (delay := operation.delay_after(outcome)) is None:
+                return _final(outcome)
             await asyncio.sleep(delay)
 
     async def post(self, url: str, **kwargs: Any) -> httpx.Response:
