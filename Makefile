@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 
-.PHONY: setup test lint typecheck unit demo demo-dynamodb-local
+.PHONY: setup test lint typecheck unit demo demo-dynamodb-local serve
 
 setup: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed
 
@@ -43,3 +43,9 @@ unit: setup
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# The template's HTTP functions on 127.0.0.1:$(PORT), with an embedded DynamoDB (moto): no Docker, no AWS account.
+TEMPLATE ?= template.yaml
+PORT ?= 3000
+serve: setup
+	$(BIN)/python tools/local_api.py --template $(TEMPLATE) --port $(PORT) --embedded-dynamodb

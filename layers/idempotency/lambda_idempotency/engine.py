@@ -239,8 +239,7 @@ class Guard:
         if not isinstance(error, Exception):
             logger.warning("%s interrupted by %s; its lease will expire", execution.record_id, type(error).__name__)
             return
-        if execution.mode == "claim":
-            self._release(execution)
+        self.release(execution)
 
     def add_write(self, execution: Execution, action: Mapping[str, Any], *, resource: bool) -> None:
         """`Host`: check a write against the transaction rules and keep it for the commit."""
@@ -307,12 +306,12 @@ class Guard:
                 )
             )
         except InvalidWriteError:
-            self._release(execution)
+            self.release(execution)
             raise
         if outcome is None:
             return
         if isinstance(outcome, WritesRefused):
-            self._release(execution)
+            self.release(execution)
             raise _write_condition_error(execution.writes, outcome.failed, "the key was released")
         if not _is_mine(outcome, execution):
             raise LeaseLostError(
@@ -350,8 +349,13 @@ class Guard:
             self.cache.put(found)
         return self.replay(found)
 
-    def _release(self, execution: Execution) -> None:
-        """Give the key back after a failure; saved steps stay, so a retry resumes them."""
+    def release(self, execution: Execution) -> None:
+        """Give the key back so a retry runs again (a failure, an HTTP 5xx); saved steps stay, so a retry resumes them.
+
+        An optimistic execution holds no claim, so there is nothing to give back.
+        """
+        if execution.mode != "claim":
+            return
         try:
             refused = self.store.release(execution.record_id, execution.owner, keep_steps=bool(execution.steps))
         except StoreUnavailableError as exc:

@@ -1,0 +1,235 @@
+"""``Idempotency-Key`` over API Gateway, Function URLs and ALB: the rules of DESIGN.md "HTTP semantics".
+
+`HttpIdempotency` turns one HTTP event into one guarded run of the handler, built on the core `Guard`:
+the key comes from the header, its scope from the authenticated caller, its fingerprint from method, path, query
+and body. Outcomes the caller can act on are HTTP answers (problem+json), never unhandled exceptions:
+400 missing/invalid key or invalid request, 401 no caller to scope the key to, 409 in flight (``Retry-After``),
+422 key reused with another request, 503 store unreachable. Responses below 500 are stored once the handler has
+run and replayed with ``Idempotent-Replayed: true``; a 5xx, an exception or a `RequestValidationError` releases
+the key, so a retry runs again.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypedDict, TypeVar, Unpack
+
+from .. import execution as running
+from ..cache import DEFAULT_SIZE, LocalCache
+from ..codec import TaggedJsonSerializer
+from ..engine import Clock, Guard
+from ..errors import InProgressError, KeyReuseError, ResultNotStoredError, StoreUnavailableError
+from ..execution import Execution
+from ..keys import check_operation, normalise_scope, record_id
+from ..record import Record, Status
+from ..selectors import Arguments
+from ..stores.base import Store
+from .idempotency_key import HEADER, InvalidIdempotencyKeyError, parse_idempotency_key
+from .principal import principal_of
+from .problem import problem
+from .request import HttpRequest, MalformedRequestError, read_request
+from .response import ProxyResponse, mark_replayed, proxy_response
+from .validation import RequestValidationError
+
+F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger("lambda_idempotency")
+
+KEY_REQUIRED_BY_DEFAULT = frozenset({"POST", "PATCH"})
+"""Methods that are not idempotent by nature; PUT and DELETE are, and GET is safe."""
+FIRST_POLL_S = 0.05
+MAX_POLL_S = 1.0
+
+
+class HttpOptions(TypedDict, total=False):
+    validate: Callable[[dict[str, Any]], None] | None
+    """Runs before the claim; raise `RequestValidationError` to answer 400 with nothing stored."""
+    required: bool | None
+    """Whether a request without the header is a 400; None: for POST and PATCH only."""
+    principal: Callable[[dict[str, Any]], str | None] | None
+    """Reads the caller's identity from the event; default: `principal_of` (JWT, authorizer, IAM, API key)."""
+    anonymous_scope: str | None
+    """The scope of requests without a principal; None (default) answers them 401."""
+    ttl: timedelta | float
+    lease: timedelta | float | None
+    max_retry_after: int
+    """Caps the 409's ``Retry-After`` (default 1 s): the lease runs to the Lambda timeout, while the original
+    usually finishes far sooner."""
+    wait: timedelta | float
+    """How long a duplicate waits for an in-flight original before answering 409 (default 0: a waiting Lambda
+    is billed)."""
+    local_cache: bool | int
+    fail_open: bool
+    clock: Clock
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """What the guard reads from a call: the parsed request's key, scope and fingerprint payload."""
+
+    key: str
+    scope: str
+    payload: dict[str, Any]
+
+
+class HttpIdempotency:
+    """The configured rules for one operation; `handle` runs one HTTP event through them."""
+
+    def __init__(self, store: Store, *, operation: str, **options: Unpack[HttpOptions]) -> None:
+        self.validate = options.get("validate")
+        self.required = options.get("required")
+        self.principal = options.get("principal") or principal_of
+        self.anonymous_scope = options.get("anonymous_scope")
+        self.wait_s = _seconds(options.get("wait", 0), "wait", allow_zero=True)
+        self.max_retry_after = max(1, int(options.get("max_retry_after", 1)))
+        lease = options.get("lease")
+        local_cache = options.get("local_cache", True)
+        self.guard = Guard(
+            store=store,
+            operation=check_operation(operation),
+            key=lambda call: call[0][0].key,
+            fingerprint=lambda call: call[0][0].payload,
+            scope=lambda call: call[0][0].scope,
+            ttl_s=math.ceil(_seconds(options.get("ttl", timedelta(hours=24)), "ttl")),
+            lease_ms=int(_seconds(lease, "lease") * 1000) if lease is not None else None,
+            cache_errors=(),
+            cache=_cache(local_cache),
+            required=True,
+            fail_open=options.get("fail_open", False),
+            serializer=TaggedJsonSerializer(),
+            clock=options.get("clock", time.time),
+        )
+
+    def handle(self, event: dict[str, Any], context: Any, run: Callable[[], Any]) -> ProxyResponse:
+        """Answer one HTTP event; ``run`` calls the handler and returns its (proxy) response."""
+        request = read_request(event)
+        try:
+            key = parse_idempotency_key(request.header(HEADER))
+        except InvalidIdempotencyKeyError as exc:
+            return problem(request, 400, "idempotency-key-invalid", str(exc))
+        if key is None and self._requires_key(request):
+            return problem(request, 400, "idempotency-key-missing", f"this request requires an {HEADER} header")
+        if self.validate is not None:
+            try:
+                self.validate(event)
+            except RequestValidationError as exc:
+                return _invalid(request, exc)
+        if key is None:
+            return self._run_unguarded(request, run)
+        scope = self.principal(event) or self.anonymous_scope
+        if scope is None:
+            return problem(
+                request, 401, "principal-required", f"an {HEADER} is scoped to its caller, and this request has none"
+            )
+        try:
+            claim = _Claim(key, scope, request.fingerprint_payload())
+        except MalformedRequestError as exc:
+            return problem(request, 400, "request-invalid", str(exc))
+        return self._run_claimed(request, claim, context, run)
+
+    def _requires_key(self, request: HttpRequest) -> bool:
+        return request.method in KEY_REQUIRED_BY_DEFAULT if self.required is None else self.required
+
+    def _run_claimed(self, request: HttpRequest, claim: _Claim, context: Any, run: Callable[[], Any]) -> ProxyResponse:
+        call: Arguments = ((claim,), {})
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            try:
+                started = self.guard.begin(call, context)
+            except InProgressError as busy:
+                if self._await_change(claim, deadline):
+                    continue
+                detail = f"a request with this {HEADER} is still being processed"
+                retry_after = min(busy.retry_after, self.max_retry_after)
+                return problem(request, 409, "idempotency-key-in-use", detail, retry_after=retry_after)
+            except KeyReuseError:
+                detail = f"this {HEADER} was already used with a different request (method, path, query or body)"
+                return problem(request, 422, "idempotency-key-reused", detail)
+            except StoreUnavailableError as exc:
+                logger.error("idempotency store unavailable for %s: %s", self.guard.operation, exc)
+                return problem(request, 503, "store-unavailable", "the idempotency store is unreachable", retry_after=1)
+            break
+        if started is None:
+            return self._run_unguarded(request, run)
+        if isinstance(started, Record):
+            try:
+                return mark_replayed(self.guard.replay(started))
+            except ResultNotStoredError as exc:
+                return problem(request, 500, "idempotency-result-unavailable", str(exc))
+        return self._run_execution(request, started, context, run)
+
+    def _await_change(self, claim: _Claim, deadline: float) -> bool:
+        """Poll the record (consistent reads, backoff) until it is no longer a live claim; False once out of time."""
+        rid = record_id(self.guard.operation, normalise_scope(claim.scope), claim.key)
+        delay = FIRST_POLL_S
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, MAX_POLL_S)
+            found = self.guard.store.get(rid)
+            now = self.guard.clock()
+            if found is None or found.status is not Status.IN_PROGRESS or not found.lease_is_live(int(now * 1000)):
+                return True
+        return False
+
+    def _run_execution(
+        self, request: HttpRequest, execution: Execution, context: Any, run: Callable[[], Any]
+    ) -> ProxyResponse:
+        tokens = running.enter(execution, context)
+        try:
+            response = proxy_response(run(), request)
+        except RequestValidationError as exc:
+            self.guard.release(execution)
+            return _invalid(request, exc)
+        except BaseException as error:
+            self.guard.abort(execution, error)
+            raise
+        finally:
+            running.leave(tokens)
+        if response["statusCode"] >= 500:
+            self.guard.release(execution)
+        else:
+            self.guard.finish(execution, response)
+        return response
+
+    def _run_unguarded(self, request: HttpRequest, run: Callable[[], Any]) -> ProxyResponse:
+        try:
+            return proxy_response(run(), request)
+        except RequestValidationError as exc:
+            return _invalid(request, exc)
+
+
+def idempotent_http(store: Store, *, operation: str, **options: Unpack[HttpOptions]) -> Callable[[F], F]:
+    """Make a Lambda handler ``(event, context) -> proxy response`` idempotent under ``Idempotency-Key``."""
+    rules = HttpIdempotency(store, operation=operation, **options)
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def handler(event: dict[str, Any], context: Any) -> ProxyResponse:
+            return rules.handle(event, context, lambda: fn(event, context))
+
+        handler.idempotency = rules.guard  # type: ignore[attr-defined]
+        return handler  # type: ignore[return-value]
+
+    return decorate
+
+
+def _invalid(request: HttpRequest, error: RequestValidationError) -> ProxyResponse:
+    return problem(request, 400, "request-invalid", error.detail, errors=error.errors)
+
+
+def _seconds(value: timedelta | float, what: str, *, allow_zero: bool = False) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not (seconds >= 0 if allow_zero else seconds > 0):
+        raise ValueError(f"{what} must be {'non-negative' if allow_zero else 'positive'}, got {value!r}")
+    return seconds
+
+
+def _cache(local_cache: bool | int) -> LocalCache | None:
+    if isinstance(local_cache, bool):
+        return LocalCache(DEFAULT_SIZE) if local_cache else None
+    return LocalCache(local_cache)

@@ -1,0 +1,53 @@
+"""The ``Idempotency-Key`` request header (IETF draft "The Idempotency-Key HTTP Header Field").
+
+The draft defines the value as a Structured Field string (``"8e03978e-..."``); many clients send it bare, as
+Stripe documents it. Both are accepted. The key must be 1-255 printable ASCII characters: anything else is a
+400, never silently normalised, so two clients cannot collide on a key that was changed behind their backs.
+"""
+
+from __future__ import annotations
+
+from ..keys import MAX_KEY_LENGTH
+
+HEADER = "Idempotency-Key"
+
+
+class InvalidIdempotencyKeyError(ValueError):
+    """The header is present but its value is not a usable key."""
+
+
+def parse_idempotency_key(values: tuple[str, ...]) -> str | None:
+    """The key the header carries, None when absent; raises `InvalidIdempotencyKeyError` when unusable."""
+    if not values:
+        return None
+    if len(set(values)) > 1:
+        raise InvalidIdempotencyKeyError(f"{HEADER} was sent more than once with different values")
+    raw = values[0].strip(" \t")
+    key = _unquote(raw) if raw.startswith('"') else raw
+    if not 1 <= len(key) <= MAX_KEY_LENGTH:
+        raise InvalidIdempotencyKeyError(f"{HEADER} must be 1-{MAX_KEY_LENGTH} characters, got {len(key)}")
+    bad = next((c for c in key if not " " <= c <= "~"), None)
+    if bad is not None:
+        raise InvalidIdempotencyKeyError(f"{HEADER} must be printable ASCII; found {bad!r}")
+    return key
+
+
+def _unquote(raw: str) -> str:
+    """An RFC 8941 sf-string: only ``\\"`` and ``\\\\`` may be escaped, and the closing quote ends the value."""
+    chars: list[str] = []
+    index = 1
+    while index < len(raw):
+        char = raw[index]
+        if char == "\\":
+            if index + 1 >= len(raw) or raw[index + 1] not in '"\\':
+                raise InvalidIdempotencyKeyError(f"{HEADER} is a malformed quoted string (bad escape)")
+            chars.append(raw[index + 1])
+            index += 2
+            continue
+        if char == '"':
+            if index != len(raw) - 1:
+                raise InvalidIdempotencyKeyError(f"{HEADER} has text after its closing quote")
+            return "".join(chars)
+        chars.append(char)
+        index += 1
+    raise InvalidIdempotencyKeyError(f"{HEADER} is a quoted string without its closing quote")
