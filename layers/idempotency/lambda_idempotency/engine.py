@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import observability as observe
 from .cache import LocalCache
 from .codec import Serializer
 from .errors import (
@@ -98,7 +99,8 @@ class Guard:
         if self.cache is not None:
             cached = self.cache.get(rid, now_ms // 1000)
             if cached is not None:
-                _check_fingerprint(cached, fingerprint, key)
+                _check_fingerprint(cached, fingerprint, key, self.operation)
+                observe.emit(observe.REPLAYS, self.operation, rid)
                 return cached
 
         lease_until = now_ms + self._lease_ms(lambda_context)
@@ -115,6 +117,7 @@ class Guard:
         try:
             return self._claim(request)
         except StoreUnavailableError:
+            observe.emit(observe.STORE_ERRORS, self.operation, request.record_id)
             if not self.fail_open:
                 raise
             logger.warning("store unavailable; running %s without idempotency (fail_open)", self.operation)
@@ -133,14 +136,17 @@ class Guard:
             if found.owner == request.owner:
                 logger.debug("a resent claim of %s had landed: it is ours", request.record_id)
                 return self._execution(request, found.attempts, found)
-            _check_fingerprint(found, request.fingerprint, request.key)
+            _check_fingerprint(found, request.fingerprint, request.key, self.operation)
             if found.status is Status.COMPLETED:
                 if self.cache is not None:
                     self.cache.put(found)
+                observe.emit(observe.REPLAYS, self.operation, request.record_id)
                 return found
             if found.status is Status.FAILED:
+                observe.emit(observe.REPLAYS, self.operation, request.record_id)
                 return found
             if found.lease_is_live(request.now_ms):
+                observe.emit(observe.IN_FLIGHT_CONFLICTS, self.operation, request.record_id)
                 raise _in_progress(request, found)
             logger.info("lease of %s passed; taking it over (attempt %d)", request.record_id, found.attempts + 1)
             previous = found
@@ -148,6 +154,7 @@ class Guard:
 
     def _execution(self, request: ClaimRequest, attempt: int, holder: Record | None) -> Execution:
         """The execution that now holds the claim; ``holder`` is the record whose steps it inherits."""
+        observe.emit(observe.EXECUTIONS, self.operation, request.record_id)
         return Execution(
             key=request.key,
             scope=request.scope,
@@ -190,6 +197,7 @@ class Guard:
                     )
                 )
         elif not _is_mine(refused, execution):
+            observe.emit(observe.LEASE_LOST, self.operation, execution.record_id)
             logger.warning(
                 "lease lost: %s was taken over before it completed; its record stays the new owner's",
                 execution.record_id,
@@ -208,9 +216,11 @@ class Guard:
         try:
             refused = self.store.release(execution.record_id, execution.owner, keep_steps=bool(execution.steps))
         except StoreUnavailableError as exc:
+            observe.emit(observe.STORE_ERRORS, self.operation, execution.record_id)
             logger.error("could not release %s (%s); it is blocked until its lease ends", execution.record_id, exc)
             return
         if refused is not None:
+            observe.emit(observe.LEASE_LOST, self.operation, execution.record_id)
             logger.warning("lease lost: %s was taken over before it was released", execution.record_id)
 
     def replay(self, record: Record) -> Any:
@@ -230,7 +240,9 @@ class Guard:
             logger.error("result of %s cannot be stored (%s); replays will raise", execution.record_id, exc)
             return None
         payload = pack(text)
-        if payload is None:
+        if payload is not None:
+            observe.emit(observe.RESULT_BYTES, self.operation, execution.record_id, len(payload))
+        else:
             logger.error("result of %s is too big to store (%d bytes)", execution.record_id, len(text))
         return payload
 
@@ -241,6 +253,7 @@ class Guard:
             try:
                 return self.store.finish(execution.record_id, execution.owner, status, payload, now_ms, expires_at)
             except StoreUnavailableError as exc:
+                observe.emit(observe.STORE_ERRORS, self.operation, execution.record_id)
                 if attempt + 1 == FINISH_ATTEMPTS:
                     logger.error(
                         "could not store the outcome of %s (%s); the key stays in flight until its lease ends",
@@ -267,8 +280,9 @@ class Guard:
         return CachedFailureError(f"{name}: {message}", error_type=name)
 
 
-def _check_fingerprint(found: Record, fingerprint: str | None, key: str) -> None:
+def _check_fingerprint(found: Record, fingerprint: str | None, key: str, operation: str) -> None:
     if fingerprint is not None and found.fingerprint is not None and found.fingerprint != fingerprint:
+        observe.emit(observe.KEY_REUSE, operation, found.record_id)
         raise KeyReuseError(f"idempotency key {key!r} was already used with a different payload")
 
 
