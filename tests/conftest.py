@@ -8,10 +8,12 @@ process. Credentials are fake; nothing reaches AWS.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 os.environ.update(
@@ -23,13 +25,12 @@ os.environ.update(
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_LAMBDA_FUNCTION_NAME", None)
 
-import boto3  # noqa: E402
-import pytest  # noqa: E402
-from moto import mock_aws  # noqa: E402
-
-from lambda_idempotency import DynamoDBStore, MemoryStore, create_table  # noqa: E402
-from lambda_idempotency.stores.base import Store  # noqa: E402
-from lambda_idempotency.testing import dynamodb_local, moto_server, serialise_moto_dynamodb  # noqa: E402
+import boto3
+import pytest
+from lambda_idempotency import DynamoDBStore, MemoryStore, create_table
+from lambda_idempotency.stores.base import Store
+from lambda_idempotency.testing import dynamodb_local, free_port, moto_server, serialise_moto_dynamodb, wait_for_port
+from moto import mock_aws
 
 DYNAMODB_BACKENDS = ["moto", "moto_server", "dynamodb_local"]
 ALL_BACKENDS = ["memory", *DYNAMODB_BACKENDS]
@@ -65,6 +66,24 @@ def moto_endpoint() -> Iterator[str]:
 def dynamodb_local_endpoint() -> Iterator[str]:
     with dynamodb_local() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def dynalite_endpoint() -> Iterator[str]:
+    """dynalite (npm): a DynamoDB implementation that returns no item with a failed condition, nor TTL."""
+    root = Path(__file__).resolve().parent.parent
+    port = free_port()
+    process = subprocess.Popen(
+        [str(root / "node_modules" / ".bin" / "dynalite"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process, 30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def http_client(endpoint: str) -> Any:

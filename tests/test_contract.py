@@ -9,7 +9,6 @@ import os
 from typing import Any
 
 import pytest
-
 from lambda_idempotency import (
     CachedFailureError,
     InProgressError,

@@ -73,9 +73,7 @@ def idempotent(
 
         def context_of(call: Arguments) -> Any:
             args = call[0]
-            context = args[1] if len(args) > 1 else call[1].get("context")
-            running.use_lambda_context(context)
-            return context
+            return args[1] if len(args) > 1 else call[1].get("context")
 
         return _wrap(fn, guard, context_of)
 
@@ -151,7 +149,7 @@ def _guard(
         cache = LocalCache(local_cache)
     return Guard(
         store=store,
-        operation=check_operation(operation or default_operation(fn)),
+        operation=check_operation(default_operation(fn) if operation is None else operation),
         key=key,
         fingerprint=fingerprint,
         scope=scope,
@@ -190,19 +188,20 @@ def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:
             import asyncio
 
             call = (args, kwargs)
-            started = await asyncio.to_thread(guard.begin, call, context_of(call))
+            context = context_of(call)
+            started = await asyncio.to_thread(guard.begin, call, context)
             if started is None:
                 return await fn(*args, **kwargs)
             if isinstance(started, Record):
                 return guard.replay(started)
-            token = running.enter(started)
+            tokens = running.enter(started, context)
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as error:
                 await asyncio.to_thread(guard.abort, started, error)
                 raise
             finally:
-                running.leave(token)
+                running.leave(tokens)
             await asyncio.to_thread(guard.finish, started, result)
             return result
 
@@ -214,19 +213,20 @@ def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:
         if os.environ.get(DISABLED_ENV) == "1":
             return fn(*args, **kwargs)
         call = (args, kwargs)
-        started = guard.begin(call, context_of(call))
+        context = context_of(call)
+        started = guard.begin(call, context)
         if started is None:
             return fn(*args, **kwargs)
         if isinstance(started, Record):
             return guard.replay(started)
-        token = running.enter(started)
+        tokens = running.enter(started, context)
         try:
             result = fn(*args, **kwargs)
         except BaseException as error:
             guard.abort(started, error)
             raise
         finally:
-            running.leave(token)
+            running.leave(tokens)
         guard.finish(started, result)
         return result
 

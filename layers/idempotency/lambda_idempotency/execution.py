@@ -53,9 +53,14 @@ def lambda_context() -> Any:
     return _lambda_context.get()
 
 
-def enter(execution: Execution) -> contextvars.Token[Execution | None]:
-    return _current.set(execution)
+Tokens = tuple[contextvars.Token[Execution | None], contextvars.Token[Any]]
 
 
-def leave(token: contextvars.Token[Execution | None]) -> None:
-    _current.reset(token)
+def enter(execution: Execution, context: Any) -> Tokens:
+    """Make ``execution`` current, with the Lambda context it runs under, until `leave`."""
+    return _current.set(execution), _lambda_context.set(context)
+
+
+def leave(tokens: Tokens) -> None:
+    _lambda_context.reset(tokens[1])
+    _current.reset(tokens[0])

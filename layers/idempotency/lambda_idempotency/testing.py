@@ -97,7 +97,7 @@ def dynamodb_local(folder: Path | None = None, *, startup_timeout: float = 60.0)
     The process is stopped by its own process id when the block ends.
     """
     home = folder or find_dynamodb_local()
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             "java",
@@ -113,7 +113,7 @@ def dynamodb_local(folder: Path | None = None, *, startup_timeout: float = 60.0)
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for_port(port, process, startup_timeout)
+        wait_for_port(port, process, startup_timeout)
         yield f"http://127.0.0.1:{port}"
     finally:
         os.kill(process.pid, signal.SIGTERM)
@@ -124,21 +124,24 @@ def dynamodb_local(folder: Path | None = None, *, startup_timeout: float = 60.0)
             process.wait()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Block until ``process`` listens on ``port`` (or fail if it exits or the time runs out)."""
+    name = str(process.args[0]) if isinstance(process.args, list) else str(process.args)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"DynamoDB Local exited with code {process.returncode}")
+            raise RuntimeError(f"{name} exited with code {process.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
-    raise TimeoutError(f"DynamoDB Local did not listen on port {port} within {timeout} s")
+    raise TimeoutError(f"{name} did not listen on port {port} within {timeout} s")

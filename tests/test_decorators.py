@@ -1,0 +1,370 @@
+"""The decorators' options, on `MemoryStore` (the store contract itself is covered on every backend elsewhere)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import enum
+import socket
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pydantic
+import pytest
+from lambda_idempotency import (
+    DynamoDBStore,
+    InProgressError,
+    InvalidKeyError,
+    KeyReuseError,
+    MemoryStore,
+    MissingKeyError,
+    NoActiveExecutionError,
+    StoreUnavailableError,
+    current,
+    idempotent,
+    idempotent_function,
+    use_lambda_context,
+)
+
+from .conftest import FakeClock
+
+
+class Runs:
+    def __init__(self) -> None:
+        self.count = 0
+
+
+def counting_handler(store: MemoryStore, **options: Any) -> tuple[Runs, Any]:
+    runs = Runs()
+
+    @idempotent(store, operation="handler", **options)
+    def handler(event: Any, context: Any) -> str:
+        runs.count += 1
+        return "ok"
+
+    return runs, handler
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"body": '{"order_id": "o-1"}'},
+        {"body": {"order_id": "o-1"}},  # a direct invocation with an object body
+    ],
+)
+def test_jmespath_json_function_reads_string_and_object_bodies(event: dict[str, Any]) -> None:
+    runs, handler = counting_handler(MemoryStore(), key="json(body).order_id")
+    handler(event, None)
+    handler({"body": '{"order_id": "o-1"}'}, None)
+    assert runs.count == 1
+
+
+@pytest.mark.parametrize(
+    "event",
+    [{}, {"body": "not json"}, {"body": '{"other": 1}'}, {"body": 42}, "a string event", None],
+)
+def test_malformed_events_raise_missing_key(event: Any) -> None:
+    runs, handler = counting_handler(MemoryStore(), key="json(body).order_id")
+    with pytest.raises(MissingKeyError):
+        handler(event, None)
+    assert runs.count == 0
+
+
+def test_optional_key_runs_without_idempotency() -> None:
+    runs, handler = counting_handler(MemoryStore(), key="json(body).order_id", required=False)
+    handler({"body": "not json"}, None)
+    handler({}, None)
+    assert runs.count == 2
+
+
+def test_callable_key_and_its_failures() -> None:
+    runs, handler = counting_handler(MemoryStore(), key=lambda event: event["detail"]["id"])
+    handler({"detail": {"id": 7}}, None)
+    handler({"detail": {"id": "7"}}, None)  # keys are compared as text
+    assert runs.count == 1
+    with pytest.raises(MissingKeyError):
+        handler({"detail": None}, None)
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 256, "\ud800", float("nan")])
+def test_invalid_keys_are_rejected_before_anything_is_stored(bad: Any) -> None:
+    store = MemoryStore()
+    runs, handler = counting_handler(store, key="k")
+    with pytest.raises(InvalidKeyError):
+        handler({"k": bad}, None)
+    assert runs.count == 0
+
+
+def test_longest_key_unicode_and_container_keys_work() -> None:
+    runs, handler = counting_handler(MemoryStore(), key="k")
+    for key in ["x" * 255, "ключ-🔑", {"b": 1, "a": [1, 2]}]:
+        handler({"k": key}, None)
+    handler({"k": {"a": [1, 2], "b": 1}}, None)  # same object, other key order
+    assert runs.count == 3
+
+
+def test_function_jmespath_sees_arguments_by_name_with_defaults() -> None:
+    seen: list[str] = []
+
+    @idempotent_function(MemoryStore(), key="join('-', [order.id, region])", operation="f")
+    def charge(order: dict[str, Any], region: str = "eu") -> str:
+        seen.append(current().key)
+        return order["id"]
+
+    charge({"id": "o-1"})
+    charge(order={"id": "o-1"}, region="eu")
+    assert seen == ["o-1-eu"]
+
+
+def test_current_exposes_the_execution_and_fails_outside() -> None:
+    with pytest.raises(NoActiveExecutionError):
+        current()
+    seen: dict[str, Any] = {}
+
+    @idempotent_function(MemoryStore(), key="k", scope=lambda k: "tenant-1", operation="op")
+    def work(k: str) -> None:
+        execution = current()
+        seen.update(key=execution.key, scope=execution.scope, op=execution.operation, attempt=execution.attempt)
+        seen["record_id"] = execution.record_id
+
+    work("abc")
+    assert seen["key"] == "abc"
+    assert seen["scope"] == "tenant-1"
+    assert seen["op"] == "op"
+    assert seen["attempt"] == 1
+    assert seen["record_id"].startswith("op#")
+    assert "abc" not in seen["record_id"]
+
+
+def test_disabled_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs, handler = counting_handler(MemoryStore(), key="k")
+    monkeypatch.setenv("LAMBDA_IDEMPOTENCY_DISABLED", "1")
+    handler({"k": 1}, None)
+    handler({"k": 1}, None)
+    assert runs.count == 2
+
+
+def test_default_operation_names_function_and_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
+    def work(k: str) -> None:
+        return None
+
+    plain = idempotent_function(MemoryStore(), key="k")(work)
+    assert plain.idempotency.operation == f"{__name__}.test_default_operation_names_function_and_lambda.<locals>.work"
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "payments")
+    named = idempotent_function(MemoryStore(), key="k")(work)
+    assert named.idempotency.operation.startswith("payments:")
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(ValueError, match="ttl"):
+        idempotent_function(MemoryStore(), key="k", ttl=0)(lambda k: k)
+    with pytest.raises(ValueError, match="lease"):
+        idempotent_function(MemoryStore(), key="k", lease=-1)(lambda k: k)
+    with pytest.raises(InvalidKeyError):
+        idempotent_function(MemoryStore(), key="k", operation="")(lambda k: k)
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+@dataclasses.dataclass
+class Line:
+    sku: str
+    price: Decimal
+
+
+@dataclasses.dataclass
+class Receipt:
+    lines: list[Line]
+    at: datetime.datetime
+    color: Color
+
+
+class Invoice(pydantic.BaseModel):
+    number: int
+    total: Decimal
+
+
+VALUES = [
+    Decimal("10.10"),
+    datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+    datetime.date(2026, 1, 2),
+    b"\x00\xffbytes",
+    uuid.UUID(int=5),
+    (1, "a", None),
+    {1, 2},
+    frozenset({"x"}),
+    {"$li": "not a tag", "v": 1},
+    {1: "int key"},
+    [Decimal("1.5"), {"nested": (True, 0.5)}],
+    float("inf"),
+    2**80,
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=[type(v).__name__ for v in VALUES])
+def test_replays_return_the_same_python_value(value: Any) -> None:
+    @idempotent_function(MemoryStore(), key="k", local_cache=False, operation="v")
+    def produce(k: str) -> Any:
+        return value
+
+    produce("a")
+    replayed = produce("a")
+    assert replayed == value
+    assert type(replayed) is type(value)
+
+
+def test_dataclasses_and_pydantic_models_rebuilt_from_the_annotation() -> None:
+    store = MemoryStore()
+    receipt = Receipt([Line("a", Decimal("1.10"))], datetime.datetime(2026, 5, 1), Color.RED)
+
+    @idempotent_function(store, key="k", local_cache=False, operation="r")
+    def make_receipt(k: str) -> Receipt:
+        return receipt
+
+    @idempotent_function(store, key="k", local_cache=False, operation="i")
+    def make_invoice(k: str) -> Invoice | None:
+        return Invoice(number=1, total=Decimal("9.99"))
+
+    make_receipt("a")
+    assert make_receipt("a") == receipt
+    make_invoice("a")
+    assert make_invoice("a") == Invoice(number=1, total=Decimal("9.99"))
+
+
+class Context:
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_lease_follows_the_lambda_context_and_the_lease_option(clock: FakeClock) -> None:
+    store = MemoryStore()
+    retry_after: list[int] = []
+
+    def probe(handler: Any, event: Any) -> None:
+        with pytest.raises(InProgressError) as info:
+            handler(event, Context(1000))
+        retry_after.append(info.value.retry_after)
+
+    @idempotent(store, key="k", operation="ctx", clock=clock)
+    def handler(event: Any, context: Any) -> None:
+        if event.get("probe"):
+            probe(handler, {"k": event["k"]})
+
+    @idempotent(store, key="k", operation="ctx2", clock=clock, lease=5)
+    def capped(event: Any, context: Any) -> None:
+        if event.get("probe"):
+            probe(capped, {"k": event["k"]})
+
+    handler({"k": "a", "probe": True}, Context(120_000))
+    capped({"k": "a", "probe": True}, Context(120_000))
+    assert retry_after == [121, 6]  # remaining time + 1 s margin; min(lease, remaining) + margin
+
+
+def test_use_lambda_context_sizes_function_leases(clock: FakeClock) -> None:
+    store = MemoryStore()
+    retry_after: list[int] = []
+
+    @idempotent_function(store, key="k", operation="inner", clock=clock)
+    def inner(k: str, probe: bool = False) -> None:
+        if probe:
+            with pytest.raises(InProgressError) as info:
+                inner(k)
+            retry_after.append(info.value.retry_after)
+
+    @idempotent(store, key="k", operation="outer", clock=clock)
+    def handler(event: Any, context: Any) -> None:
+        inner(event["k"], probe=True)
+
+    handler({"k": "inside-handler"}, Context(4_000))
+    inner("default", probe=True)  # the handler's context does not outlive its invocation
+    use_lambda_context(Context(9_000))
+    try:
+        inner("from-context", probe=True)
+    finally:
+        use_lambda_context(None)
+    assert retry_after == [5, 61, 10]
+
+
+def test_local_cache_honours_fingerprint_and_expiry(clock: FakeClock) -> None:
+    runs = Runs()
+
+    @idempotent_function(MemoryStore(), key="k", fingerprint="v", operation="c", ttl=60, clock=clock)
+    def work(k: str, v: int) -> int:
+        runs.count += 1
+        return v
+
+    work("a", 1)
+    with pytest.raises(KeyReuseError):
+        work("a", 2)
+    clock.advance(61)
+    assert work("a", 2) == 2
+    assert runs.count == 2
+
+
+def test_async_functions_run_once_and_share_in_flight_state() -> None:
+    store = MemoryStore()
+    runs = Runs()
+
+    @idempotent_function(store, key="k", operation="async")
+    async def work(k: str) -> str:
+        runs.count += 1
+        assert current().key == k
+        await asyncio.sleep(0.05)
+        return k * 2
+
+    async def scenario() -> list[Any]:
+        return await asyncio.gather(work("a"), work("a"), return_exceptions=True)
+
+    first, second = asyncio.run(scenario())
+    assert sorted([type(first).__name__, type(second).__name__]) == ["InProgressError", "str"]
+    assert asyncio.run(work("a")) == "aa"
+    assert runs.count == 1
+
+
+def test_async_exception_releases_the_key() -> None:
+    runs = Runs()
+
+    @idempotent_function(MemoryStore(), key="k", operation="async-fail")
+    async def work(k: str) -> str:
+        runs.count += 1
+        if runs.count == 1:
+            raise RuntimeError("first")
+        return "second"
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(work("a"))
+    assert asyncio.run(work("a")) == "second"
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_unreachable_store_fails_closed_or_open_when_asked() -> None:
+    store = DynamoDBStore("t", endpoint_url=f"http://127.0.0.1:{closed_port()}", region_name="us-east-1")
+    runs = Runs()
+
+    @idempotent_function(store, key="k", operation="down")
+    def closed(k: str) -> str:
+        runs.count += 1
+        return k
+
+    @idempotent_function(store, key="k", operation="down", fail_open=True)
+    def opened(k: str) -> str:
+        runs.count += 1
+        return k
+
+    with pytest.raises(StoreUnavailableError):
+        closed("a")
+    assert runs.count == 0
+    assert opened("a") == "a"
+    assert runs.count == 1
