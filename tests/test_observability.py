@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from lambda_idempotency import (
     DynamoDBStore,
     InProgressError,
