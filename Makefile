@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint typecheck unit
+.PHONY: setup test lint typecheck unit bench
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -28,3 +28,16 @@ unit: setup
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# Side-by-side benchmarks against Powertools (not tests): writes docs/benchmarks/. See bench/run.py.
+$(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+.venv-sam/.installed: bench/requirements-sam.txt
+	PYENV_VERSION=3.12.1 python3.12 -m venv .venv-sam
+	.venv-sam/bin/pip install --quiet --disable-pip-version-check -r bench/requirements-sam.txt
+	touch $@
+
+bench: setup $(VENV)/.bench-installed .venv-sam/.installed
+	PYENV_VERSION=3.12.1 $(BIN)/python bench/run.py
