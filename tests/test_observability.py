@@ -90,6 +90,16 @@ def test_result_bytes_have_the_bytes_unit(metrics: None, capsys: pytest.CaptureF
     assert units == {"Executions": "Count", "ResultBytes": "Bytes"}
 
 
+def test_result_bytes_count_encoded_bytes(metrics: None, capsys: pytest.CaptureFixture[str], clock: FakeClock) -> None:
+    @idempotent_function(MemoryStore(), key="k", operation="greet", clock=clock)
+    def greet(k: str) -> str:
+        return "grüße"
+
+    greet("a")
+    [size] = [value for name, _, value in observed(capsys.readouterr().out) if name == "ResultBytes"]
+    assert size == len('"grüße"'.encode())
+
+
 def test_key_reuse_and_in_flight_conflicts_are_counted(
     metrics: None, capsys: pytest.CaptureFixture[str], clock: FakeClock
 ) -> None:

@@ -241,7 +241,7 @@ class Guard:
             return None
         payload = pack(text)
         if payload is not None:
-            observe.emit(observe.RESULT_BYTES, self.operation, execution.record_id, len(payload))
+            observe.emit(observe.RESULT_BYTES, self.operation, execution.record_id, observe.size_of(payload))
         else:
             logger.error("result of %s is too big to store (%d bytes)", execution.record_id, len(text))
         return payload

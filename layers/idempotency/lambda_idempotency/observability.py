@@ -77,6 +77,11 @@ def disable_metrics() -> None:
     _sink = None
 
 
+def size_of(payload: str | bytes) -> int:
+    """Bytes of a stored result: what DynamoDB counts against its item limit."""
+    return len(payload) if isinstance(payload, bytes) else len(payload.encode())
+
+
 def emit(metric: str, operation: str, record_id: str | None = None, value: float = 1) -> None:
     """Report one event: a structured DEBUG log line, and a metric when metrics are enabled."""
     if _sink is not None:
