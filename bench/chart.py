@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,8 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
-    local, moto = results["dynamodb_local"], results["moto"]
+def markdown(results: dict[str, Any]) -> str:
+    local, moto, settings = results["dynamodb_local"], results["moto"], results["settings"]
     lines = [
         "# lambda-idempotency vs Powertools idempotency",
         "",
@@ -76,19 +75,21 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
         "makes itself, in both.",
         "",
     ]
-    lines += latency_table("DynamoDB Local (the latencies to quote)", local["latency"], args.repeats, args.calls)
+    lines += latency_table(
+        "DynamoDB Local (the latencies to quote)", local["latency"], settings["repeats"], settings["calls"]
+    )
     lines += latency_table(
         "moto server (labelled: moto parses every expression in Python, so a longer condition costs far more there "
         "than on DynamoDB)",
         moto["latency"],
         1,
-        args.moto_calls,
+        settings["moto_calls"],
     )
     lines += [
         "## Cold start",
         "",
         f"Import beyond boto3: the time `{_imports()}` takes in a fresh interpreter that has imported boto3, median",
-        f"of {args.import_runs} processes per library, both from compiled bytecode (min-max: ours "
+        f"of {settings['import_runs']} processes per library, both from compiled bytecode (min-max: ours "
         f"{imports[OURS]['min']:.2f}-{imports[OURS]['max']:.2f} ms, Powertools "
         f"{imports[THEIRS]['min']:.2f}-{imports[THEIRS]['max']:.2f} ms).",
         "",
@@ -100,8 +101,9 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
     layer = results["layer"]
     if layer:
         lines += [
-            "Layer size as `sam build` (aws-sam-cli 1.170.0, `BuildMethod: python3.12`) produces it: ours is",
-            "`layers/idempotency/`; Powertools' is a layer whose requirements.txt holds aws-lambda-powertools==3.37.0.",
+            "Layer size as `sam build` (aws-sam-cli 1.170.0, `BuildMethod: python3.12`) produces it: ours holds",
+            "the `lambda_idempotency` package alone (no dependency: boto3 is in the Lambda runtime); Powertools' is a",
+            "layer whose requirements.txt holds aws-lambda-powertools==3.37.0.",
             "",
             "| layer | on disk | zipped |",
             "|---|---|---|",
@@ -112,7 +114,7 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
             "",
         ]
     else:
-        lines += ["Layer size: not measured (no `sam`; `make .venv-sam` installs it).", ""]
+        lines += ["Layer size: not measured (no SAM CLI in `.venv-sam` or on PATH).", ""]
     return "\n".join(lines)
 
 

@@ -84,15 +84,18 @@ Resources:
 def layer_sizes(sam: Path) -> dict[str, dict[str, int]] | None:
     """Bytes on disk and zipped of each layer as ``sam build`` builds it; None when sam is not installed.
 
-    Ours is ``layers/idempotency/`` as a clean checkout has it (no bytecode); Powertools' is a layer whose
-    requirements.txt holds aws-lambda-powertools (pip compiles its bytecode), built by the same command.
+    Ours is the ``lambda_idempotency`` package as a clean checkout has it (no bytecode) and nothing else: the
+    project's own layer may add Powertools for its example functions. Powertools' is a layer whose requirements.txt
+    holds aws-lambda-powertools (pip compiles its bytecode), built by the same command.
     """
     if not sam.exists():
         return None
     with tempfile.TemporaryDirectory(prefix="layer-size-") as folder:
         work = Path(folder)
         ours = work / "idempotency"
-        shutil.copytree(ROOT / "layers" / "idempotency", ours, ignore=shutil.ignore_patterns("__pycache__"))
+        package = ROOT / "layers" / "idempotency" / "lambda_idempotency"
+        shutil.copytree(package, ours / package.name, ignore=shutil.ignore_patterns("__pycache__"))
+        (ours / "requirements.txt").write_text("")
         theirs = work / "powertools"
         theirs.mkdir()
         (theirs / "requirements.txt").write_text(POWERTOOLS_REQUIREMENT + "\n")

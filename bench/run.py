@@ -83,7 +83,11 @@ def main() -> None:
     parser.add_argument("--moto-calls", type=int, default=100, help="pairs per scenario on moto")
     parser.add_argument("--import-runs", type=int, default=21, help="fresh processes per library for import cost")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--report-only", action="store_true", help="redraw the page and chart from results.json")
     args = parser.parse_args()
+    if args.report_only:
+        write(json.loads((args.out / "results.json").read_text()), args.out)
+        return
 
     started = time.time()
     results: dict[str, Any] = {"machine": f"{platform.python_implementation()} {platform.python_version()}, "
@@ -99,12 +103,17 @@ def main() -> None:
     print("layer size (sam build) ...", file=sys.stderr)
     results["layer"] = cold_start.layer_sizes(cold_start.sam_on_path())
     results["seconds"] = round(time.time() - started)
+    results["settings"] = {name: getattr(args, name) for name in ("calls", "repeats", "moto_calls", "import_runs")}
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "README.md").write_text(chart.markdown(results, args))
-    chart.plot(results, args.out / "latency.png")
+    write(results, args.out)
     print(f"wrote {args.out} in {results['seconds']} s", file=sys.stderr)
+
+
+def write(results: dict[str, Any], out: Path) -> None:
+    (out / "README.md").write_text(chart.markdown(results))
+    chart.plot(results, out / "latency.png")
 
 
 if __name__ == "__main__":
