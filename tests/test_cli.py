@@ -135,6 +135,15 @@ def test_list_reads_every_page_and_stops_at_the_limit(table: Table) -> None:
     assert code == 0 and "k3" in out
 
 
+def test_a_terminal_sees_a_progress_bar_while_scanning(table: Table, monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(3):
+        table.completed("charge", f"k{i}", i)
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich treats stderr as a terminal
+    code, _, err = table.run("stats", "--page-size", "1")
+    assert code == 0
+    assert f"scanning {table.name}" in err
+
+
 def test_stats_counts_by_operation_and_status(table: Table) -> None:
     table.completed("charge", "a", 1)
     table.completed("charge", "b", 1)
