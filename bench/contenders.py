@@ -105,6 +105,16 @@ def theirs(client: Any, table: str, scenario: Scenario) -> Handler:
     return handler
 
 
+def undecorated(client: Any, table: str, scenario: Scenario) -> Handler:
+    """The same handler with no idempotency: what a call costs before either library adds its share."""
+    handle = business(client, scenario.writes_payment)
+
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        return handle(json.loads(event["body"]))
+
+    return handler
+
+
 BUILDERS: dict[str, Callable[[Any, str, Scenario], Handler]] = {OURS: ours, THEIRS: theirs}
 
 

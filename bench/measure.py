@@ -7,10 +7,9 @@ import random
 import statistics
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-from contenders import BUILDERS, OURS, SCENARIOS, THEIRS, Handler, LambdaContext, Scenario, event
+from contenders import BUILDERS, OURS, SCENARIOS, THEIRS, Handler, LambdaContext, Scenario, event, undecorated
 
 CONTEXT = LambdaContext()
 
@@ -128,24 +127,29 @@ def stored_items(client: Any, tables: dict[str, str]) -> dict[str, dict[str, Any
     return {name: client.scan(TableName=tables[name])["Items"][0] for name in handlers}
 
 
+HANDLER = "handler alone"
+
+
 def cpu_per_call(items: dict[str, dict[str, Any]], calls: int, repeats: int) -> dict[str, dict[str, float]]:
-    """Microseconds of CPU per call (median of ``repeats`` runs of ``calls``), first executions and duplicates."""
+    """Microseconds of CPU each library adds to a call (median of ``repeats`` runs of ``calls``).
+
+    The undecorated handler's own CPU, measured the same way, is subtracted from both and reported beside them.
+    """
     found: dict[str, dict[str, float]] = {}
     for label, duplicate in (("first execution", False), ("duplicate", True)):
-        found[label] = {}
-        for name, build in BUILDERS.items():
-            client = NullClient(items[name] if duplicate else None)
-            handler = build(client, "null", SCENARIOS[1 if duplicate else 0])
-            runs = []
-            for _ in range(repeats):
-                payloads = [event(f"cpu-{i}") if not duplicate else event("dup") for i in range(calls)]
+        scenario = SCENARIOS[1 if duplicate else 0]
+        handlers = {name: build(NullClient(items[name] if duplicate else None), "null", scenario)
+                    for name, build in BUILDERS.items()}  # fmt: skip
+        handlers[HANDLER] = undecorated(NullClient(), "null", scenario)
+        runs: dict[str, list[float]] = {name: [] for name in handlers}
+        for run in range(repeats):
+            payloads = [event("dup" if duplicate else f"cpu-{run}-{i}") for i in range(calls)]
+            for name, handler in handlers.items():
                 started = time.process_time()
                 for payload in payloads:
                     handler(payload, CONTEXT)
-                runs.append((time.process_time() - started) / calls * 1e6)
-            found[label][name] = statistics.median(runs)
+                runs[name].append((time.process_time() - started) / calls * 1e6)
+        alone = statistics.median(runs[HANDLER])
+        found[label] = {name: statistics.median(values) - alone for name, values in runs.items() if name != HANDLER}
+        found[label][HANDLER] = alone
     return found
-
-
-def pairs(samples: dict[str, list[float]]) -> Iterator[tuple[float, float]]:
-    return zip(samples[OURS], samples[THEIRS], strict=True)
