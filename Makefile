@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 
-.PHONY: setup test lint typecheck unit demo demo-dynamodb-local serve
+.PHONY: setup test lint typecheck unit demo demo-dynamodb-local serve bench
 
 setup: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed
 
@@ -49,3 +49,13 @@ TEMPLATE ?= template.yaml
 PORT ?= 3000
 serve: setup
 	$(BIN)/python tools/local_api.py --template $(TEMPLATE) --port $(PORT) --embedded-dynamodb
+
+# Side-by-side benchmarks against Powertools (not tests): writes docs/benchmarks/. See bench/run.py.
+$(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+# The layer size needs the SAM CLI (aws-sam-cli==1.170.0) in .venv-sam, built with Python 3.12; without it the
+# page says the size was not measured.
+bench: setup $(VENV)/.bench-installed
+	PYENV_VERSION=3.12.1 $(BIN)/python bench/run.py

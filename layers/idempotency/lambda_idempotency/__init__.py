@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .codec import Serializer, TaggedJsonSerializer
     from .decorators import idempotent, idempotent_function
     from .execution import Execution, current, use_lambda_context
+    from .observability import disable_metrics, enable_metrics
     from .stores.base import Store
     from .stores.dynamodb import DynamoDBStore, create_table
     from .stores.memory import MemoryStore
@@ -55,6 +56,8 @@ __all__ = [
     "WriteConditionError",
     "create_table",
     "current",
+    "disable_metrics",
+    "enable_metrics",
     "idempotent",
     "idempotent_function",
     "use_lambda_context",
@@ -66,6 +69,8 @@ _LAZY = {
     "current": "execution",
     "use_lambda_context": "execution",
     "Execution": "execution",
+    "enable_metrics": "observability",
+    "disable_metrics": "observability",
     "Store": "stores.base",
     "DynamoDBStore": "stores.dynamodb",
     "create_table": "stores.dynamodb",

@@ -41,14 +41,20 @@ class TaggedJsonSerializer:
         self._is_resolved = return_type is None
 
     def dumps(self, value: Any) -> str:
-        return json.dumps(_encode(value), separators=(",", ":"), ensure_ascii=False)
+        return _COMPACT.encode(value if _is_plain(value) else _encode(value))
 
     def loads(self, text: str) -> Any:
-        value = _decode(json.loads(text))
+        value = json.loads(text)
+        if TAG in text:  # a tag is always written as this literal key; without one there is nothing to decode
+            value = _decode(value)
         if not self._is_resolved:
             self._resolved = self._return_type() if self._return_type else None
             self._is_resolved = True
         return _rebuild(self._resolved, value) if self._resolved is not None else value
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""Built once: ``json.dumps`` with options builds a new encoder on every call."""
 
 
 def return_annotation(fn: Callable[..., Any]) -> Callable[[], Any]:
@@ -86,6 +92,21 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     "frozenset": lambda v: frozenset(_decode(x) for x in v),
     "dict": lambda v: {_decode(k): _decode(x) for k, x in v},
 }
+
+
+def _is_plain(value: Any) -> bool:
+    """True when ``value`` is JSON that `_encode` would return unchanged, so it can skip the copy.
+
+    Exact types only: subclasses (enums, named tuples) and every tagged type take the full path.
+    """
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return True
+    if kind is dict:
+        return TAG not in value and all(type(k) is str and _is_plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_is_plain(v) for v in value)
+    return False
 
 
 def _encode(value: Any) -> Any:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from . import observability as observe
 from . import writes as transaction
 from .cache import LocalCache
 from .codec import Serializer, TaggedJsonSerializer, return_annotation
@@ -116,7 +117,8 @@ class Guard:
         if self.cache is not None:
             cached = self.cache.get(rid, now_ms // 1000)
             if cached is not None:
-                _check_fingerprint(cached, fingerprint, key)
+                _check_fingerprint(cached, fingerprint, key, self.operation)
+                observe.emit(observe.REPLAYS, self.operation, rid)
                 return cached
 
         lease_until = now_ms + self._lease_ms(lambda_context)
@@ -135,6 +137,7 @@ class Guard:
         try:
             return self._claim(request)
         except StoreUnavailableError:
+            observe.emit(observe.STORE_ERRORS, self.operation, request.record_id)
             if not self.fail_open:
                 raise
             logger.warning("store unavailable; running %s without idempotency (fail_open)", self.operation)
@@ -159,14 +162,17 @@ class Guard:
             if found.owner == request.owner:
                 logger.debug("a resent claim of %s had landed: it is ours", request.record_id)
                 return self._execution(request, found.attempts, found)
-            _check_fingerprint(found, request.fingerprint, request.key)
+            _check_fingerprint(found, request.fingerprint, request.key, self.operation)
             if found.status is Status.COMPLETED:
                 if self.cache is not None:
                     self.cache.put(found)
+                observe.emit(observe.REPLAYS, self.operation, request.record_id)
                 return found
             if found.status is Status.FAILED:
+                observe.emit(observe.REPLAYS, self.operation, request.record_id)
                 return found
             if found.lease_is_live(request.now_ms):
+                observe.emit(observe.IN_FLIGHT_CONFLICTS, self.operation, request.record_id)
                 raise _in_progress(request.key, request.now_ms, found)
             logger.info("lease of %s passed; taking it over (attempt %d)", request.record_id, found.attempts + 1)
             previous = found
@@ -174,6 +180,7 @@ class Guard:
 
     def _execution(self, request: ClaimRequest, attempt: int, holder: Record | None) -> Execution:
         """The execution that now holds the claim; ``holder`` is the record whose steps it inherits."""
+        observe.emit(observe.EXECUTIONS, self.operation, request.record_id)
         return Execution(
             key=request.key,
             scope=request.scope,
@@ -214,6 +221,7 @@ class Guard:
             refused = self._finish(execution, Status.COMPLETED, payload, now_ms, expires_at)
             if refused is not None:
                 if not _is_mine(refused, execution):
+                    observe.emit(observe.LEASE_LOST, self.operation, execution.record_id)
                     logger.warning(
                         "lease lost: %s was taken over before it completed; its record stays the new owner's",
                         execution.record_id,
@@ -279,7 +287,9 @@ class Guard:
             raise ResultNotStoredError(f"the result of step {name!r} cannot be saved: {exc}") from exc
         if payload is None:
             raise ResultNotStoredError(f"the result of step {name!r} is too big to save")
-        if self._retrying(lambda: self.store.save_step(execution.record_id, execution.owner, name, payload)):
+        if self._retrying(
+            execution.record_id, lambda: self.store.save_step(execution.record_id, execution.owner, name, payload)
+        ):
             raise LeaseLostError(f"{execution.record_id} was taken over before step {name!r} was saved")
         execution.steps[name] = payload
         return result
@@ -291,7 +301,8 @@ class Guard:
         lease_until = now_ms + self._lease_ms(lambda_context())
         expires_at = max(now_ms // 1000 + self.ttl_s, math.ceil(lease_until / 1000))
         if self._retrying(
-            lambda: self.store.extend_lease(execution.record_id, execution.owner, lease_until, expires_at)
+            execution.record_id,
+            lambda: self.store.extend_lease(execution.record_id, execution.owner, lease_until, expires_at),
         ):
             raise LeaseLostError(f"{execution.record_id} was taken over; its lease cannot be extended")
         execution.lease_expires_at = lease_until
@@ -301,9 +312,10 @@ class Guard:
         try:
             transaction.check_total(execution.writes, _completion_size(payload))
             outcome = self._retrying(
+                execution.record_id,
                 lambda: self.store.commit(
                     execution.record_id, execution.owner, payload, now_ms, expires_at, execution.writes
-                )
+                ),
             )
         except InvalidWriteError:
             self.release(execution)
@@ -314,6 +326,7 @@ class Guard:
             self.release(execution)
             raise _write_condition_error(execution.writes, outcome.failed, "the key was released")
         if not _is_mine(outcome, execution):
+            observe.emit(observe.LEASE_LOST, self.operation, execution.record_id)
             raise LeaseLostError(
                 f"{execution.record_id} was taken over before it committed; none of its writes was applied"
             )
@@ -331,7 +344,7 @@ class Guard:
         record = _finished(execution, status, payload, now_ms, expires_at)
         writes: Sequence[transaction.Write] = execution.writes if status is Status.COMPLETED else ()
         transaction.check_total(writes, _completion_size(payload))
-        outcome = self._retrying(lambda: self.store.insert_finished(record, writes))
+        outcome = self._retrying(execution.record_id, lambda: self.store.insert_finished(record, writes))
         if outcome is None:
             if self.cache is not None:
                 self.cache.put(record)
@@ -341,7 +354,7 @@ class Guard:
         found = outcome.current
         if found is None:  # refused, then gone before it could be read: nothing of ours was written
             raise InProgressError(f"key {execution.key!r} of {self.operation} is contended", retry_after=1)
-        _check_fingerprint(found, execution.fingerprint, execution.key)
+        _check_fingerprint(found, execution.fingerprint, execution.key, self.operation)
         if found.status is Status.IN_PROGRESS:
             raise _in_progress(execution.key, now_ms, found)
         logger.info("%s was committed already (by a racer, or our own resent request); replaying", execution.record_id)
@@ -359,9 +372,11 @@ class Guard:
         try:
             refused = self.store.release(execution.record_id, execution.owner, keep_steps=bool(execution.steps))
         except StoreUnavailableError as exc:
+            observe.emit(observe.STORE_ERRORS, self.operation, execution.record_id)
             logger.error("could not release %s (%s); it is blocked until its lease ends", execution.record_id, exc)
             return
         if refused is not None:
+            observe.emit(observe.LEASE_LOST, self.operation, execution.record_id)
             logger.warning("lease lost: %s was taken over before it was released", execution.record_id)
 
     def replay(self, record: Record) -> Any:
@@ -381,7 +396,9 @@ class Guard:
             logger.error("result of %s cannot be stored (%s); replays will raise", execution.record_id, exc)
             return None
         payload = pack(text)
-        if payload is None:
+        if payload is not None:
+            observe.emit(observe.RESULT_BYTES, self.operation, execution.record_id, observe.size_of(payload))
+        else:
             logger.error("result of %s is too big to store (%d bytes)", execution.record_id, len(text))
         return payload
 
@@ -390,7 +407,8 @@ class Guard:
     ) -> Refused | None:
         try:
             return self._retrying(
-                lambda: self.store.finish(execution.record_id, execution.owner, status, payload, now_ms, expires_at)
+                execution.record_id,
+                lambda: self.store.finish(execution.record_id, execution.owner, status, payload, now_ms, expires_at),
             )
         except StoreUnavailableError as exc:
             logger.error(
@@ -400,15 +418,18 @@ class Guard:
             )
             return None
 
-    @staticmethod
-    def _retrying(call: Callable[[], T]) -> T:
+    def _retrying(self, record_id: str, call: Callable[[], T]) -> T:
         """A store call that must land, tried again after `StoreUnavailableError` (each is safe to resend)."""
-        for attempt in range(FINISH_ATTEMPTS - 1):
+        attempt = 0
+        while True:
             try:
                 return call()
             except StoreUnavailableError:
-                time.sleep(0.05 * 2**attempt)
-        return call()
+                observe.emit(observe.STORE_ERRORS, self.operation, record_id)
+                attempt += 1
+                if attempt == FINISH_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * 2 ** (attempt - 1))
 
     def _rebuild_error(self, record: Record) -> BaseException:
         stored = json.loads(unpack(record.result)) if record.result is not None else {}
@@ -426,8 +447,9 @@ class Guard:
         return CachedFailureError(f"{name}: {message}", error_type=name)
 
 
-def _check_fingerprint(found: Record, fingerprint: str | None, key: str) -> None:
+def _check_fingerprint(found: Record, fingerprint: str | None, key: str, operation: str) -> None:
     if fingerprint is not None and found.fingerprint is not None and found.fingerprint != fingerprint:
+        observe.emit(observe.KEY_REUSE, operation, found.record_id)
         raise KeyReuseError(f"idempotency key {key!r} was already used with a different payload")
 
 

@@ -72,4 +72,8 @@ def fingerprint_of(payload: Any) -> str:
 
 def canonical_json(value: Any) -> str:
     """Deterministic JSON: sorted keys, no spaces; values JSON lacks are written as their text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=True)
+    return _CANONICAL.encode(value)
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=True)
+"""Built once: ``json.dumps`` with options builds a new encoder on every call."""

@@ -19,6 +19,26 @@ Arguments = tuple[tuple[Any, ...], dict[str, Any]]
 """A call's positional and keyword arguments."""
 
 
+def _parse_json(value: Any) -> Any:
+    """``json()``: parse a JSON string, pass anything else through.
+
+    The key and the fingerprint usually read the same body: the last string parsed is remembered (by identity,
+    strings being immutable), so one call parses its body once.
+    """
+    if not isinstance(value, (str, bytes)):
+        return value
+    global _last_parsed  # noqa: PLW0603 - a one-entry cache; replacing the tuple is atomic
+    last = _last_parsed
+    if last[0] is value:
+        return last[1]
+    parsed = json.loads(value)
+    _last_parsed = (value, parsed)
+    return parsed
+
+
+_last_parsed: tuple[Any, Any] = (None, None)
+
+
 class _JsonFunctions:
     """Holds the compiled jmespath options (built once, on first use)."""
 
@@ -33,30 +53,77 @@ class _JsonFunctions:
             class Functions(functions.Functions):  # type: ignore[misc]
                 @functions.signature({"types": []})  # type: ignore[untyped-decorator]
                 def _func_json(self, value: Any) -> Any:
-                    return json.loads(value) if isinstance(value, (str, bytes)) else value
+                    return _parse_json(value)
 
             cls.options = jmespath.Options(custom_functions=Functions())
         return cls.options
 
 
+class _NotDirect(Exception):
+    """The expression uses more of JMESPath than `_direct` reads itself."""
+
+
+def _direct(node: dict[str, Any]) -> Callable[[Any], Any]:
+    """Plain Python for the expressions keys are made of (``a.b``, ``json(body).id``), with JMESPath's meaning.
+
+    Walking jmespath's tree costs more CPU than the rest of a call; fields, sub-expressions and ``json()`` are read
+    directly instead (a field of a non-object is null, null propagates). Anything else raises `_NotDirect`.
+    """
+    kind = node["type"]
+    if kind == "field":
+        name = node["value"]
+
+        def field(data: Any) -> Any:
+            try:
+                return data.get(name)
+            except AttributeError:
+                return None
+
+        return field
+    if kind == "subexpression":
+        steps = [_direct(child) for child in node["children"]]
+
+        def path(data: Any) -> Any:
+            for step in steps:
+                data = step(data)
+            return data
+
+        return path
+    if kind == "function_expression" and node["value"] == "json" and len(node["children"]) == 1:
+        inner = _direct(node["children"][0])
+        return lambda data: _parse_json(inner(data))
+    if kind == "current":
+        return lambda data: data
+    raise _NotDirect(kind)
+
+
 class _JmesPath:
     def __init__(self, expression: str) -> None:
         self.expression = expression
-        self._compiled: Any = None
+        self._search: Callable[[Any], Any] | None = None
 
     def search(self, data: Any) -> Any:
-        if self._compiled is None:
-            import jmespath
-
-            self._compiled = jmespath.compile(self.expression)
+        if self._search is None:
+            self._search = _compile(self.expression)
         try:
-            return self._compiled.search(data, options=_JsonFunctions.get())
+            return self._search(data)
         except (ValueError, TypeError) as exc:
             raise MissingKeyError(f"{self.expression!r} could not be read from the input: {exc}") from None
         except Exception as exc:
             if type(exc).__module__.startswith("jmespath"):
                 raise MissingKeyError(f"{self.expression!r} could not be read from the input: {exc}") from None
             raise
+
+
+def _compile(expression: str) -> Callable[[Any], Any]:
+    import jmespath
+
+    compiled = jmespath.compile(expression)
+    try:
+        return _direct(compiled.parsed)
+    except _NotDirect:
+        options = _JsonFunctions.get()
+        return lambda data: compiled.search(data, options=options)
 
 
 def event_selector(selector: Selector) -> Callable[[Arguments], Any]:

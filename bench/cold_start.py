@@ -1,0 +1,136 @@
+"""What a cold start pays: import time beyond boto3, and the layer's size as `sam build` produces it."""
+
+from __future__ import annotations
+
+import compileall
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from contenders import OURS, THEIRS
+
+ROOT = Path(__file__).resolve().parent.parent
+IMPORTS = {
+    OURS: "from lambda_idempotency import DynamoDBStore, idempotent",
+    THEIRS: "from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, "
+    "idempotent",
+}
+POWERTOOLS_REQUIREMENT = "aws-lambda-powertools==3.37.0"
+
+
+def import_ms_beyond_boto3(statement: str, env: dict[str, str] | None = None) -> float:
+    """Milliseconds ``statement`` takes in a fresh interpreter that has already imported boto3.
+
+    Timed with a clock around the statement, not summed from ``-X importtime``: that flag reports only modules
+    loaded by an ``import`` statement, and this library loads its modules through ``importlib`` on first use
+    (``python -X importtime`` is still the tool to see which module costs what).
+    """
+    timer = f"import boto3, time\nt = time.perf_counter()\n{statement}\nprint((time.perf_counter() - t) * 1000)"
+    done = subprocess.run([sys.executable, "-c", timer], capture_output=True, text=True, check=True, env=env)
+    return float(done.stdout)
+
+
+def compile_ours() -> None:
+    """Write our bytecode as an installed wheel has it (pip compiles Powertools' on install)."""
+    compileall.compile_dir(ROOT / "layers" / "idempotency" / "lambda_idempotency", quiet=1)
+
+
+FROM_SOURCE = f"{OURS}, no .pyc"
+"""Our layer as `sam build` ships it: source only, and Lambda cannot write bytecode under /opt."""
+
+
+def import_costs(runs: int) -> dict[str, dict[str, float]]:
+    """Median and spread over ``runs`` fresh processes per case, alternating."""
+    compile_ours()
+    samples: dict[str, list[float]] = {OURS: [], THEIRS: [], FROM_SOURCE: []}
+    with tempfile.TemporaryDirectory(prefix="no-pyc-") as empty:
+        no_bytecode = {**os.environ, "PYTHONPYCACHEPREFIX": empty, "PYTHONDONTWRITEBYTECODE": "1"}
+        for _ in range(runs):
+            for name, statement in IMPORTS.items():
+                samples[name].append(import_ms_beyond_boto3(statement))
+            samples[FROM_SOURCE].append(import_ms_beyond_boto3(IMPORTS[OURS], no_bytecode))
+    return {
+        name: {"median": statistics.median(values), "min": min(values), "max": max(values)}
+        for name, values in samples.items()
+    }
+
+
+LAYER_TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  IdempotencyLayer:
+    Type: AWS::Serverless::LayerVersion
+    Properties:
+      ContentUri: {ours}
+      CompatibleRuntimes: [python3.12]
+    Metadata:
+      BuildMethod: python3.12
+  PowertoolsLayer:
+    Type: AWS::Serverless::LayerVersion
+    Properties:
+      ContentUri: {theirs}
+      CompatibleRuntimes: [python3.12]
+    Metadata:
+      BuildMethod: python3.12
+"""
+
+
+def layer_sizes(sam: Path) -> dict[str, dict[str, int]] | None:
+    """Bytes on disk and zipped of each layer as ``sam build`` builds it; None when sam is not installed.
+
+    Ours is the ``lambda_idempotency`` package as a clean checkout has it (no bytecode) and nothing else: the
+    project's own layer may add Powertools for its example functions. Powertools' is a layer whose requirements.txt
+    holds aws-lambda-powertools (pip compiles its bytecode), built by the same command.
+    """
+    if not sam.exists():
+        return None
+    with tempfile.TemporaryDirectory(prefix="layer-size-") as folder:
+        work = Path(folder)
+        ours = work / "idempotency"
+        package = ROOT / "layers" / "idempotency" / "lambda_idempotency"
+        shutil.copytree(package, ours / package.name, ignore=shutil.ignore_patterns("__pycache__"))
+        (ours / "requirements.txt").write_text("")
+        theirs = work / "powertools"
+        theirs.mkdir()
+        (theirs / "requirements.txt").write_text(POWERTOOLS_REQUIREMENT + "\n")
+        template = work / "template.yaml"
+        template.write_text(LAYER_TEMPLATE.format(ours=ours, theirs=theirs))
+        env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "PYENV_VERSION": os.environ.get("PYENV_VERSION", "3.12.1")}
+        subprocess.run(
+            [str(sam), "build", "--template-file", str(template), "--build-dir", str(work / "build")],
+            cwd=work,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        found = {}
+        for name, resource in ((OURS, "IdempotencyLayer"), (THEIRS, "PowertoolsLayer")):
+            built = work / "build" / resource
+            found[name] = {"bytes": _bytes(built), "zipped": _zipped(built, work / f"{resource}.zip")}
+        return found
+
+
+def _bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def _zipped(folder: Path, target: Path) -> int:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder))
+    size = target.stat().st_size
+    target.unlink()
+    return size
+
+
+def sam_on_path() -> Path:
+    """The project's own SAM CLI (``make .venv-sam``), else whatever ``sam`` is on PATH."""
+    local = ROOT / ".venv-sam" / "bin" / "sam"
+    return local if local.exists() else Path(shutil.which("sam") or local)

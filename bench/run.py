@@ -1,0 +1,120 @@
+"""Side by side with Powertools' idempotency utility: one run, both libraries, same endpoint, same handler.
+
+    make bench                      # or: .venv/bin/python bench/run.py [--calls N] [--repeats N]
+
+Starts DynamoDB Local (latency is quoted from it) and moto's server (labelled: moto evaluates expressions in
+Python, so its latencies say more about moto than about DynamoDB), measures round trips, latency, CPU per call
+with a null client, import cost beyond boto3 and layer size, and writes docs/benchmarks/README.md, results.json
+and latency.png. Nothing here is a test; nothing reaches AWS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+os.environ.update(
+    AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_DEV="false"
+)
+os.environ.pop("AWS_PROFILE", None)
+
+import chart
+import cold_start
+import measure
+from contenders import OURS, SCENARIOS, THEIRS, create_tables
+from lambda_idempotency.testing import dynamodb_local, moto_server
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
+
+
+def client_for(endpoint: str) -> Any:
+    """One client for both libraries, set up as `DynamoDBStore` sets up its own (standard retries, short timeouts)."""
+    from lambda_idempotency import DynamoDBStore
+
+    return DynamoDBStore("unused", endpoint_url=endpoint, region_name="us-east-1").client
+
+
+def endpoint_results(endpoint: str, calls: int, repeats: int, with_cpu: bool) -> dict[str, Any]:
+    client = client_for(endpoint)
+    tables = create_tables(client, f"bench-{uuid.uuid4().hex[:8]}")
+    found: dict[str, Any] = {}
+    if with_cpu:
+        items = measure.stored_items(client, tables)  # first, while each table holds one record
+        found["cpu_us"] = measure.cpu_per_call(items, calls=2000, repeats=5)
+    found["round_trips"] = measure.round_trips(client, tables)
+    measure.latency(client, tables, calls=max(10, calls // 10), seed=0)  # warm-up: connections, JIT, caches
+    runs = [measure.latency(client, tables, calls=calls, seed=run + 1) for run in range(repeats)]
+    found["latency"] = {scenario.name: summarise([run[scenario.name] for run in runs]) for scenario in SCENARIOS}
+    return found
+
+
+def summarise(runs: list[dict[str, list[float]]]) -> dict[str, Any]:
+    """p50/p99 of each library per run, and the ratio ours/theirs per run (its median and spread)."""
+    per_run = []
+    for samples in runs:
+        row = {
+            name: {"p50": measure.percentile(v, 0.5), "p99": measure.percentile(v, 0.99)} for name, v in samples.items()
+        }
+        row["ratio_p50"] = row[OURS]["p50"] / row[THEIRS]["p50"]
+        row["ratio_p99"] = row[OURS]["p99"] / row[THEIRS]["p99"]
+        per_run.append(row)
+    summary: dict[str, Any] = {"runs": per_run}
+    for name in (OURS, THEIRS):
+        for q in ("p50", "p99"):
+            summary[f"{name} {q}"] = statistics.median(r[name][q] for r in per_run)
+    for key in ("ratio_p50", "ratio_p99"):
+        values = [r[key] for r in per_run]
+        summary[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=300, help="interleaved pairs per scenario and run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per endpoint (the spread of the ratios)")
+    parser.add_argument("--moto-calls", type=int, default=100, help="pairs per scenario on moto")
+    parser.add_argument("--import-runs", type=int, default=21, help="fresh processes per library for import cost")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--report-only", action="store_true", help="redraw the page and chart from results.json")
+    args = parser.parse_args()
+    if args.report_only:
+        write(json.loads((args.out / "results.json").read_text()), args.out)
+        return
+
+    started = time.time()
+    results: dict[str, Any] = {"machine": f"{platform.python_implementation()} {platform.python_version()}, "
+                               f"{os.cpu_count()} cores, {platform.machine()}"}  # fmt: skip
+    print("DynamoDB Local ...", file=sys.stderr)
+    with dynamodb_local() as endpoint:
+        results["dynamodb_local"] = endpoint_results(endpoint, args.calls, args.repeats, with_cpu=True)
+    print("moto server ...", file=sys.stderr)
+    with moto_server() as endpoint:
+        results["moto"] = endpoint_results(endpoint, args.moto_calls, 1, with_cpu=False)
+    print("import cost ...", file=sys.stderr)
+    results["import_ms"] = cold_start.import_costs(args.import_runs)
+    print("layer size (sam build) ...", file=sys.stderr)
+    results["layer"] = cold_start.layer_sizes(cold_start.sam_on_path())
+    results["seconds"] = round(time.time() - started)
+    results["settings"] = {name: getattr(args, name) for name in ("calls", "repeats", "moto_calls", "import_runs")}
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write(results, args.out)
+    print(f"wrote {args.out} in {results['seconds']} s", file=sys.stderr)
+
+
+def write(results: dict[str, Any], out: Path) -> None:
+    (out / "README.md").write_text(chart.markdown(results))
+    chart.plot(results, out / "latency.png")
+
+
+if __name__ == "__main__":
+    main()

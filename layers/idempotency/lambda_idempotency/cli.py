@@ -1,0 +1,317 @@
+"""`lambda-idempotency`: inspect and repair an idempotency table from a terminal.
+
+For support and operators: see what a key holds (`show`), find stuck executions (`list --status IN_PROGRESS`), let
+a stuck or wrongly cached operation run again (`delete`, after a confirmation), count records (`stats`), and create
+a table (`create-table`). Only the console script imports this module, so the Lambda layer never loads rich
+(pip extra ``cli``). Exit codes: 0 done, 1 no such record or not confirmed, 2 the table, credentials or input are wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+from rich.console import Console
+from rich.progress import Progress
+from rich.prompt import Confirm
+from rich.table import Table
+
+from .errors import InvalidKeyError
+from .keys import check_operation, normalise_key, normalise_scope, record_id
+from .record import Record, Status, unpack
+from .stores.dynamodb import DynamoDBStore, create_table, record_from_item
+
+TABLE_ENV = "LAMBDA_IDEMPOTENCY_TABLE"
+CREDENTIAL_ERRORS = {
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+    "AccessDeniedException",
+    "MissingAuthenticationTokenException",
+}
+LISTED = [
+    "pk",
+    "key",
+    "scope",
+    "status",
+    "owner",
+    "expires_at",
+    "lease_expires_at",
+    "attempts",
+    "created_at",
+    "completed_at",
+]
+"""What `list` and `stats` read: everything but results, fingerprints and steps, so scans stay cheap."""
+FOREIGN_ITEM = "is not a lambda-idempotency record (a Powertools table? its records differ: see the migration guide)"
+
+
+class CliError(Exception):
+    """A failure the user can fix; its message is printed and it exits with ``code``."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out = Console(highlight=False, soft_wrap=args.json)
+    err = Console(stderr=True, highlight=False)
+    try:
+        if not args.table:
+            raise CliError(f"no table: pass --table or set {TABLE_ENV}")
+        store = DynamoDBStore(args.table, endpoint_url=args.endpoint_url, region_name=args.region)
+        result: Output = args.command(store, args, err)
+    except CliError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        return exc.code
+    except InvalidKeyError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        return 2
+    except (ClientError, BotoCoreError) as exc:
+        err.print(f"[red]error:[/red] {_explain(exc, args.table, args.endpoint_url)}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    if args.json:
+        out.print_json(json.dumps(result.data, default=str))
+    else:
+        out.print(result.view)
+    return result.code
+
+
+class Output:
+    """What a command shows: ``data`` for ``--json``, ``view`` (a rich renderable or text) for people."""
+
+    def __init__(self, data: Any, view: Any, code: int = 0) -> None:
+        self.data = data
+        self.view = view
+        self.code = code
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--table", default=os.environ.get(TABLE_ENV), help=f"table name (default: ${TABLE_ENV})")
+    common.add_argument("--endpoint-url", help="DynamoDB endpoint, e.g. http://127.0.0.1:8000 for DynamoDB Local")
+    common.add_argument("--region", help="AWS region (default: the AWS configuration's)")
+    common.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    parser = argparse.ArgumentParser(prog="lambda-idempotency", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub.set_defaults(command=handler)
+        return sub
+
+    command("create-table", _create_table, "create the table (pk, on-demand, TTL on expires_at)")
+    for name, handler, help_text in (
+        ("show", _show, "show the record of one key"),
+        ("delete", _delete, "delete the record of one key, so the operation runs again on the next call"),
+    ):
+        sub = command(name, handler, help_text)
+        sub.add_argument("key", help="the raw idempotency key")
+        sub.add_argument("--operation", required=True, help="the operation the key belongs to")
+        sub.add_argument("--scope", help="the scope (tenant, caller) the key was stored under")
+        if name == "delete":
+            sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    listing = command("list", _list, "list records with their raw keys and scopes")
+    listing.add_argument("--status", choices=[s.value for s in Status], help="only records in this status")
+    listing.add_argument("--operation", help="only records of this operation")
+    listing.add_argument("--limit", type=int, help="stop after this many records")
+    stats = command("stats", _stats, "count records by operation and status")
+    for scanning in (listing, stats):
+        scanning.add_argument("--page-size", type=int, help="items read per Scan call (to spread a big scan's load)")
+    return parser
+
+
+def _create_table(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
+    create_table(store)
+    return Output({"table": store.table_name, "ttl_attribute": "expires_at"}, f"table {store.table_name} is ready")
+
+
+def _show(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
+    record = _get(store, args)
+    fields = _fields(record, with_result=True)
+    view = Table(show_header=False, box=None)
+    for name, value in fields.items():
+        view.add_row(f"[bold]{name}[/bold]", "" if value is None else str(value))
+    return Output(fields, view)
+
+
+def _delete(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
+    record = _get(store, args)
+    if not args.yes:
+        err.print(f"{record.status} record of key {record.key!r} in {args.operation} (attempts: {record.attempts})")
+        if not _confirm("Delete it, so the next call runs the operation again?", err):
+            return Output({"deleted": False}, "not deleted", code=1)
+    try:
+        store.client.delete_item(
+            TableName=store.table_name,
+            Key={"pk": {"S": record.record_id}},
+            ConditionExpression="attribute_exists(pk)",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        raise CliError("the record was already gone", code=1) from None
+    note = "deleted; a warm container may still replay it from its local cache until the entry expires"
+    return Output({"deleted": True, "record_id": record.record_id}, note)
+
+
+def _list(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
+    operation = check_operation(args.operation) if args.operation else None
+    rows = []
+    for record in _scan(store, err, args.page_size, status=args.status, operation=operation):
+        rows.append(_fields(record, with_result=False))
+        if args.limit is not None and len(rows) >= args.limit:
+            break
+    view = Table("operation", "key", "scope", "status", "attempts", "expires")
+    for row in rows:
+        status = f"{row['status']} (expired)" if row["expired"] else row["status"]
+        view.add_row(row["operation"], row["key"], row["scope"] or "", status, str(row["attempts"]), row["expires_at"])
+    return Output(rows, view if rows else "no records")
+
+
+def _stats(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
+    now_s = int(time.time())
+    counts: Counter[tuple[str, str]] = Counter()
+    for record in _scan(store, err, args.page_size):
+        counts[_operation_of(record), "EXPIRED" if record.is_expired(now_s) else record.status.value] += 1
+    columns = [s.value for s in Status] + ["EXPIRED"]
+    by_operation: dict[str, dict[str, int]] = {}
+    for (operation, status), count in sorted(counts.items()):
+        by_operation.setdefault(operation, dict.fromkeys(columns, 0))[status] = count
+    view = Table("operation", *columns, "total", caption="EXPIRED: past expires_at, waiting for TTL deletion")
+    for operation, row in by_operation.items():
+        view.add_row(operation, *(str(row[c]) for c in columns), str(sum(row.values())))
+    total = sum(counts.values())
+    return Output({"operations": by_operation, "total": total}, view if total else "no records")
+
+
+def _confirm(question: str, err: Console) -> bool:
+    """Ask on the terminal; no answer (end of input, as from a script's empty stdin) means no."""
+    try:
+        return Confirm.ask(question, console=err, default=False)
+    except EOFError:
+        return False
+
+
+def _get(store: DynamoDBStore, args: argparse.Namespace) -> Record:
+    operation = check_operation(args.operation)
+    key = normalise_key(args.key)
+    rid = record_id(operation, normalise_scope(args.scope), key)
+    response = store.client.get_item(TableName=store.table_name, Key={"pk": {"S": rid}}, ConsistentRead=True)
+    item = response.get("Item")
+    if item is None:
+        scope = f" in scope {args.scope!r}" if args.scope is not None else ""
+        raise CliError(f"no record for key {key!r} of operation {operation!r}{scope}", code=1)
+    return _record(item)
+
+
+def _record(item: dict[str, Any]) -> Record:
+    try:
+        return record_from_item(item)
+    except (KeyError, ValueError):
+        raise CliError(f"item {item.get('pk') or item} {FOREIGN_ITEM}") from None
+
+
+def _scan(
+    store: DynamoDBStore,
+    err: Console,
+    page_size: int | None,
+    *,
+    status: str | None = None,
+    operation: str | None = None,
+) -> Iterator[Record]:
+    """Every record that matches, page by page, with a progress bar on a terminal (the table's size is approximate)."""
+    names = {f"#a{i}": name for i, name in enumerate(LISTED)}
+    request: dict[str, Any] = {
+        "TableName": store.table_name,
+        "ProjectionExpression": ", ".join(names),
+        "ExpressionAttributeNames": names,
+    }
+    if page_size is not None:
+        request["Limit"] = page_size
+    conditions, values = [], {}
+    if status is not None:
+        conditions.append(f"#a{LISTED.index('status')} = :status")
+        values[":status"] = {"S": status}
+    if operation is not None:
+        conditions.append("begins_with(#a0, :prefix)")
+        values[":prefix"] = {"S": f"{operation}#"}
+    if conditions:
+        request["FilterExpression"] = " AND ".join(conditions)
+        request["ExpressionAttributeValues"] = values
+    size = store.client.describe_table(TableName=store.table_name)["Table"].get("ItemCount") or None
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+        task = progress.add_task(f"scanning {store.table_name}", total=size)
+        while True:
+            page = store.client.scan(**request)
+            progress.advance(task, page.get("ScannedCount", 0))
+            for item in page.get("Items", []):
+                record = _record(item)
+                if operation is None or _operation_of(record) == operation:
+                    yield record
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _operation_of(record: Record) -> str:
+    return record.record_id.rsplit("#", 1)[0]
+
+
+def _fields(record: Record, *, with_result: bool) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "operation": _operation_of(record),
+        "key": record.key,
+        "scope": record.scope,
+        "status": record.status.value,
+        "expired": record.is_expired(int(time.time())),
+        "attempts": record.attempts,
+        "created_at": _time(record.created_at),
+        "completed_at": _time(record.completed_at),
+        "expires_at": _time(record.expires_at),
+        "lease_expires_at": _time(record.lease_expires_at / 1000) if record.lease_expires_at else None,
+        "record_id": record.record_id,
+    }
+    if with_result:
+        fields["owner"] = record.owner
+        fields["fingerprint"] = record.fingerprint
+        fields["steps"] = sorted(record.steps)
+        fields["result"] = unpack(record.result) if record.result is not None else None
+    return fields
+
+
+def _time(epoch_s: float | None) -> str | None:
+    if epoch_s is None:
+        return None
+    return datetime.datetime.fromtimestamp(epoch_s, datetime.UTC).isoformat(timespec="seconds")
+
+
+def _explain(exc: Exception, table: str, endpoint: str | None) -> str:
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot reach DynamoDB at {endpoint or 'the default endpoint'}: {exc}"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "")
+        if code == "ResourceNotFoundException":
+            return f"table {table!r} not found (create it with `lambda-idempotency create-table --table {table}`)"
+        if code in CREDENTIAL_ERRORS:
+            return f"AWS rejected the credentials ({code}): {error.get('Message', '')}"
+    return str(exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""The `lambda-idempotency` command against moto's server over HTTP, on records the library itself wrote."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from lambda_idempotency import DynamoDBStore, create_table, idempotent_function
+from lambda_idempotency.cli import _explain, main
+from lambda_idempotency.keys import record_id
+from lambda_idempotency.stores.base import ClaimRequest
+
+
+class Table:
+    """A fresh table on moto server and a way to run the CLI against it."""
+
+    def __init__(self, endpoint: str, client: Any, capsys: pytest.CaptureFixture[str]) -> None:
+        self.endpoint = endpoint
+        self.name = f"cli-{uuid.uuid4().hex[:12]}"
+        self.store = DynamoDBStore(self.name, client=client)
+        self._capsys = capsys
+
+    def create(self) -> Table:
+        create_table(self.store)
+        return self
+
+    def run(self, *args: str) -> tuple[int, str, str]:
+        self._capsys.readouterr()
+        code = main([*args, "--table", self.name, "--endpoint-url", self.endpoint, "--region", "us-east-1"])
+        captured = self._capsys.readouterr()
+        return code, captured.out, captured.err
+
+    def json(self, *args: str) -> Any:
+        code, out, err = self.run(*args, "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+    def completed(self, operation: str, key: str, result: Any, scope: str | None = None) -> None:
+        @idempotent_function(
+            self.store, key="key", operation=operation, scope=(lambda key: scope) if scope else None, local_cache=False
+        )
+        def work(key: str) -> Any:
+            return result
+
+        work(key)
+
+    def in_progress(self, operation: str, key: str) -> None:
+        """A claim whose execution never finished (a crashed Lambda), written through the store's own claim."""
+        now_ms = int(time.time() * 1000)
+        self.store.claim(
+            ClaimRequest(
+                record_id=_record_id(operation, key),
+                owner="crashed",
+                key=key,
+                scope=None,
+                fingerprint=None,
+                now_ms=now_ms,
+                lease_expires_at=now_ms + 600_000,
+                expires_at=now_ms // 1000 + 3600,
+            )
+        )
+
+
+def _record_id(operation: str, key: str) -> str:
+    return record_id(operation, None, key)
+
+
+@pytest.fixture
+def table(moto_endpoint: str, moto_server_client: Any, capsys: pytest.CaptureFixture[str]) -> Table:
+    return Table(moto_endpoint, moto_server_client, capsys).create()
+
+
+def test_create_table_makes_a_table_with_ttl_and_is_repeatable(
+    moto_endpoint: str, moto_server_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = Table(moto_endpoint, moto_server_client, capsys)
+    assert table.json("create-table") == {"table": table.name, "ttl_attribute": "expires_at"}
+    assert table.run("create-table")[0] == 0
+    ttl = moto_server_client.describe_time_to_live(TableName=table.name)["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+
+
+def test_show_prints_the_record_with_its_raw_key_scope_and_result(table: Table) -> None:
+    table.completed("charge", "order-17", {"charged": 5}, scope="tenant-a")
+    shown = table.json("show", "order-17", "--operation", "charge", "--scope", "tenant-a")
+    assert shown["key"] == "order-17"
+    assert shown["scope"] == "tenant-a"
+    assert shown["status"] == "COMPLETED"
+    assert shown["expired"] is False
+    assert json.loads(shown["result"]) == {"charged": 5}
+    code, out, _ = table.run("show", "order-17", "--operation", "charge", "--scope", "tenant-a")
+    assert code == 0
+    assert "order-17" in out and "COMPLETED" in out
+
+
+def test_show_of_a_missing_key_says_so(table: Table) -> None:
+    table.completed("charge", "order-17", 1, scope="tenant-a")
+    code, out, err = table.run("show", "order-17", "--operation", "charge")  # not in that scope
+    assert code == 1
+    assert out == ""
+    assert "no record for key 'order-17' of operation 'charge'" in err
+
+
+def test_list_filters_by_status_and_operation(table: Table) -> None:
+    table.completed("charge", "a", 1)
+    table.completed("email", "b", 2, scope="tenant-b")
+    table.in_progress("charge", "stuck")
+    everything = table.json("list")
+    assert sorted((r["operation"], r["key"], r["scope"], r["status"]) for r in everything) == [
+        ("charge", "a", None, "COMPLETED"),
+        ("charge", "stuck", None, "IN_PROGRESS"),
+        ("email", "b", "tenant-b", "COMPLETED"),
+    ]
+    assert [r["key"] for r in table.json("list", "--status", "IN_PROGRESS")] == ["stuck"]
+    assert sorted(r["key"] for r in table.json("list", "--operation", "charge")) == ["a", "stuck"]
+    assert table.json("list", "--operation", "email", "--status", "IN_PROGRESS") == []
+
+
+def test_list_reads_every_page_and_stops_at_the_limit(table: Table) -> None:
+    for i in range(5):
+        table.completed("charge", f"k{i}", i)
+    assert sorted(r["key"] for r in table.json("list", "--page-size", "2")) == [f"k{i}" for i in range(5)]
+    assert len(table.json("list", "--page-size", "2", "--limit", "3")) == 3
+    code, out, _ = table.run("list")
+    assert code == 0 and "k3" in out
+
+
+def test_a_terminal_sees_a_progress_bar_while_scanning(table: Table, monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(3):
+        table.completed("charge", f"k{i}", i)
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich treats stderr as a terminal
+    code, _, err = table.run("stats", "--page-size", "1")
+    assert code == 0
+    assert f"scanning {table.name}" in err
+
+
+def test_stats_counts_by_operation_and_status(table: Table) -> None:
+    table.completed("charge", "a", 1)
+    table.completed("charge", "b", 1)
+    table.completed("email", "c", 1)
+    table.in_progress("charge", "stuck")
+    stats = table.json("stats", "--page-size", "1")
+    assert stats["total"] == 4
+    assert stats["operations"]["charge"] == {"IN_PROGRESS": 1, "COMPLETED": 2, "FAILED": 0, "EXPIRED": 0}
+    assert stats["operations"]["email"]["COMPLETED"] == 1
+
+
+def test_delete_with_yes_lets_the_operation_run_again(table: Table) -> None:
+    runs = []
+
+    @idempotent_function(table.store, key="key", operation="charge", local_cache=False)
+    def charge(key: str) -> int:
+        runs.append(key)
+        return len(runs)
+
+    charge("k")
+    charge("k")
+    assert runs == ["k"]
+    assert table.json("delete", "k", "--operation", "charge", "--yes")["deleted"] is True
+    assert charge("k") == 2
+    assert runs == ["k", "k"]
+
+
+@pytest.mark.parametrize(("answer", "deleted"), [("y\n", True), ("n\n", False), ("", False)])
+def test_delete_asks_first(table: Table, monkeypatch: pytest.MonkeyPatch, answer: str, deleted: bool) -> None:
+    table.in_progress("charge", "stuck")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(answer))
+    code, _, err = table.run("delete", "stuck", "--operation", "charge")
+    assert "IN_PROGRESS record of key 'stuck'" in err
+    assert code == (0 if deleted else 1)
+    assert (table.store.get(_record_id("charge", "stuck")) is None) is deleted
+
+
+def test_delete_of_a_missing_key_fails_clearly(table: Table) -> None:
+    code, _, err = table.run("delete", "nope", "--operation", "charge", "--yes")
+    assert code == 1
+    assert "no record for key 'nope'" in err
+
+
+def test_a_missing_table_is_named(
+    moto_endpoint: str, moto_server_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = Table(moto_endpoint, moto_server_client, capsys)  # never created
+    for command in (["list"], ["stats"], ["show", "k", "--operation", "op"]):
+        code, _, err = table.run(*command)
+        assert code == 2
+        assert f"table '{table.name}' not found" in err
+
+
+def test_missing_credentials_are_explained(table: Table, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # a fresh process, as the console script is
+    code, _, err = table.run("stats")
+    assert code == 2
+    assert "no AWS credentials found" in err
+
+
+def test_rejected_credentials_are_explained() -> None:
+    # No local DynamoDB checks signatures, so the error DynamoDB answers with is built here.
+    refused = ClientError(
+        {"Error": {"Code": "UnrecognizedClientException", "Message": "The security token is invalid."}}, "Scan"
+    )
+    assert _explain(refused, "t", None) == (
+        "AWS rejected the credentials (UnrecognizedClientException): The security token is invalid."
+    )
+
+
+def test_invalid_input_is_a_usage_error(table: Table) -> None:
+    code, _, err = table.run("show", "x" * 256, "--operation", "charge")
+    assert code == 2
+    assert "idempotency key must be 1-255 characters" in err
+
+
+def test_the_console_script_runs(table: Table) -> None:
+    table.completed("charge", "a", 1)
+    script = Path(sys.executable).with_name("lambda-idempotency")
+    done = subprocess.run(
+        [str(script), "list", "--json", "--table", table.name, "--endpoint-url", table.endpoint],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [r["key"] for r in json.loads(done.stdout)] == ["a"]

@@ -1,0 +1,37 @@
+"""Plain JSON results skip the tagging copy; the stored text must be exactly what the full path writes."""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lambda_idempotency.codec import TAG, TaggedJsonSerializer, _encode, _is_plain
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
+
+
+scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=4)
+values = st.recursive(
+    scalars | st.sampled_from([Colour.RED, (1, 2), {TAG: "x"}, {1: "a"}, b"x"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=values)
+def test_the_fast_path_writes_what_the_full_path_writes(value: Any) -> None:
+    serializer = TaggedJsonSerializer()
+    assert serializer.dumps(value) == json.dumps(_encode(value), separators=(",", ":"), ensure_ascii=False)
+    assert serializer.loads(serializer.dumps(value)) == value
+
+
+def test_only_exact_json_types_are_plain() -> None:
+    assert _is_plain({"a": [1, 2.5, "x", None, True]})
+    for tagged in (Colour.RED, (1,), {TAG: 1}, {1: "a"}, [b"x"], {"a": {"b": (1,)}}):
+        assert not _is_plain(tagged)
