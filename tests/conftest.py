@@ -86,6 +86,13 @@ def dynalite_endpoint() -> Iterator[str]:
         process.wait(timeout=10)
 
 
+def endpoint_of(request: pytest.FixtureRequest, backend: str) -> str:
+    """The URL of an HTTP backend's session server (moto_server or dynamodb_local)."""
+    fixture = {"moto_server": "moto_endpoint", "dynamodb_local": "dynamodb_local_endpoint"}[backend]
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
 def http_client(endpoint: str) -> Any:
     """A client configured as `DynamoDBStore` configures its own (standard retries, short timeouts)."""
     return DynamoDBStore("unused", endpoint_url=endpoint, region_name="us-east-1").client

@@ -210,7 +210,7 @@ class Guard:
         except StoreUnavailableError as exc:
             logger.error("could not release %s (%s); it is blocked until its lease ends", execution.record_id, exc)
             return
-        if refused is not None:
+        if refused is not None and refused.current is not None:  # gone: our own resent delete had landed
             logger.warning("lease lost: %s was taken over before it was released", execution.record_id)
 
     def replay(self, record: Record) -> Any:
