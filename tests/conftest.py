@@ -27,10 +27,16 @@ os.environ.pop("AWS_LAMBDA_FUNCTION_NAME", None)
 
 import boto3
 import pytest
+from hypothesis import settings
 from lambda_idempotency import DynamoDBStore, MemoryStore, create_table
 from lambda_idempotency.stores.base import Store
 from lambda_idempotency.testing import dynamodb_local, free_port, moto_server, serialise_moto_dynamodb, wait_for_port
 from moto import mock_aws
+
+settings.register_profile("suite", max_examples=40, stateful_step_count=20, deadline=None)
+settings.register_profile("long", max_examples=10_000, stateful_step_count=30, deadline=None)
+settings.load_profile("suite")
+"""Property tests run the small profile in `make test`; `make test-long` passes ``--hypothesis-profile=long``."""
 
 DYNAMODB_BACKENDS = ["moto", "moto_server", "dynamodb_local"]
 ALL_BACKENDS = ["memory", *DYNAMODB_BACKENDS]
@@ -84,6 +90,13 @@ def dynalite_endpoint() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def endpoint_of(request: pytest.FixtureRequest, backend: str) -> str:
+    """The URL of an HTTP backend's session server (moto_server or dynamodb_local)."""
+    fixture = {"moto_server": "moto_endpoint", "dynamodb_local": "dynamodb_local_endpoint"}[backend]
+    url: str = request.getfixturevalue(fixture)
+    return url
 
 
 def http_client(endpoint: str) -> Any:

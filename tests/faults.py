@@ -1,86 +1,97 @@
-"""A TCP proxy on 127.0.0.1 that drops connections after the server has answered: the lost-response failure.
+"""Store faults injected below the library, where the network would cause them: botocore's ``before-send`` hook.
 
-The server has done the work and written its response; the proxy reads the first bytes of that response and,
-when ``should_drop`` says so, resets the client's connection instead of forwarding them. The client sees a
-dropped connection (``RemoteProtocolError``) and cannot know whether its request ran.
+`FaultInjector` sits on one real client, recognises each protocol call on the wire (claim, take-over, complete,
+fail, release) from the request body, and answers a chosen one with a fault instead of the server: a throttling
+or 500 response as DynamoDB writes it, the exception botocore raises for a connection reset or a read timeout, or
+a timeout *after* the request reached the server (the response is lost, the write landed). Everything else goes
+to the real server, and botocore's own retry logic sees the faults exactly as it would see the network's.
 """
 
 from __future__ import annotations
 
-import socket
-import struct
+import enum
+import json
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections import Counter
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
+from botocore.httpsession import URLLib3Session
 
 
-class DroppingProxy:
-    def __init__(self, upstream_port: int, should_drop: Callable[[bytes], bool]) -> None:
-        self.upstream_port = upstream_port
-        self.should_drop = should_drop
-        self.dropped: list[bytes] = []
-        self.forwarded = 0
+class Fault(enum.Enum):
+    PROVISIONED_THROUGHPUT = "ProvisionedThroughputExceededException"
+    THROTTLING = "ThrottlingException"
+    SERVER_ERROR = "InternalServerError (500)"
+    CONNECTION_RESET = "connection reset"
+    TIMEOUT = "read timeout, request lost"
+    TIMEOUT_AFTER_LANDING = "read timeout, write landed"
+
+
+_ERROR_RESPONSES = {
+    Fault.PROVISIONED_THROUGHPUT: (400, "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"),
+    Fault.THROTTLING: (400, "com.amazon.coral.availability#ThrottlingException"),
+    Fault.SERVER_ERROR: (500, "com.amazonaws.dynamodb.v20120810#InternalServerError"),
+}
+
+
+def protocol_call(request: Any) -> str:
+    """Which step of the protocol a DynamoDB request is, read from its target header and JSON body."""
+    target = request.headers.get("X-Amz-Target", b"")
+    operation = (target.decode() if isinstance(target, bytes) else target).rsplit(".", 1)[-1]
+    body = json.loads(request.body or b"{}")
+    condition = body.get("ConditionExpression", "")
+    values = body.get("ExpressionAttributeValues", {})
+    if operation == "DeleteItem":
+        return "release"
+    if operation != "UpdateItem":
+        return operation
+    if "attribute_not_exists" in condition:
+        return "claim"
+    if ":old" in values:
+        return "take_over"
+    if ":zero" in values:
+        return "release"
+    status = values.get(":st", {}).get("S")
+    return {"COMPLETED": "complete", "FAILED": "fail"}.get(status, operation)
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Any:
+        yield self._data
+
+
+class FaultInjector:
+    """Answers ``call`` with ``fault`` on its first ``times`` attempts (every attempt when ``times`` is None)."""
+
+    def __init__(self, client: Any, call: str, fault: Fault, times: int | None) -> None:
+        self.call = call
+        self.fault = fault
+        self.times = times
+        self.sent: Counter[str] = Counter()
+        self.injected = 0
         self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self._stopped = threading.Event()
+        self._forwarder = URLLib3Session() if fault is Fault.TIMEOUT_AFTER_LANDING else None
+        client.meta.events.register_first("before-send.dynamodb", self)
 
-    def serve(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
-
-    def stop(self) -> None:
-        """Stop accepting; shutting the listener down wakes the blocked ``accept`` (closing alone does not)."""
-        self._stopped.set()
-        with suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-
-    def _relay(self, client: socket.socket) -> None:
-        with client, socket.create_connection(("127.0.0.1", self.upstream_port)) as upstream:
-            threading.Thread(target=_pipe, args=(client, upstream), daemon=True).start()
-            first = upstream.recv(65536)
-            with self._lock:
-                drop = bool(first) and self.should_drop(first)
-                if drop:
-                    self.dropped.append(first)
-                else:
-                    self.forwarded += 1
-            if drop:
-                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                client.shutdown(socket.SHUT_RDWR)
-                return
-            client.sendall(first)
-            _pipe(upstream, client)
-
-
-def _pipe(source: socket.socket, target: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            target.sendall(data)
-        target.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
-
-
-@contextmanager
-def dropping_proxy(upstream_port: int, should_drop: Callable[[bytes], bool]) -> Iterator[DroppingProxy]:
-    proxy = DroppingProxy(upstream_port, should_drop)
-    thread = threading.Thread(target=proxy.serve, daemon=True)
-    thread.start()
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
-        thread.join(5)
-
-
-def first_execution(response_head: bytes) -> bool:
-    """A 201 that is not a replay: the response of the execution that did the work."""
-    head = response_head.split(b"\r\n\r\n", 1)[0].lower()
-    status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
-    return status == b"201" and b"idempotent-replayed" not in head
+    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
+        call = protocol_call(request)
+        with self._lock:
+            self.sent[call] += 1
+            if call != self.call or (self.times is not None and self.injected >= self.times):
+                return None
+            self.injected += 1
+        if self.fault in _ERROR_RESPONSES:
+            status, error_type = _ERROR_RESPONSES[self.fault]
+            body = json.dumps({"__type": error_type, "message": f"injected: {self.fault.value}"}).encode()
+            headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "injected-fault"}
+            return AWSResponse(request.url, status, headers, _Body(body))
+        if self.fault is Fault.CONNECTION_RESET:
+            raise ConnectionClosedError(endpoint_url=request.url)
+        if self._forwarder is not None:
+            self._forwarder.send(request)  # the write reaches the table; its answer is lost on the way back
+        raise ReadTimeoutError(endpoint_url=request.url)

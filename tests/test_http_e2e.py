@@ -26,7 +26,7 @@ from lambda_idempotency import DynamoDBStore, create_table
 from lambda_idempotency.client import IdempotentClient, RetryPolicy
 
 from tests.conftest import http_client
-from tests.faults import dropping_proxy, first_execution
+from tests.dropping_proxy import dropping_proxy, first_execution
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "tests" / "local_api" / "template.yaml"

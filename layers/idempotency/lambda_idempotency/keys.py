@@ -71,9 +71,31 @@ def fingerprint_of(payload: Any) -> str:
 
 
 def canonical_json(value: Any) -> str:
-    """Deterministic JSON: sorted keys, no spaces; values JSON lacks are written as their text."""
-    return _CANONICAL.encode(value)
+    """Deterministic JSON: sorted keys, no spaces; sets sorted; other values JSON lacks are written as their text.
+
+    Dicts whose keys JSON cannot order or write (``{1: .., "a": ..}``, tuple keys) become sorted [key, value] pairs.
+    """
+    try:
+        return _CANONICAL.encode(value)
+    except TypeError:
+        return _CANONICAL.encode(_with_text_keys(value))
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=True)
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):  # str() of a set follows the process's hash seed: sort instead
+        return sorted(value, key=canonical_json)
+    return str(value)
+
+
+def _with_text_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value):
+            return {k: _with_text_keys(v) for k, v in value.items()}
+        return sorted(([canonical_json(k), _with_text_keys(v)] for k, v in value.items()), key=lambda kv: kv[0])
+    if isinstance(value, (list, tuple)):
+        return [_with_text_keys(v) for v in value]
+    return value
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_json_default, ensure_ascii=True)
 """Built once: ``json.dumps`` with options builds a new encoder on every call."""
