@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 
-.PHONY: setup test lint typecheck unit demo demo-dynamodb-local serve bench
+.PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench
 
 setup: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed
 
@@ -43,6 +43,13 @@ unit: setup
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# The long run of issue 6, apart from `make test`: the slow tests (the 100,000-invocation storm on moto server and
+# DynamoDB Local, expiry with DynamoDB Local's real TTL deleter), then the property tests at 10,000 cases per target.
+# Figures and run time: docs/reliability.md.
+test-long: setup
+	$(BIN)/pytest -m slow -s --durations=0
+	$(BIN)/pytest --hypothesis-profile=long --hypothesis-show-statistics --durations=0 tests/test_bad_input.py tests/test_model.py
 
 # The template's HTTP functions on 127.0.0.1:$(PORT), with an embedded DynamoDB (moto): no Docker, no AWS account.
 TEMPLATE ?= template.yaml

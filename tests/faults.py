@@ -1,10 +1,11 @@
 """Store faults injected below the library, where the network would cause them: botocore's ``before-send`` hook.
 
-`FaultInjector` sits on one real client, recognises each protocol call on the wire (claim, take-over, complete,
-fail, release) from the request body, and answers a chosen one with a fault instead of the server: a throttling
-or 500 response as DynamoDB writes it, the exception botocore raises for a connection reset or a read timeout, or
-a timeout *after* the request reached the server (the response is lost, the write landed). Everything else goes
-to the real server, and botocore's own retry logic sees the faults exactly as it would see the network's.
+`FaultInjector` sits on one real client, recognises each protocol call on the wire (claim, take-over, step save,
+heartbeat, complete, fail, the fenced commit, release) from the request body, and answers a chosen one with a
+fault instead of the server: a throttling or 500 response as DynamoDB writes it, the exception botocore raises
+for a connection reset or a read timeout, or a timeout *after* the request reached the server (the response is
+lost, the write landed). Everything else goes to the real server, and botocore's own retry logic sees the faults
+exactly as it would see the network's.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def protocol_call(request: Any) -> str:
     values = body.get("ExpressionAttributeValues", {})
     if operation == "DeleteItem":
         return "release"
+    if operation == "TransactWriteItems":
+        record_action = body["TransactItems"][-1]
+        return "commit" if "Update" in record_action else "optimistic_commit"
     if operation != "UpdateItem":
         return operation
     if "attribute_not_exists" in condition:
@@ -54,7 +58,13 @@ def protocol_call(request: Any) -> str:
     if ":zero" in values:
         return "release"
     status = values.get(":st", {}).get("S")
-    return {"COMPLETED": "complete", "FAILED": "fail"}.get(status, operation)
+    if status is not None:
+        return {"COMPLETED": "complete", "FAILED": "fail"}.get(status, operation)
+    if ":res" in values:
+        return "step"
+    if ":lease" in values:
+        return "heartbeat"
+    return operation
 
 
 class _Body:
