@@ -3,8 +3,8 @@ and one the TTL deleter has removed must behave the same — the key runs again,
 
 DynamoDB Local deletes expired items itself (here some seconds after expiry), so both sides are seen there: the
 present side on a table whose TTL is turned off, so the deleter cannot win the race to the check (real DynamoDB
-may keep an expired item for days, the same state); moto never deletes, so only the present side exists there. These are the only tests that wait on the real
-clock: they are marked slow and run with `make test-long`.
+may keep an expired item for days, the same state); moto never deletes, so only the present side exists there.
+These are the only tests that wait on the real clock: they are marked slow and run with `make test-long`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ class Expiring:
     def item(self, key: str) -> dict[str, Any] | None:
         """The raw item, as the table holds it (TTL deletion is the table's business, not the library's)."""
         rid = record_id(self.operation, None, key)
-        answer = self.store.client.get_item(TableName=self.store.table_name, Key={"pk": {"S": rid}}, ConsistentRead=True)
+        table = self.store.table_name
+        answer = self.store.client.get_item(TableName=table, Key={"pk": {"S": rid}}, ConsistentRead=True)
         item: dict[str, Any] | None = answer.get("Item")
         return item
 
