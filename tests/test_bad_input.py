@@ -1,4 +1,5 @@
-"""Bad input, generated: keys, events, results and clock skew, on DynamoDB Local (over HTTP).
+"""Bad input, generated: keys (as arguments and as Idempotency-Key headers), events, results (of the function and
+of its steps) and clock skew, on DynamoDB Local (over HTTP).
 
 Expected everywhere: the function runs at most once per key, every answer is that key's own (never lost, never
 another key's), and the only errors are the documented typed ones — never an exception from inside the library.
@@ -25,11 +26,14 @@ from lambda_idempotency import (
     InvalidKeyError,
     MissingKeyError,
     ResultNotStoredError,
+    current,
     idempotent,
     idempotent_function,
 )
+from lambda_idempotency.http import idempotent_http
 
 from .conftest import FakeClock, client_of, new_dynamodb_store
+from .http_events import SHAPES, headers_of, http_event, options_for, problem_of
 
 REFUSED_INPUT = (MissingKeyError, InvalidKeyError)
 """What a call may raise for an unusable key or event, before anything is claimed or run."""
@@ -87,6 +91,35 @@ def test_any_key_runs_once_with_its_own_result_or_is_refused_typed(
             assert work(key, "again") == answers[tag]  # a replay is the key's own answer
     assert "again" not in runs
     assert sorted(runs) == sorted(set(answers.values()))  # each accepted key ran at most once
+
+
+header_keys = st.one_of(
+    any_text,
+    st.text(min_size=250, max_size=300),
+    st.text(st.characters(categories=["Cc", "Zs"])),
+    st.text(st.characters(codec="ascii")).map(lambda text: f'"{text}"'),  # structured-field strings, well or not
+)
+
+
+@given(shape=st.sampled_from(list(SHAPES)), key=header_keys)
+def test_any_idempotency_key_header_runs_once_or_is_a_400(store: DynamoDBStore, shape: str, key: str) -> None:
+    runs: list[int] = []
+
+    def create(event: Any, context: Any) -> dict[str, Any]:
+        runs.append(1)
+        return {"statusCode": 201, "body": json.dumps({"run": len(runs)})}
+
+    api = idempotent_http(store, operation=operation(), **options_for(shape))(create)
+    first = api(http_event(shape, key=key), None)
+    if first["statusCode"] == 400:
+        assert problem_of(first)["code"] == "idempotency-key-invalid"
+        assert runs == []
+        return
+    assert first["statusCode"] == 201
+    replay = api(http_event(shape, key=key), None)
+    assert headers_of(replay)["idempotent-replayed"] == "true"
+    assert json.loads(replay["body"]) == json.loads(first["body"]) == {"run": 1}
+    assert runs == [1]
 
 
 json_values = st.recursive(
@@ -196,6 +229,46 @@ def test_any_result_is_replayed_equal_or_reported_typed_never_rerun(store: Dynam
     else:
         assert same(replayed, result)
     assert runs == [1]
+
+
+class Crash(BaseException):
+    """The container dies mid-function: nothing is released, the lease runs out."""
+
+
+@given(result=results)
+def test_any_step_result_is_resumed_equal_or_refused_typed(store: DynamoDBStore, result: Any) -> None:
+    """A step's result is saved and handed back, equal, to the execution that takes over after a crash; or the step
+    raises `ResultNotStoredError` and the key is given back (a retry runs, and refuses, again): never stuck."""
+    clock = FakeClock()
+    effects: list[int] = []
+    resumed: list[Any] = []
+
+    def effect() -> Any:
+        effects.append(1)
+        return result
+
+    @idempotent_function(store, key="k", operation=operation(), lease=30, local_cache=False, clock=clock)
+    def work(k: str) -> str:
+        value = current().step("effect", effect)
+        if current().attempt == 1:
+            raise Crash
+        resumed.append(value)
+        return "done"
+
+    try:
+        work("k")
+    except ResultNotStoredError:
+        with pytest.raises(ResultNotStoredError):
+            work("k")
+        assert effects == [1, 1]
+        return
+    except Crash:
+        pass
+    clock.advance(60)
+    assert work("k") == "done"
+    assert effects == [1]  # the saved step was not run again
+    assert same(resumed[0], result)
+    assert work("k") == "done"  # replayed
 
 
 @given(
