@@ -41,7 +41,11 @@ class TaggedJsonSerializer:
         self._is_resolved = return_type is None
 
     def dumps(self, value: Any) -> str:
-        return _COMPACT.encode(value if _is_plain(value) else _encode(value))
+        data = value if _is_plain(value) else _encode(value)
+        text = _COMPACT.encode(data)
+        if not text.isascii() and not _is_utf8(text):
+            return _ASCII.encode(data)  # lone surrogates: only JSON's \u escapes can carry them into UTF-8
+        return text
 
     def loads(self, text: str) -> Any:
         value = json.loads(text)
@@ -55,6 +59,15 @@ class TaggedJsonSerializer:
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 """Built once: ``json.dumps`` with options builds a new encoder on every call."""
+_ASCII = json.JSONEncoder(separators=(",", ":"))
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def return_annotation(fn: Callable[..., Any]) -> Callable[[], Any]:

@@ -392,10 +392,10 @@ class Guard:
     def _payload(self, execution: Execution, result: Any) -> Payload | None:
         try:
             text = self.serializer.dumps(result)
+            payload = pack(text)  # UnicodeEncodeError: a custom serializer's text that UTF-8 cannot carry
         except Exception as exc:
             logger.error("result of %s cannot be stored (%s); replays will raise", execution.record_id, exc)
             return None
-        payload = pack(text)
         if payload is not None:
             observe.emit(observe.RESULT_BYTES, self.operation, execution.record_id, observe.size_of(payload))
         else:
