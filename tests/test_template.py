@@ -101,7 +101,12 @@ def test_functions_get_only_the_dynamodb_calls_the_store_makes() -> None:
         assert granted == needed
 
 
-TRANSACTION_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+TRANSACTION_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
 """IAM authorises each action of a TransactWriteItems as the single-item call it stands for."""
 
 
