@@ -148,6 +148,20 @@ def with_principal(event: dict[str, Any], subject: str) -> dict[str, Any]:
     return event | {"requestContext": event["requestContext"] | {"authorizer": {"jwt": {"claims": claims}}}}
 
 
+def test_each_answer_is_counted_as_a_metric(payment: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    """One Embedded Metric Format document per invocation, naming what happened to the payment."""
+    for name in ("payment-create.json", "payment-retry.json", "payment-key-reused.json", "payment-get-missing.json"):
+        invoke(payment, load_event(name))
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    names = [[m["Name"] for m in d["_aws"]["CloudWatchMetrics"][0]["Metrics"]] for d in documents]
+    assert names == [
+        ["PaymentCreated"],
+        ["PaymentReplayed"],
+        ["PaymentRejected422"],
+        ["PaymentRead", "PaymentRejected404"],
+    ]
+
+
 def test_a_first_post_costs_claim_charge_step_save_and_commit(stack: LocalStack, count_calls: Any) -> None:
     """The gateway's PutItem is the simulated provider's own; the payment's Put rides in the commit's transaction."""
     container = stack.load_function("PaymentFunction")
