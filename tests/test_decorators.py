@@ -146,6 +146,20 @@ def test_disabled_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert runs.count == 2
 
 
+@pytest.mark.parametrize("how", ["disabled", "no key, not required"])
+def test_a_call_run_without_idempotency_has_no_execution(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """Writes and steps commit with the record; where there is none, `current()` says so instead of pretending."""
+    if how == "disabled":
+        monkeypatch.setenv("LAMBDA_IDEMPOTENCY_DISABLED", "1")
+
+    @idempotent_function(MemoryStore(), key="k", operation="op", required=how == "disabled")
+    def work(k: str | None) -> str:
+        return current().key
+
+    with pytest.raises(NoActiveExecutionError):
+        work("a" if how == "disabled" else None)
+
+
 def test_default_operation_names_function_and_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
     def work(k: str) -> None:
         return None
