@@ -17,10 +17,9 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import observability as observe
-from . import writes as transaction
 from .cache import LocalCache
 from .codec import Serializer, TaggedJsonSerializer, return_annotation
 from .errors import (
@@ -40,6 +39,9 @@ from .keys import fingerprint_of, normalise_key, normalise_scope, record_id
 from .record import Payload, Record, Status, pack, unpack
 from .selectors import Arguments
 from .stores.base import ClaimRequest, Refused, Store, WritesRefused
+
+if TYPE_CHECKING:
+    from .writes import Write
 
 logger = logging.getLogger("lambda_idempotency")
 
@@ -256,6 +258,8 @@ class Guard:
                 f"write() inside step {execution.running_step!r}: an execution that resumes skips the step and "
                 "would lose the write; call write() outside steps"
             )
+        from . import writes as transaction  # loaded by the first write, not by every cold start
+
         write = transaction.normalise(action, resource=resource)
         transaction.check_can_add(execution.writes, write, self.store.record_key(execution.record_id))
         execution.writes.append(write)
@@ -309,6 +313,8 @@ class Guard:
 
     def _commit(self, execution: Execution, payload: Payload | None, now_ms: int, expires_at: int) -> None:
         """The fenced commit: the writes and the completion in one transaction, conditioned on our owner token."""
+        from . import writes as transaction
+
         try:
             transaction.check_total(execution.writes, _completion_size(payload))
             outcome = self._retrying(
@@ -342,8 +348,11 @@ class Guard:
     ) -> Any:
         """The optimistic commit: our finished record and writes, or (when another won) the winner's outcome."""
         record = _finished(execution, status, payload, now_ms, expires_at)
-        writes: Sequence[transaction.Write] = execution.writes if status is Status.COMPLETED else ()
-        transaction.check_total(writes, _completion_size(payload))
+        writes: Sequence[Write] = execution.writes if status is Status.COMPLETED else ()
+        if writes:
+            from . import writes as transaction
+
+            transaction.check_total(writes, _completion_size(payload))
         outcome = self._retrying(execution.record_id, lambda: self.store.insert_finished(record, writes))
         if outcome is None:
             if self.cache is not None:
@@ -485,9 +494,9 @@ def _completion_size(payload: Payload | None) -> int:
     return size + RECORD_OVERHEAD_BYTES
 
 
-def _write_condition_error(
-    writes: Sequence[transaction.Write], failed: tuple[int, ...], then: str
-) -> WriteConditionError:
+def _write_condition_error(writes: Sequence[Write], failed: tuple[int, ...], then: str) -> WriteConditionError:
+    from . import writes as transaction
+
     described = ", ".join(transaction.describe(i, writes[i]) for i in failed)
     return WriteConditionError(
         f"the condition of {described} failed; none of the writes was applied; {then}",

@@ -15,14 +15,16 @@ import random
 import time
 from collections.abc import Sequence
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import InvalidWriteError, StoreUnavailableError
 from ..record import Payload, Record, Status
-from ..writes import Write
 from .base import ClaimRequest, Refused, Store, WritesRefused
+
+if TYPE_CHECKING:
+    from ..writes import Write
 
 logger = logging.getLogger("lambda_idempotency")
 
