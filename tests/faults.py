@@ -45,7 +45,7 @@ def protocol_call(request: Any) -> str:
     values = body.get("ExpressionAttributeValues", {})
     if operation == "DeleteItem":
         return "release"
-    if operation != "UpdateItem":
+    if operation not in ("UpdateItem", "PutItem"):
         return operation
     if "attribute_not_exists" in condition:
         return "claim"

@@ -51,6 +51,7 @@ def test_a_decorated_handler_answering_calls_loads_no_optional_part() -> None:
     script = (
         f"from {PACKAGE} import DynamoDBStore, idempotent\n"
         "class Client:\n"
+        "    def put_item(self, **request): return {}\n"
         "    def update_item(self, **request): return {}\n"
         "@idempotent(DynamoDBStore('t', client=Client()), key='json(body).id', fingerprint='json(body)')\n"
         "def handler(event, context): return {'ok': True}\n"

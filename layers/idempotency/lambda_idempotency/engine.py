@@ -405,10 +405,10 @@ class Guard:
             logger.error("result of %s cannot be stored (%s); replays will raise", execution.record_id, exc)
             return None
         payload = pack(text)
-        if payload is not None:
-            observe.emit(observe.RESULT_BYTES, self.operation, execution.record_id, observe.size_of(payload))
-        else:
+        if payload is None:
             logger.error("result of %s is too big to store (%d bytes)", execution.record_id, len(text))
+        elif observe.watching():
+            observe.emit(observe.RESULT_BYTES, self.operation, execution.record_id, observe.size_of(payload))
         return payload
 
     def _finish(
