@@ -19,6 +19,7 @@ import typing
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
+from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Protocol
 
 TAG = "$li"
@@ -41,7 +42,7 @@ class TaggedJsonSerializer:
         self._is_resolved = return_type is None
 
     def dumps(self, value: Any) -> str:
-        return _COMPACT.encode(value if _is_plain(value) else _encode(value))
+        return _compact(value if _is_plain(value) else _encode(value))
 
     def loads(self, text: str) -> Any:
         value = json.loads(text)
@@ -53,8 +54,32 @@ class TaggedJsonSerializer:
         return _rebuild(self._resolved, value) if self._resolved is not None else value
 
 
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-"""Built once: ``json.dumps`` with options builds a new encoder on every call."""
+def compact_json(
+    *, sort_keys: bool = False, ensure_ascii: bool = False, default: Callable[[Any], Any] | None = None
+) -> Callable[[Any], str]:
+    """What ``json.JSONEncoder(separators=(",", ":"), ...).encode`` does, with the encoder built once.
+
+    ``JSONEncoder.encode`` builds a new C encoder on every call, which costs as much as encoding a small document;
+    each call of a decorated function encodes twice (fingerprint, result). The C encoder is built here once and
+    keeps no state between calls (no circular-reference bookkeeping, which could not be shared between threads:
+    a circular value raises RecursionError instead of ValueError). Where CPython's C encoder is missing, the
+    pure-Python one is used as is.
+    """
+    options = json.JSONEncoder(
+        separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=ensure_ascii, default=default, check_circular=False
+    )
+    if c_make_encoder is None:
+        return options.encode
+    text = encode_basestring_ascii if ensure_ascii else encode_basestring
+    encoder = c_make_encoder(None, options.default, text, None, ":", ",", sort_keys, False, True)
+
+    def encode(value: Any) -> str:
+        return "".join(encoder(value, 0))
+
+    return encode
+
+
+_compact = compact_json()
 
 
 def return_annotation(fn: Callable[..., Any]) -> Callable[[], Any]:

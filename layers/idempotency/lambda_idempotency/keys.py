@@ -7,11 +7,11 @@ table and one scope can never address another scope's record (DESIGN.md, "The re
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from .codec import compact_json
 from .errors import InvalidKeyError
 
 MAX_KEY_LENGTH = 255
@@ -81,9 +81,9 @@ def canonical_json(value: Any) -> str:
     Dicts whose keys JSON cannot order or write (``{1: .., "a": ..}``, tuple keys) become sorted [key, value] pairs.
     """
     try:
-        return _CANONICAL.encode(value)
+        return _canonical(value)
     except TypeError:
-        return _CANONICAL.encode(_with_text_keys(value))
+        return _canonical(_with_text_keys(value))
 
 
 def _json_default(value: Any) -> Any:
@@ -102,5 +102,4 @@ def _with_text_keys(value: Any) -> Any:
     return value
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_json_default, ensure_ascii=True)
-"""Built once: ``json.dumps`` with options builds a new encoder on every call."""
+_canonical = compact_json(sort_keys=True, ensure_ascii=True, default=_json_default)

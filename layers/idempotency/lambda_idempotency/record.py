@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import zlib
-from typing import Any
+from typing import Any, Final
 
 Payload = str | bytes
 """A stored result: JSON text, or zlib-compressed JSON once it is past `COMPRESS_ABOVE` bytes."""
@@ -25,10 +25,12 @@ class Status(enum.StrEnum):
 
 
 class Record:
-    """One record as stored. Immutable: `replace` makes a changed copy (caches and stores share instances).
+    """One record as stored. Immutable (``Final`` attributes, checked by the type checker): `replace` makes a changed
+    copy, since caches and stores share instances.
 
     A plain slotted class, not a dataclass: defining a frozen dataclass costs most of a millisecond at import,
-    and every cold start pays it.
+    and every cold start pays it; and enforcing immutability at run time (``object.__setattr__`` per field) would
+    cost more than a microsecond per record, on every call.
     """
 
     __slots__ = (  # noqa: RUF023 - in field order: repr and replace() follow it
@@ -46,19 +48,6 @@ class Record:
         "created_at",
         "completed_at",
     )
-    record_id: str
-    status: Status
-    owner: str
-    expires_at: int
-    lease_expires_at: int | None
-    key: str | None
-    scope: str | None
-    fingerprint: str | None
-    result: Payload | None
-    steps: dict[str, Payload]
-    attempts: int
-    created_at: int | None
-    completed_at: int | None
 
     def __init__(
         self,
@@ -76,32 +65,25 @@ class Record:
         created_at: int | None = None,
         completed_at: int | None = None,
     ) -> None:
-        init = object.__setattr__
-        init(self, "record_id", record_id)
-        init(self, "status", status)
-        init(self, "owner", owner)
-        init(self, "expires_at", expires_at)
-        init(self, "lease_expires_at", lease_expires_at)
-        init(self, "key", key)
-        init(self, "scope", scope)
-        init(self, "fingerprint", fingerprint)
-        init(self, "result", result)
-        init(self, "steps", {} if steps is None else steps)
-        init(self, "attempts", attempts)
-        init(self, "created_at", created_at)
-        init(self, "completed_at", completed_at)
+        self.record_id: Final[str] = record_id
+        self.status: Final[Status] = status
+        self.owner: Final[str] = owner
+        self.expires_at: Final[int] = expires_at
+        self.lease_expires_at: Final[int | None] = lease_expires_at
+        self.key: Final[str | None] = key
+        self.scope: Final[str | None] = scope
+        self.fingerprint: Final[str | None] = fingerprint
+        self.result: Final[Payload | None] = result
+        self.steps: Final[dict[str, Payload]] = {} if steps is None else steps
+        self.attempts: Final[int] = attempts
+        self.created_at: Final[int | None] = created_at
+        self.completed_at: Final[int | None] = completed_at
 
     def replace(self, **changes: Any) -> Record:
         """A copy with ``changes`` applied (what ``dataclasses.replace`` does for a dataclass)."""
         fields = {name: getattr(self, name) for name in self.__slots__}
         fields.update(changes)
         return Record(**fields)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"a Record is immutable; use replace(). Cannot assign {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"a Record is immutable. Cannot delete {name!r}")
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not Record:
@@ -123,6 +105,8 @@ class Record:
 
 def pack(text: str) -> Payload | None:
     """The stored form of a result's JSON text, or None when it is too big to store."""
+    if len(text) <= COMPRESS_ABOVE and text.isascii():  # one byte a character: no need to encode to measure
+        return text
     data = text.encode()
     if len(data) <= COMPRESS_ABOVE:
         return text

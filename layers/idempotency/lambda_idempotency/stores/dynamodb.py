@@ -414,37 +414,39 @@ def _names(*placeholders: str) -> dict[str, str]:
 
 
 def record_from_item(item: dict[str, Any]) -> Record:
-    """A record from its low-level DynamoDB item."""
-
-    def text(name: str) -> str | None:
-        value = item.get(name)
-        return value["S"] if value else None
-
-    def number(name: str) -> int | None:
-        value = item.get(name)
-        return int(value["N"]) if value else None
-
-    def payload(value: dict[str, Any] | None) -> Payload | None:
-        if value is None:
-            return None
-        return value["S"] if "S" in value else bytes(value["B"])
-
-    steps = item.get("steps", {}).get("M", {})
+    """A record from its low-level DynamoDB item (every duplicate goes through here: kept to plain lookups)."""
+    get = item.get
+    steps, result = get("steps"), get("result")
     return Record(
-        record_id=item["pk"]["S"],
-        status=Status(item["status"]["S"]),
-        owner=item["owner"]["S"],
-        expires_at=int(item["expires_at"]["N"]),
-        lease_expires_at=number("lease_expires_at"),
-        key=text("key"),
-        scope=text("scope"),
-        fingerprint=text("fingerprint"),
-        result=payload(item.get("result")),
-        steps={name: p for name, value in steps.items() if (p := payload(value)) is not None},
-        attempts=number("attempts") or 1,
-        created_at=number("created_at"),
-        completed_at=number("completed_at"),
+        item["pk"]["S"],
+        _STATUSES[item["status"]["S"]],
+        item["owner"]["S"],
+        int(item["expires_at"]["N"]),
+        _number(get("lease_expires_at")),
+        _text(get("key")),
+        _text(get("scope")),
+        _text(get("fingerprint")),
+        _payload(result) if result else None,
+        {name: _payload(value) for name, value in steps["M"].items()} if steps else None,
+        _number(get("attempts")) or 1,
+        _number(get("created_at")),
+        _number(get("completed_at")),
     )
+
+
+_STATUSES = {status.value: status for status in Status}
+
+
+def _text(value: dict[str, Any] | None) -> str | None:
+    return value["S"] if value else None
+
+
+def _number(value: dict[str, Any] | None) -> int | None:
+    return int(value["N"]) if value else None
+
+
+def _payload(value: dict[str, Any]) -> Payload:
+    return value["S"] if "S" in value else bytes(value["B"])
 
 
 def item_from_record(record: Record) -> dict[str, Any]:
