@@ -122,16 +122,28 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
 def _is_plain(value: Any) -> bool:
     """True when ``value`` is JSON that `_encode` would return unchanged, so it can skip the copy.
 
-    Exact types only: subclasses (enums, named tuples) and every tagged type take the full path.
+    Exact types only: subclasses (enums, named tuples) and every tagged type take the full path. Loops rather
+    than ``all()`` over generators, and scalars checked before recursing: this runs on every stored result.
     """
     kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
+    if kind in _SCALARS:
         return True
     if kind is dict:
-        return TAG not in value and all(type(k) is str and _is_plain(v) for k, v in value.items())
+        if TAG in value:
+            return False
+        for key, item in value.items():
+            if type(key) is not str or (type(item) not in _SCALARS and not _is_plain(item)):
+                return False
+        return True
     if kind is list:
-        return all(_is_plain(v) for v in value)
+        for item in value:  # noqa: SIM110 - a loop: all() over a generator costs a frame per item
+            if type(item) not in _SCALARS and not _is_plain(item):
+                return False
+        return True
     return False
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _encode(value: Any) -> Any:
