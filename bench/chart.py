@@ -29,6 +29,7 @@ def markdown(results: dict[str, Any]) -> str:
         "the other, in random order, so drift cancels. Powertools: aws-lambda-powertools 3.37.0,",
         "`DynamoDBPersistenceLayer`. Raw numbers: [results.json](results.json).",
         "",
+        *_load(results.get("load")),
         "![latency](latency.png)",
         "",
         "## Targets",
@@ -128,6 +129,19 @@ def markdown(results: dict[str, Any]) -> str:
     else:
         lines += ["Layer size: not measured (no SAM CLI in `.venv-sam` or on PATH).", ""]
     return "\n".join(lines)
+
+
+def _load(load: dict[str, Any] | None) -> list[str]:
+    """A warning when the machine was busy: other processes' load widens the spread of every timing."""
+    if not load or max(load["before"], load["after"]) <= load["cores"]:
+        return []
+    return [
+        f"**A busy machine:** the 1-minute load average was {load['before']:.1f} at the start and "
+        f"{load['after']:.1f} at the end, on {load['cores']} cores",
+        "(other jobs shared it). Pairs are interleaved, so the ratios hold better than the absolute numbers; expect",
+        "wide p99s and runs that straddle a target.",
+        "",
+    ]
 
 
 def _imports() -> str:
