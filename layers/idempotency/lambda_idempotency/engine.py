@@ -17,7 +17,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from . import observability as observe
 from .cache import LocalCache
@@ -54,6 +54,7 @@ MODES: tuple[Mode, ...] = ("claim", "optimistic")
 RECORD_OVERHEAD_BYTES = 1024
 """What a record's completion adds to a transaction besides its result (attribute names, ids, expressions)."""
 T = TypeVar("T")
+P = ParamSpec("P")
 
 Clock = Callable[[], float]
 """Epoch seconds; injectable so tests move time instead of sleeping."""
@@ -292,7 +293,7 @@ class Guard:
         if payload is None:
             raise ResultNotStoredError(f"the result of step {name!r} is too big to save")
         if self._retrying(
-            execution.record_id, lambda: self.store.save_step(execution.record_id, execution.owner, name, payload)
+            execution.record_id, self.store.save_step, execution.record_id, execution.owner, name, payload
         ):
             raise LeaseLostError(f"{execution.record_id} was taken over before step {name!r} was saved")
         execution.steps[name] = payload
@@ -305,8 +306,7 @@ class Guard:
         lease_until = now_ms + self._lease_ms(lambda_context())
         expires_at = max(now_ms // 1000 + self.ttl_s, math.ceil(lease_until / 1000))
         if self._retrying(
-            execution.record_id,
-            lambda: self.store.extend_lease(execution.record_id, execution.owner, lease_until, expires_at),
+            execution.record_id, self.store.extend_lease, execution.record_id, execution.owner, lease_until, expires_at
         ):
             raise LeaseLostError(f"{execution.record_id} was taken over; its lease cannot be extended")
         execution.lease_expires_at = lease_until
@@ -319,9 +319,13 @@ class Guard:
             transaction.check_total(execution.writes, _completion_size(payload))
             outcome = self._retrying(
                 execution.record_id,
-                lambda: self.store.commit(
-                    execution.record_id, execution.owner, payload, now_ms, expires_at, execution.writes
-                ),
+                self.store.commit,
+                execution.record_id,
+                execution.owner,
+                payload,
+                now_ms,
+                expires_at,
+                execution.writes,
             )
         except InvalidWriteError:
             self.release(execution)
@@ -353,7 +357,7 @@ class Guard:
             from . import writes as transaction
 
             transaction.check_total(writes, _completion_size(payload))
-        outcome = self._retrying(execution.record_id, lambda: self.store.insert_finished(record, writes))
+        outcome = self._retrying(execution.record_id, self.store.insert_finished, record, writes)
         if outcome is None:
             if self.cache is not None:
                 self.cache.put(record)
@@ -417,7 +421,13 @@ class Guard:
         try:
             return self._retrying(
                 execution.record_id,
-                lambda: self.store.finish(execution.record_id, execution.owner, status, payload, now_ms, expires_at),
+                self.store.finish,
+                execution.record_id,
+                execution.owner,
+                status,
+                payload,
+                now_ms,
+                expires_at,
             )
         except StoreUnavailableError as exc:
             logger.error(
@@ -427,12 +437,13 @@ class Guard:
             )
             return None
 
-    def _retrying(self, record_id: str, call: Callable[[], T]) -> T:
-        """A store call that must land, tried again after `StoreUnavailableError` (each is safe to resend)."""
+    def _retrying(self, record_id: str, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``call(*args)``, a store call that must land, tried again after `StoreUnavailableError` (each is safe to
+        resend)."""
         attempt = 0
         while True:
             try:
-                return call()
+                return call(*args, **kwargs)
             except StoreUnavailableError:
                 observe.emit(observe.STORE_ERRORS, self.operation, record_id)
                 attempt += 1
