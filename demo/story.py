@@ -17,6 +17,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from lambda_idempotency.engine import LEASE_MARGIN_MS
+
 from .stack import LambdaContext, LocalStack
 from .template import ROOT
 
@@ -26,6 +28,16 @@ RETRIES = 5
 POLL_S = 0.5
 GATEWAY_LATENCY_MS = "300"
 """The simulated gateway takes this long per charge, so concurrent duplicates really overlap."""
+LEASE_MS = 200
+"""What is left of the Lambda's time in the chapter that times out: the lease it holds, plus the margin."""
+
+
+class LambdaTimeout(BaseException):
+    """How the demo stops a function as Lambda's timeout would: ``except Exception`` does not see it."""
+
+
+def _time_out(**_: Any) -> None:
+    raise LambdaTimeout("the function timed out")
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -51,8 +63,8 @@ class Story:
         if not ok:
             self.failures.append(claim)
 
-    def post(self, container: ModuleType, event: dict[str, Any]) -> dict[str, Any]:
-        response: dict[str, Any] = container.handler(event, LambdaContext("PaymentFunction"))
+    def post(self, container: ModuleType, event: dict[str, Any], remaining_ms: int = 10_000) -> dict[str, Any]:
+        response: dict[str, Any] = container.handler(event, LambdaContext("PaymentFunction", remaining_ms))
         return response
 
     def run(self) -> bool:
@@ -114,7 +126,10 @@ class Story:
         self.check(accepted["statusCode"] == 201, f"the corrected retry answered {accepted['statusCode']}")
         self.check(stack.count_items("GatewayChargesTable") == 3, "charged once for it (3 in all)")
 
-        self.say("7. GET /payments/{id} (events/payment-get.json) and an unknown id.")
+        self.say("7. A new payment times out after the charge, as its payment and completion are being committed.")
+        self.timeout_then_retry(with_key(create, str(uuid.uuid4())))
+
+        self.say("8. GET /payments/{id} (events/payment-get.json) and an unknown id.")
         got = self.post(warm, load_event("payment-get.json"))
         self.check(
             got["statusCode"] == 200 and json.loads(got["body"]) == json.loads(first["body"]),
@@ -122,6 +137,32 @@ class Story:
         )
         missing = self.post(warm, load_event("payment-get-missing.json"))
         self.check(missing["statusCode"] == 404, f"an unknown id answers {missing['statusCode']}")
+
+    def timeout_then_retry(self, event: dict[str, Any]) -> None:
+        """The function is stopped (a `BaseException`, as a Lambda timeout) as its commit is sent; the retry after
+        the lease takes over, finds the charge saved as a step and commits the payment."""
+        stack = self.stack
+        crashing = stack.load_function("PaymentFunction")
+        crashing.store.client.meta.events.register("before-call.dynamodb.TransactWriteItems", _time_out)
+        try:
+            self.post(crashing, event, remaining_ms=LEASE_MS)
+            self.check(False, "the function was not stopped")
+        except LambdaTimeout:
+            pass
+        self.check(stack.count_items("GatewayChargesTable") == 4, "charged (4 in all)")
+        self.check(stack.count_items("PaymentsTable") == 3, "no payment recorded: nothing of the commit was written")
+        time.sleep(LEASE_MS / 1000 + LEASE_MARGIN_MS / 1000 + 0.2)
+        self.say("   The client retries after the lease (the rest of the Lambda's time + 1 s) has passed.")
+        retrying = stack.load_function("PaymentFunction")
+        gateway_calls: list[str] = []
+        retrying.store.client.meta.events.register(
+            "before-call.dynamodb.PutItem", lambda **_: gateway_calls.append("charge")
+        )
+        retried = self.post(retrying, event)
+        self.check(retried["statusCode"] == 201, f"the retry answered {retried['statusCode']}")
+        self.check(not gateway_calls, "the gateway was not called again: the charge saved as a step was reused")
+        self.check(stack.count_items("GatewayChargesTable") == 4, "still 4 charges")
+        self.check(stack.count_items("PaymentsTable") == 4, "the payment recorded once (4 in all)")
 
     def same_answers(self, first: dict[str, Any], answers: list[dict[str, Any]]) -> None:
         statuses = sorted({a["statusCode"] for a in answers})
@@ -172,7 +213,7 @@ class Story:
         email_ids = {json.loads(b)["email_id"] for b in bodies if _is_email(b)}
         sent_before = stack.sent_emails()
         self.say(
-            f"8. {len(bodies)} messages enqueued (events/email-batch.json): one email enqueued twice, one malformed."
+            f"9. {len(bodies)} messages enqueued (events/email-batch.json): one email enqueued twice, one malformed."
         )
         for body in bodies:
             stack.sqs.send_message(QueueUrl=queue, MessageBody=body)

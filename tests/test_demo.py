@@ -14,7 +14,7 @@ pytestmark = pytest.mark.usefixtures("restore_environment")
 def test_the_demo_story_holds_every_invariant(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 0
     out = capsys.readouterr().out
-    assert "Summary: 3 charges for 3 payments, 3 emails sent for 3 email ids, 0 failed checks." in out
+    assert "Summary: 4 charges for 4 payments, 3 emails sent for 3 email ids, 0 failed checks." in out
     assert "FAIL" not in out
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from lambda_idempotency.engine import LEASE_MARGIN_MS
 
 from demo.stack import LambdaContext, LocalStack
 from demo.story import EVENTS, load_event, with_key
@@ -74,7 +76,7 @@ def test_the_same_key_with_another_body_is_422(stack: LocalStack, payment: Modul
     response = invoke(stack.load_function("PaymentFunction"), load_event("payment-key-reused.json"))
     assert response["statusCode"] == 422
     assert response["headers"]["Content-Type"] == "application/problem+json"
-    assert body(response)["status"] == 422
+    assert body(response)["status"] == 422 and body(response)["code"] == "idempotency-key-reused"
     assert stack.count_items("GatewayChargesTable") == 1
 
 
@@ -82,7 +84,7 @@ def test_a_missing_key_is_400_and_charges_nothing(stack: LocalStack, payment: Mo
     response = invoke(payment, load_event("payment-missing-key.json"))
     assert response["statusCode"] == 400
     assert response["headers"]["Content-Type"] == "application/problem+json"
-    assert "Idempotency-Key" in body(response)["title"]
+    assert body(response)["code"] == "idempotency-key-missing"
     assert stack.count_items("GatewayChargesTable") == 0
 
 
@@ -93,6 +95,7 @@ def test_an_invalid_body_is_400_stores_nothing_and_its_correction_goes_through(
     response = invoke(payment, invalid)
     assert response["statusCode"] == 400
     assert response["headers"]["Content-Type"] == "application/problem+json"
+    assert body(response)["code"] == "request-invalid"
     assert {e["field"] for e in body(response)["errors"]} == {"amount", "currency", "customer"}
     assert stack.count_items("IdempotencyTable") == 0
     corrected = dict(invalid, body=load_event("payment-create.json")["body"])
@@ -126,21 +129,157 @@ def test_get_reads_the_payment_and_404s_an_unknown_id(payment: ModuleType) -> No
     assert missing["headers"]["Content-Type"] == "application/problem+json"
 
 
-def test_a_crash_after_the_charge_does_not_charge_again(stack: LocalStack, payment: ModuleType) -> None:
-    """The gateway gets a key derived from the request's: the retry after a crash gets the first charge back."""
-    real_create = payment.payments.create
+class LambdaTimeout(BaseException):
+    """A crash as a Lambda timeout makes it: ``except Exception`` does not see it, so the lease is left to expire."""
 
-    def crash(_: dict[str, Any]) -> dict[str, Any]:
-        raise RuntimeError("the container died after charging")
 
-    payment.payments.create = crash
+def crash(**_: Any) -> None:
+    raise LambdaTimeout("the function timed out")
+
+
+def charge_ids(stack: LocalStack) -> list[str]:
+    items = stack.dynamodb.scan(TableName=stack.names["GatewayChargesTable"], ConsistentRead=True)["Items"]
+    return [item["charge_id"]["S"] for item in items]
+
+
+def with_principal(event: dict[str, Any], subject: str) -> dict[str, Any]:
+    """``event`` as an HTTP API JWT authorizer passes it on, for the caller ``subject``."""
+    claims = {"sub": subject, "iss": "https://issuer.example.com"}
+    return event | {"requestContext": event["requestContext"] | {"authorizer": {"jwt": {"claims": claims}}}}
+
+
+def test_each_answer_is_counted_as_a_metric(payment: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    """One Embedded Metric Format document per invocation, naming what happened to the payment."""
+    for name in ("payment-create.json", "payment-retry.json", "payment-key-reused.json", "payment-get-missing.json"):
+        invoke(payment, load_event(name))
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    names = [[m["Name"] for m in d["_aws"]["CloudWatchMetrics"][0]["Metrics"]] for d in documents]
+    assert names == [
+        ["PaymentCreated"],
+        ["PaymentReplayed"],
+        ["PaymentRejected422"],
+        ["PaymentRead", "PaymentRejected404"],
+    ]
+
+
+def test_a_first_post_costs_claim_charge_step_save_and_commit(stack: LocalStack, count_calls: Any) -> None:
+    """The gateway's PutItem is the simulated provider's own; the payment's Put rides in the commit's transaction."""
+    container = stack.load_function("PaymentFunction")
+    calls = count_calls(container.store.client)
+    assert invoke(container, load_event("payment-create.json"))["statusCode"] == 201
+    assert calls.calls == ["UpdateItem", "PutItem", "UpdateItem", "TransactWriteItems"]
+    cold = stack.load_function("PaymentFunction")
+    calls = count_calls(cold.store.client)
+    assert invoke(cold, load_event("payment-retry.json"))["statusCode"] == 201
+    assert calls.calls == ["UpdateItem"]
+
+
+def test_an_error_after_the_charge_releases_the_key_and_the_retry_reuses_the_charge(
+    stack: LocalStack, payment: ModuleType, count_calls: Any
+) -> None:
+    """An exception releases the key but keeps the saved step: the retry runs at once and calls no gateway."""
+
+    def unreachable(_: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("the payments table is unreachable")
+
+    payment.payments.put = unreachable
     with pytest.raises(RuntimeError):
         invoke(payment, load_event("payment-create.json"))
-    payment.payments.create = real_create
-    retried = invoke(stack.load_function("PaymentFunction"), load_event("payment-create.json"))
-    assert retried["statusCode"] == 201
-    assert stack.count_items("GatewayChargesTable") == 1
+    assert stack.count_items("GatewayChargesTable") == 1 and stack.count_items("PaymentsTable") == 0
+    retrying = stack.load_function("PaymentFunction")
+    calls = count_calls(retrying.store.client)
+    retried = invoke(retrying, load_event("payment-create.json"))
+    assert retried["statusCode"] == 201 and "Idempotent-Replayed" not in retried["headers"]
+    assert calls.calls == ["UpdateItem", "UpdateItem", "TransactWriteItems"]  # claim refused, take-over, commit
+    assert charge_ids(stack) == [body(retried)["charge_id"]]
     assert stack.count_items("PaymentsTable") == 1
+
+
+def test_a_crash_before_the_commit_resumes_after_the_lease_without_charging_again(
+    racing_stack: LocalStack, count_calls: Any
+) -> None:
+    """A timeout after the charge step, as the commit is sent: nothing of the payment is written; the retry after
+    the lease takes over, gets the saved charge instead of calling the gateway, and commits the payment once."""
+    event = load_event("payment-create.json")
+    crashing = racing_stack.load_function("PaymentFunction")
+    crashing.store.client.meta.events.register("before-call.dynamodb.TransactWriteItems", crash)
+    with pytest.raises(LambdaTimeout):
+        crashing.handler(event, LambdaContext("PaymentFunction", remaining_ms=0))  # lease: 0 ms left + the margin
+    assert racing_stack.count_items("GatewayChargesTable") == 1
+    assert racing_stack.count_items("PaymentsTable") == 0
+    time.sleep(LEASE_MARGIN_MS / 1000 + 0.2)
+
+    resuming = racing_stack.load_function("PaymentFunction")
+    calls = count_calls(resuming.store.client)
+    created = invoke(resuming, event)
+    assert created["statusCode"] == 201 and "Idempotent-Replayed" not in created["headers"]
+    assert calls.calls == ["UpdateItem", "UpdateItem", "TransactWriteItems"]  # no PutItem: the gateway was not called
+    replayed = invoke(racing_stack.load_function("PaymentFunction"), event)
+    assert replayed["statusCode"] == 201 and replayed["headers"]["Idempotent-Replayed"] == "true"
+    assert replayed["body"] == created["body"]
+    payment = body(created)
+    assert charge_ids(racing_stack) == [payment["charge_id"]]
+    assert racing_stack.count_items("PaymentsTable") == 1
+    assert resuming.payments.get(payment["payment_id"]) == payment
+
+
+def test_an_execution_that_lost_its_lease_commits_nothing_and_answers_409(stack: LocalStack) -> None:
+    """The first execution stalls after its charge until its lease is over; a retry takes over and completes.
+    The stalled one's commit is refused by its fencing token: 409, and one payment, the taker's."""
+    event = load_event("payment-create.json")
+    stalled = stack.load_function("PaymentFunction")
+    taker: dict[str, Any] = {}
+
+    def stall_then_let_a_retry_take_over(**_: Any) -> None:
+        time.sleep(LEASE_MARGIN_MS / 1000 + 0.2)
+        taker.update(invoke(stack.load_function("PaymentFunction"), event))
+
+    stalled.store.client.meta.events.register_first(
+        "before-call.dynamodb.TransactWriteItems", stall_then_let_a_retry_take_over, unique_id="stall"
+    )
+    lost = stalled.handler(event, LambdaContext("PaymentFunction", remaining_ms=0))
+    assert taker["statusCode"] == 201
+    assert lost["statusCode"] == 409 and lost["headers"]["Retry-After"] == "1"
+    assert body(lost)["code"] == "idempotency-key-in-use"
+    stalled.store.client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", unique_id="stall")
+    retry = invoke(stalled, event)
+    assert retry["body"] == taker["body"] and retry["headers"]["Idempotent-Replayed"] == "true"
+    assert charge_ids(stack) == [body(taker)["charge_id"]]
+    assert stack.count_items("PaymentsTable") == 1
+
+
+def test_keys_are_scoped_to_the_caller(stack: LocalStack, payment: ModuleType) -> None:
+    """The same key from an authenticated caller is that caller's own payment, never the anonymous caller's 201."""
+    anonymous = invoke(payment, load_event("payment-create.json"))
+    alice = invoke(payment, with_principal(load_event("payment-create.json"), "alice"))
+    assert alice["statusCode"] == 201 and "Idempotent-Replayed" not in alice["headers"]
+    assert body(alice)["payment_id"] != body(anonymous)["payment_id"]
+    again = invoke(payment, with_principal(load_event("payment-retry.json"), "alice"))
+    assert again["body"] == alice["body"] and again["headers"]["Idempotent-Replayed"] == "true"
+    assert stack.count_items("GatewayChargesTable") == 2
+
+
+def test_without_an_anonymous_scope_a_request_without_a_caller_is_401(stack: LocalStack) -> None:
+    strict = stack.load_function("PaymentFunction", ANONYMOUS_SCOPE="")
+    response = invoke(strict, load_event("payment-create.json"))
+    assert response["statusCode"] == 401 and body(response)["code"] == "principal-required"
+    assert stack.count_items("IdempotencyTable") == 0 and stack.count_items("GatewayChargesTable") == 0
+    authenticated = invoke(strict, with_principal(load_event("payment-create.json"), "alice"))
+    assert authenticated["statusCode"] == 201
+
+
+def test_a_key_sent_again_after_its_record_expired_cannot_overwrite_its_payment(
+    stack: LocalStack, payment: ModuleType
+) -> None:
+    """Once the record is gone (TTL), the key runs again: the gateway returns the first charge for the derived key,
+    and the payment write, conditioned on a new payment id, is refused with the completion: 409, nothing changed."""
+    created = body(invoke(payment, load_event("payment-create.json")))
+    (record,) = stack.dynamodb.scan(TableName=stack.names["IdempotencyTable"], ConsistentRead=True)["Items"]
+    stack.dynamodb.delete_item(TableName=stack.names["IdempotencyTable"], Key={"pk": record["pk"]})
+    again = invoke(stack.load_function("PaymentFunction"), load_event("payment-create.json"))
+    assert again["statusCode"] == 409 and body(again)["code"] == "payment-exists"
+    assert payment.payments.get(created["payment_id"]) == created
+    assert stack.count_items("GatewayChargesTable") == 1 and stack.count_items("PaymentsTable") == 1
 
 
 def test_concurrent_duplicates_charge_once(racing_stack: LocalStack) -> None:

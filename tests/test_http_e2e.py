@@ -1,6 +1,7 @@
 """End to end over real sockets: the retrying client -> a proxy that loses responses -> the local endpoint
-(tools/local_api.py, its own process) -> the test payment function -> moto's DynamoDB server (item operations
-serialised, as DynamoDB does; see `lambda_idempotency.testing`).
+(tools/local_api.py, its own process) -> a payment function -> moto's DynamoDB server (item operations
+serialised, as DynamoDB does; see `lambda_idempotency.testing`). The payment function is a small test one
+(tests/local_api/) or, for the race, also template.yaml's own example.
 
 The proxy drops the connection after the function completed (the response of the execution that charged):
 the client cannot know whether it was charged, retries with the same key, and gets the stored 201 back.
@@ -25,6 +26,7 @@ import pytest
 from lambda_idempotency import DynamoDBStore, create_table
 from lambda_idempotency.client import IdempotentClient, RetryPolicy
 
+from demo.stack import LocalStack
 from tests.conftest import http_client
 from tests.dropping_proxy import dropping_proxy, first_execution
 
@@ -126,7 +128,20 @@ def test_a_response_lost_after_the_charge_is_retried_and_replayed(stack: Stack) 
     assert fetched.status_code == 200 and fetched.json() == {"id": payment["id"], "amount": 1250}
 
 
-def test_sixteen_concurrent_clients_with_one_key_are_charged_once(stack: Stack) -> None:
+@dataclass
+class Race:
+    """What `CLIENTS` clients sending one key at once through the dropping proxy got back."""
+
+    results: list[httpx.Response]
+    conflicts: list[int]
+    """The attempt numbers answered 409 (each with Retry-After: 1, as problem+json)."""
+    dropped: int
+    elapsed: float
+
+
+def race(port: int, payload: dict[str, Any]) -> Race:
+    """`CLIENTS` retrying clients post ``payload`` under one new key at the same instant; the proxy drops the
+    response of the execution that did the work, so every client ends with a replay."""
     key = f"order-{uuid.uuid4()}"
     barrier = threading.Barrier(CLIENTS)
     results: list[httpx.Response] = []
@@ -140,32 +155,59 @@ def test_sixteen_concurrent_clients_with_one_key_are_charged_once(stack: Stack) 
             with lock:
                 conflicts.append(attempt)
 
-    def one_client(port: int) -> None:
+    def one_client(proxy_port: int) -> None:
         with IdempotentClient(
-            f"http://127.0.0.1:{port}", policy=RetryPolicy(base_delay=0.05, max_attempts=8), on_retry=on_retry
+            f"http://127.0.0.1:{proxy_port}", policy=RetryPolicy(base_delay=0.05, max_attempts=8), on_retry=on_retry
         ) as client:
             barrier.wait()
-            response = client.post("/payments", json={"amount": 700, "processing_seconds": 0.5}, idempotency_key=key)
+            response = client.post("/payments", json=payload, idempotency_key=key)
         with lock:
             results.append(response)
 
     started = time.monotonic()
-    with dropping_proxy(stack.port, first_execution) as proxy:
+    with dropping_proxy(port, first_execution) as proxy:
         workers = [threading.Thread(target=one_client, args=(proxy.port,)) for _ in range(CLIENTS)]
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.join(60)
-    elapsed = time.monotonic() - started
+    return Race(results, conflicts, len(proxy.dropped), time.monotonic() - started)
 
-    assert len(results) == CLIENTS
-    assert {r.status_code for r in results} == {201}
-    assert len({r.content for r in results}) == 1
-    assert all(r.headers["idempotent-replayed"] == "true" for r in results)
-    assert stack.charges_for(key) == 1
-    assert len(proxy.dropped) == 1
-    assert conflicts, "no client met the key in flight"
-    print(f"\n16 clients, one key: 1 charge, {len(conflicts)} answers 409, 1 response dropped, {elapsed:.2f} s")
+
+def assert_one_answer_replayed_to_all(race: Race) -> None:
+    print(f"\n{CLIENTS} clients, one key: {len(race.conflicts)} answers 409, 1 response dropped, {race.elapsed:.2f} s")
+    assert len(race.results) == CLIENTS
+    assert {r.status_code for r in race.results} == {201}
+    assert len({r.content for r in race.results}) == 1
+    assert all(r.headers["idempotent-replayed"] == "true" for r in race.results)
+    assert race.dropped == 1
+    assert race.conflicts, "no client met the key in flight"
+
+
+def test_sixteen_concurrent_clients_with_one_key_are_charged_once(stack: Stack) -> None:
+    result = race(stack.port, {"amount": 700, "processing_seconds": 0.5})
+    assert_one_answer_replayed_to_all(result)
+    assert stack.charges_for(result.results[0].request.headers["idempotency-key"]) == 1
+
+
+@pytest.mark.usefixtures("restore_environment")
+def test_the_example_payment_function_charges_once_for_sixteen_clients(moto_endpoint: str, tmp_path: Path) -> None:
+    """template.yaml's own PaymentFunction (claim, charge step, fenced commit) behind the local endpoint."""
+    tables = LocalStack.create(dynamodb_endpoint=moto_endpoint, aws_endpoint=moto_endpoint)
+    env_vars = tmp_path / "env.json"
+    env_vars.write_text(json.dumps({"Parameters": tables.environment("PaymentFunction")}))
+    env = {**os.environ, "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint, "GATEWAY_LATENCY_MS": "500"}
+    arguments = ["--template", str(ROOT / "template.yaml"), "--env-vars", str(env_vars)]
+    process, port = serve(arguments, env, tmp_path / "stderr.log")
+    try:
+        result = race(port, {"amount": 700, "currency": "EUR", "customer": "cus_4711"})
+        payment = result.results[0].json()
+        fetched = httpx.get(f"http://127.0.0.1:{port}/payments/{payment['payment_id']}")
+    finally:
+        stop(process)
+    assert_one_answer_replayed_to_all(result)
+    assert tables.count_items("GatewayChargesTable") == 1 and tables.count_items("PaymentsTable") == 1
+    assert fetched.status_code == 200 and fetched.json() == payment
 
 
 def test_embedded_dynamodb_serves_the_template_with_no_other_setup(tmp_path: Path) -> None:

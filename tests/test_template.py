@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from lambda_idempotency.stores.dynamodb import TTL_ATTRIBUTE, table_definition
 
+from demo.stack import LambdaContext, LocalStack
+from demo.story import EVENTS, load_event
 from demo.template import ROOT, create_table_request, load_template, resources_of
 
 SAM_BIN = ROOT / ".venv-sam" / "bin"
@@ -97,6 +99,62 @@ def test_functions_get_only_the_dynamodb_calls_the_store_makes() -> None:
     for logical_id in FUNCTIONS:
         granted = {a for s in _statements(logical_id) if s["Sid"] == "IdempotencyRecords" for a in s["Action"]}
         assert granted == needed
+
+
+TRANSACTION_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+"""IAM authorises each action of a TransactWriteItems as the single-item call it stands for."""
+
+
+def _granted(logical_id: str) -> set[tuple[str, str]]:
+    """(IAM action, table logical id) pairs a function's policies allow."""
+    return {
+        (action, resource["Fn::GetAtt"][0])
+        for statement in _statements(logical_id)
+        for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+        for resource in (statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]])
+        if action.startswith("dynamodb:") and "Fn::GetAtt" in resource
+    }
+
+
+@pytest.mark.usefixtures("restore_environment")
+def test_the_payment_function_is_granted_the_calls_it_makes_and_no_other_on_its_tables(moto_endpoint: str) -> None:
+    """Every documented request, a failed charge and a retry after an error, recorded call by call (a transaction
+    counted per action): each call is granted, and the business tables are granted nothing it never calls."""
+    stack = LocalStack.create(dynamodb_endpoint=moto_endpoint, aws_endpoint=moto_endpoint)
+    tables = {name: logical_id for logical_id, name in stack.names.items()}
+    made: set[tuple[str, str]] = set()
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "TransactWriteItems":
+            for item in params["TransactItems"]:
+                ((kind, action),) = item.items()
+                made.add((f"dynamodb:{TRANSACTION_ACTIONS[kind]}", tables[action["TableName"]]))
+        else:
+            made.add((f"dynamodb:{model.name}", tables[params["TableName"]]))
+
+    def declined(**_: Any) -> Any:
+        raise RuntimeError("the gateway is down")
+
+    payment = stack.load_function("PaymentFunction")
+    payment.store.client.meta.events.register("before-parameter-build.dynamodb", record)
+    charge = payment.provider.charge
+    payment.provider.charge = declined
+    with pytest.raises(RuntimeError):
+        payment.handler(load_event("payment-create.json"), LambdaContext("PaymentFunction"))
+    payment.provider.charge = charge
+    for name in sorted(p.name for p in EVENTS.glob("payment-*.json")):
+        payment.handler(load_event(name), LambdaContext("PaymentFunction"))
+
+    granted = _granted("PaymentFunction")
+    assert made - granted == set()
+    business = {"PaymentsTable", "GatewayChargesTable"}
+    assert {g for g in granted if g[1] in business} == {m for m in made if m[1] in business}
+    assert ("dynamodb:DeleteItem", "IdempotencyTable") in made  # the failed charge released its key
 
 
 def test_queue_timeouts_and_redrive_fit_the_function() -> None:

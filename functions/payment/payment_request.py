@@ -1,8 +1,8 @@
 """The body of ``POST /payments``, checked before anything is claimed or charged.
 
-A request that fails here is answered 400 and leaves nothing behind, so the client can correct it and retry with
-the same Idempotency-Key. The checked request is also the fingerprint: two bodies that differ only in whitespace
-or field order are the same request.
+`parse_payment_request` is the idempotency adapter's ``validate`` hook: a request that fails here is answered 400
+(problem+json, one error per field) before anything is claimed, so the client can correct it and retry with the
+same Idempotency-Key.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from lambda_idempotency.http import RequestValidationError
 
 MAX_AMOUNT = 99_999_999
 """Largest charge in minor units (eight digits, as card gateways accept)."""
@@ -38,12 +40,11 @@ class PaymentRequest:
         }
 
 
-class InvalidPaymentRequest(ValueError):
+class InvalidPaymentRequest(RequestValidationError):
     """The body is not a valid payment request; ``errors`` names each field that is wrong and why."""
 
     def __init__(self, errors: list[dict[str, str]]) -> None:
-        super().__init__("; ".join(f"{e['field']}: {e['detail']}" for e in errors))
-        self.errors = errors
+        super().__init__("; ".join(f"{e['field']}: {e['detail']}" for e in errors), errors)
 
 
 def parse_payment_request(event: dict[str, Any]) -> PaymentRequest:

@@ -1,15 +1,14 @@
 """The payment records behind ``GET /payments/{id}``.
 
-A payment's id is derived from its idempotency record, so an execution that crashed after writing it and was
-taken over writes the same id again: the conditional PutItem keeps the first and returns it.
+A payment is written by the fenced commit, together with its key's completion, so it exists exactly when the key
+is COMPLETED. Its id is derived from the idempotency record, and the write is conditioned on that id being new:
+a key sent again after its record expired cannot overwrite the payment it made.
 """
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 _STRINGS = ("payment_id", "currency", "customer", "charge_id", "status", "created_at", "description")
 _NUMBERS = ("amount",)
@@ -27,21 +26,15 @@ class PaymentsTable:
         self.table_name = table_name
         self.client = client
 
-    def create(self, payment: dict[str, Any]) -> dict[str, Any]:
-        """Write ``payment`` unless its id exists; either way return the stored payment."""
-        try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=_item(payment),
-                ConditionExpression="attribute_not_exists(payment_id)",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            stored = exc.response.get("Item")
-            return _payment(stored) if stored else self.get(str(payment["payment_id"])) or payment
-        return payment
+    def put(self, payment: dict[str, Any]) -> dict[str, Any]:
+        """The write that records ``payment``, for the fenced commit; refused if the id exists (never overwritten)."""
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": _item(payment),
+                "ConditionExpression": "attribute_not_exists(payment_id)",
+            }
+        }
 
     def get(self, payment_id: str) -> dict[str, Any] | None:
         response = self.client.get_item(

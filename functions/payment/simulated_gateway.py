@@ -50,19 +50,11 @@ class SimulatedGateway:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
-            item = exc.response.get("Item") or self._get(idempotency_key)
-            first = _charge(item)
+            first = _charge(exc.response["Item"])  # the first charge, returned with the failed condition
             if (first.amount, first.currency, first.customer) != (amount, currency, customer):
                 raise ProviderKeyReuseError(f"gateway key {idempotency_key!r} was used for another charge") from None
             return first
         return _charge(item)
-
-    def _get(self, idempotency_key: str) -> dict[str, Any]:
-        response = self.client.get_item(
-            TableName=self.table_name, Key={"idempotency_key": {"S": idempotency_key}}, ConsistentRead=True
-        )
-        item: dict[str, Any] = response["Item"]
-        return item
 
 
 def _charge(item: dict[str, Any]) -> Charge:
