@@ -106,9 +106,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"{imports[THEIRS]['min']:.2f}-{imports[THEIRS]['max']:.2f} ms).",
         "",
         *_decorated(imports),
-        "Without bytecode, as a `sam build` layer ships our package (pip compiles Powertools' on install, and Lambda",
-        f"cannot write `__pycache__` under /opt), our import takes {imports[FROM_SOURCE]['median']:.2f} ms: compile",
-        "the layer's bytecode when building it.",
+        "Without bytecode (Lambda cannot write `__pycache__` under /opt, and a plain `BuildMethod: python3.12` copies",
+        f"our package as source) our import takes {imports[FROM_SOURCE]['median']:.2f} ms; so template.yaml builds the",
+        "layer with `layers/idempotency/Makefile`, which ships hash-checked bytecode.",
         "",
     ]
     layer = results["layer"]
