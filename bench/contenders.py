@@ -1,8 +1,11 @@
 """The two libraries under test, set up the same way: same handler, same key and payload check, same client.
 
 The handler is an order API: the key is ``order_id`` in the JSON body, the whole body is the payload that must
-match on a replay, and the result is a small dict. The payment scenario also writes its business item (a charge)
-to a second table with the same client. Each library gets its own idempotency table in its own record layout.
+match on a replay, and the result is a small dict. The payment scenarios also write the business item (a charge)
+to a second table, each library the way it offers: Powertools' handler puts it with the client (claim, put,
+complete: 3 round trips); ours adds it to the commit with ``current().write`` (claim, then one transaction with
+the completion: 2), or in optimistic mode commits it with the finished record in one transaction (1). Each
+library gets its own idempotency table in its own record layout.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -27,6 +30,8 @@ class Scenario:
     local_cache: bool
     """Our local cache (on by default). Powertools runs with its default, ``use_local_cache=False``, throughout."""
     writes_payment: bool = False
+    mode: Literal["claim", "optimistic"] = "claim"
+    """Our mode (claim or optimistic); Powertools has one."""
 
 
 SCENARIOS = [
@@ -34,6 +39,7 @@ SCENARIOS = [
     Scenario("duplicate", fresh_key=False, local_cache=False),
     Scenario("warm duplicate (defaults)", fresh_key=False, local_cache=True),
     Scenario("payment + business write", fresh_key=True, local_cache=False, writes_payment=True),
+    Scenario("payment, ours optimistic", fresh_key=True, local_cache=False, writes_payment=True, mode="optimistic"),
 ]
 
 
@@ -53,24 +59,28 @@ def event(order_id: str) -> dict[str, Any]:
     return {"body": json.dumps({"order_id": order_id, "amount": 1250, "currency": "EUR"})}
 
 
+def payment(body: dict[str, Any]) -> dict[str, Any]:
+    """The business write, as a PutItem request (without its table)."""
+    return {"Item": {"pk": {"S": body["order_id"]}, "amount": {"N": str(body["amount"])}}}
+
+
+def answer(body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": 201, "body": {"order_id": body["order_id"], "status": "charged"}}
+
+
 def business(client: Any, writes_payment: bool) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """The handler body both libraries wrap."""
+    """The handler body as Powertools (and the undecorated handler) run it: the charge is written directly."""
 
     def handle(body: dict[str, Any]) -> dict[str, Any]:
         if writes_payment:
-            client.put_item(
-                TableName=PAYMENTS_TABLE,
-                Item={"pk": {"S": body["order_id"]}, "amount": {"N": str(body["amount"])}},
-            )
-        return {"statusCode": 201, "body": {"order_id": body["order_id"], "status": "charged"}}
+            client.put_item(TableName=PAYMENTS_TABLE, **payment(body))
+        return answer(body)
 
     return handle
 
 
 def ours(client: Any, table: str, scenario: Scenario) -> Handler:
-    from lambda_idempotency import DynamoDBStore, idempotent
-
-    handle = business(client, scenario.writes_payment)
+    from lambda_idempotency import DynamoDBStore, current, idempotent
 
     @idempotent(
         DynamoDBStore(table, client=client),
@@ -78,9 +88,13 @@ def ours(client: Any, table: str, scenario: Scenario) -> Handler:
         fingerprint="json(body)",
         operation="bench",
         local_cache=scenario.local_cache,
+        mode=scenario.mode,
     )
     def handler(event: dict[str, Any], context: Any) -> Any:
-        return handle(json.loads(event["body"]))
+        body = json.loads(event["body"])
+        if scenario.writes_payment:  # committed with the record: exactly once, in the same transaction
+            current().write({"Put": {"TableName": PAYMENTS_TABLE, **payment(body)}})
+        return answer(body)
 
     return handler
 

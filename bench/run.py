@@ -90,6 +90,7 @@ def main() -> None:
         return
 
     started = time.time()
+    load_before = os.getloadavg()[0]
     results: dict[str, Any] = {"machine": f"{platform.python_implementation()} {platform.python_version()}, "
                                f"{os.cpu_count()} cores, {platform.machine()}"}  # fmt: skip
     print("DynamoDB Local ...", file=sys.stderr)
@@ -103,6 +104,7 @@ def main() -> None:
     print("layer size (sam build) ...", file=sys.stderr)
     results["layer"] = cold_start.layer_sizes(cold_start.sam_on_path())
     results["seconds"] = round(time.time() - started)
+    results["load"] = {"before": load_before, "after": os.getloadavg()[0], "cores": os.cpu_count()}
     results["settings"] = {name: getattr(args, name) for name in ("calls", "repeats", "moto_calls", "import_runs")}
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,7 @@ def protocol_call(request: Any) -> str:
     if operation == "TransactWriteItems":
         record_action = body["TransactItems"][-1]
         return "commit" if "Update" in record_action else "optimistic_commit"
-    if operation != "UpdateItem":
+    if operation not in ("UpdateItem", "PutItem"):
         return operation
     if "attribute_not_exists" in condition:
         return "claim"

@@ -6,6 +6,7 @@ import enum
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lambda_idempotency.codec import TAG, TaggedJsonSerializer, _encode, _is_plain
@@ -35,3 +36,22 @@ def test_only_exact_json_types_are_plain() -> None:
     assert _is_plain({"a": [1, 2.5, "x", None, True]})
     for tagged in (Colour.RED, (1,), {TAG: 1}, {1: "a"}, [b"x"], {"a": {"b": (1,)}}):
         assert not _is_plain(tagged)
+
+
+def test_a_circular_result_completes_and_replays_a_typed_error() -> None:
+    """The encoder keeps no circular-reference bookkeeping: such a result fails to encode, never hangs or reruns."""
+    from lambda_idempotency import MemoryStore, ResultNotStoredError, idempotent_function
+
+    runs: list[str] = []
+    loop: list[Any] = []
+    loop.append(loop)
+
+    @idempotent_function(MemoryStore(), key="k", local_cache=False)
+    def work(k: str) -> Any:
+        runs.append(k)
+        return loop
+
+    assert work("a") is loop
+    with pytest.raises(ResultNotStoredError):
+        work("a")
+    assert runs == ["a"]

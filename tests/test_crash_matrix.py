@@ -21,8 +21,8 @@ from .test_fenced_commit import balance, credit, new_payment
 LEASE_S = 10
 IN_FUNCTION = ("before step charge", "inside charge, after the gateway call", "after step charge", "after step receipt")
 AT_STORE_CALLS = {
-    "before claim": "before-call.dynamodb.UpdateItem",
-    "after claim": "after-call.dynamodb.UpdateItem",
+    "before claim": "before-call.dynamodb.PutItem",
+    "after claim": "after-call.dynamodb.PutItem",
     "before commit": "before-call.dynamodb.TransactWriteItems",
     "after commit": "after-call.dynamodb.TransactWriteItems",
 }

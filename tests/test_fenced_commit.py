@@ -68,13 +68,13 @@ def test_writes_commit_with_the_completion_in_two_round_trips(
 
     counter = count_calls(client)
     assert pay("o-1", 5) == {"order": "o-1", "amount": 5}
-    assert counter.calls == ["UpdateItem", "TransactWriteItems"]  # claim, then writes + completion together
+    assert counter.calls == ["PutItem", "TransactWriteItems"]  # claim, then writes + completion together
     record = dynamodb_store.get(record_id("pay", None, "o-1"))
     assert record is not None and record.status is Status.COMPLETED
 
     counter.reset()
     assert pay("o-1", 5) == {"order": "o-1", "amount": 5}
-    assert counter.calls == ["UpdateItem"]
+    assert counter.calls == ["PutItem"]
     assert balance(client, table, "acct-1") == 5
 
 
@@ -166,7 +166,7 @@ def test_writes_of_a_failing_function_are_never_sent(
 
     with pytest.raises(RuntimeError):
         fails("a")
-    assert counter.calls == ["UpdateItem", "DeleteItem"]  # claim, release
+    assert counter.calls == ["PutItem", "DeleteItem"]  # claim, release
     assert balance(client, table, "acct") == 0
 
 
@@ -209,7 +209,7 @@ def test_transaction_rules_are_checked_before_sending(
 
         message, *calls = broken_by(store, clock, hundred)
         assert "at most 99 writes" in message
-        assert calls == ["UpdateItem", "DeleteItem"]
+        assert calls == ["PutItem", "DeleteItem"]
 
         def same_item_twice(execution: Any) -> None:
             execution.write(credit(table, "acct", 1))
@@ -367,7 +367,7 @@ def test_ninety_nine_writes_and_the_completion_fill_one_transaction(
 
     counter = count_calls(client)
     assert work("a") == 99
-    assert counter.calls == ["UpdateItem", "TransactWriteItems"]
+    assert counter.calls == ["PutItem", "TransactWriteItems"]
     assert balance(client, table, "acct-0") == balance(client, table, "acct-98") == 1
 
 

@@ -167,11 +167,11 @@ def test_a_first_post_costs_claim_charge_step_save_and_commit(stack: LocalStack,
     container = stack.load_function("PaymentFunction")
     calls = count_calls(container.store.client)
     assert invoke(container, load_event("payment-create.json"))["statusCode"] == 201
-    assert calls.calls == ["UpdateItem", "PutItem", "UpdateItem", "TransactWriteItems"]
+    assert calls.calls == ["PutItem", "PutItem", "UpdateItem", "TransactWriteItems"]  # claim, gateway, step, commit
     cold = stack.load_function("PaymentFunction")
     calls = count_calls(cold.store.client)
     assert invoke(cold, load_event("payment-retry.json"))["statusCode"] == 201
-    assert calls.calls == ["UpdateItem"]
+    assert calls.calls == ["PutItem"]
 
 
 def test_an_error_after_the_charge_releases_the_key_and_the_retry_reuses_the_charge(
@@ -190,7 +190,7 @@ def test_an_error_after_the_charge_releases_the_key_and_the_retry_reuses_the_cha
     calls = count_calls(retrying.store.client)
     retried = invoke(retrying, load_event("payment-create.json"))
     assert retried["statusCode"] == 201 and "Idempotent-Replayed" not in retried["headers"]
-    assert calls.calls == ["UpdateItem", "UpdateItem", "TransactWriteItems"]  # claim refused, take-over, commit
+    assert calls.calls == ["PutItem", "UpdateItem", "TransactWriteItems"]  # claim refused, take-over, commit
     assert charge_ids(stack) == [body(retried)["charge_id"]]
     assert stack.count_items("PaymentsTable") == 1
 
@@ -213,7 +213,7 @@ def test_a_crash_before_the_commit_resumes_after_the_lease_without_charging_agai
     calls = count_calls(resuming.store.client)
     created = invoke(resuming, event)
     assert created["statusCode"] == 201 and "Idempotent-Replayed" not in created["headers"]
-    assert calls.calls == ["UpdateItem", "UpdateItem", "TransactWriteItems"]  # no PutItem: the gateway was not called
+    assert calls.calls == ["PutItem", "UpdateItem", "TransactWriteItems"]  # one PutItem: the claim, no gateway call
     replayed = invoke(racing_stack.load_function("PaymentFunction"), event)
     assert replayed["statusCode"] == 201 and replayed["headers"]["Idempotent-Replayed"] == "true"
     assert replayed["body"] == created["body"]

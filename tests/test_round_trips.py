@@ -24,11 +24,11 @@ def test_first_execution_two_duplicate_one_cached_zero(
 
     counter = count_calls(dynamodb_store.client)
     assert work("a") == "A"
-    assert counter.calls == ["UpdateItem", "UpdateItem"]  # claim, complete
+    assert counter.calls == ["PutItem", "UpdateItem"]  # claim, complete
 
     counter.reset()
     assert cold_work("a") == "A"  # another container: duplicate answered by the failed claim itself
-    assert counter.calls == ["UpdateItem"]
+    assert counter.calls == ["PutItem"]
 
     counter.reset()
     assert work("a") == "A"  # warm container: local cache
@@ -46,7 +46,7 @@ def test_in_flight_duplicate_costs_one_call_and_release_one(
             counter.reset()
             with pytest.raises(InProgressError):
                 work(k, nested=False)
-            assert counter.calls == ["UpdateItem"]
+            assert counter.calls == ["PutItem"]
             counter.reset()
             raise ValueError("boom")
         return "unreachable"

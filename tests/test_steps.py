@@ -194,7 +194,7 @@ def test_a_step_saved_just_before_a_take_over_is_inherited_not_rerun(
 
     def zombie_saves_its_step_before_the_take_over(**_: Any) -> None:
         updates.append("UpdateItem")
-        if len(updates) == 2:  # the claim was refused and read; the take-over is about to be sent
+        if len(updates) == 1:  # the claim (a PutItem) was refused; the take-over is about to be sent
             assert dynamodb_store.save_step(rid, zombie.owner, "s", '"from the old owner"') is None
 
     clock.advance(12)

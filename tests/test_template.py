@@ -48,6 +48,12 @@ def test_sam_build_packs_the_layer_and_the_handlers(tmp_path: Path) -> None:
     assert (layer / "lambda_idempotency" / "batch.py").is_file()
     assert (layer / "aws_lambda_powertools" / "__init__.py").is_file()
     assert not (layer / "boto3").exists(), "boto3 is in the Lambda runtime; the layer must not ship it"
+    sources = sorted((layer / "lambda_idempotency").rglob("*.py"))
+    for source in sources:
+        compiled = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+        assert compiled.is_file(), f"{source.name} ships without bytecode: every cold start would compile it"
+        flags = int.from_bytes(compiled.read_bytes()[4:8], "little")
+        assert flags == 0b01, f"{compiled.name} must be checked by hash, never against the zip's mtimes"
     for logical_id in FUNCTIONS:
         assert (tmp_path / "build" / logical_id / "app.py").is_file()
 

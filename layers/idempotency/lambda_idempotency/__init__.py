@@ -9,25 +9,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
-    CachedFailureError,
-    IdempotencyError,
-    InProgressError,
-    InvalidKeyError,
-    InvalidWriteError,
-    KeyReuseError,
-    LeaseLostError,
-    MissingKeyError,
-    ModeError,
-    NoActiveExecutionError,
-    ResultNotStoredError,
-    StoreUnavailableError,
-    WriteConditionError,
-)
-
 if TYPE_CHECKING:
     from .codec import Serializer, TaggedJsonSerializer
     from .decorators import idempotent, idempotent_function
+    from .errors import (
+        CachedFailureError,
+        IdempotencyError,
+        InProgressError,
+        InvalidKeyError,
+        InvalidWriteError,
+        KeyReuseError,
+        LeaseLostError,
+        MissingKeyError,
+        ModeError,
+        NoActiveExecutionError,
+        ResultNotStoredError,
+        StoreUnavailableError,
+        WriteConditionError,
+    )
     from .execution import Execution, current, use_lambda_context
     from .observability import disable_metrics, enable_metrics
     from .stores.base import Store
@@ -64,6 +63,19 @@ __all__ = [
 ]
 
 _LAZY = {
+    "CachedFailureError": "errors",
+    "IdempotencyError": "errors",
+    "InProgressError": "errors",
+    "InvalidKeyError": "errors",
+    "InvalidWriteError": "errors",
+    "KeyReuseError": "errors",
+    "LeaseLostError": "errors",
+    "MissingKeyError": "errors",
+    "ModeError": "errors",
+    "NoActiveExecutionError": "errors",
+    "ResultNotStoredError": "errors",
+    "StoreUnavailableError": "errors",
+    "WriteConditionError": "errors",
     "idempotent": "decorators",
     "idempotent_function": "decorators",
     "current": "execution",

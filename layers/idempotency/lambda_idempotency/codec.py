@@ -19,6 +19,7 @@ import typing
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
+from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Protocol
 
 TAG = "$li"
@@ -42,9 +43,9 @@ class TaggedJsonSerializer:
 
     def dumps(self, value: Any) -> str:
         data = value if _is_plain(value) else _encode(value)
-        text = _COMPACT.encode(data)
+        text = _compact(data)
         if not text.isascii() and not _is_utf8(text):
-            return _ASCII.encode(data)  # lone surrogates: only JSON's \u escapes can carry them into UTF-8
+            return _ascii(data)  # lone surrogates: only JSON's \u escapes can carry them into UTF-8
         return text
 
     def loads(self, text: str) -> Any:
@@ -57,9 +58,33 @@ class TaggedJsonSerializer:
         return _rebuild(self._resolved, value) if self._resolved is not None else value
 
 
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-"""Built once: ``json.dumps`` with options builds a new encoder on every call."""
-_ASCII = json.JSONEncoder(separators=(",", ":"))
+def compact_json(
+    *, sort_keys: bool = False, ensure_ascii: bool = False, default: Callable[[Any], Any] | None = None
+) -> Callable[[Any], str]:
+    """What ``json.JSONEncoder(separators=(",", ":"), ...).encode`` does, with the encoder built once.
+
+    ``JSONEncoder.encode`` builds a new C encoder on every call, which costs as much as encoding a small document;
+    each call of a decorated function encodes twice (fingerprint, result). The C encoder is built here once and
+    keeps no state between calls (no circular-reference bookkeeping, which could not be shared between threads:
+    a circular value raises RecursionError instead of ValueError). Where CPython's C encoder is missing, the
+    pure-Python one is used as is.
+    """
+    options = json.JSONEncoder(
+        separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=ensure_ascii, default=default, check_circular=False
+    )
+    if c_make_encoder is None:
+        return options.encode
+    text = encode_basestring_ascii if ensure_ascii else encode_basestring
+    encoder = c_make_encoder(None, options.default, text, None, ":", ",", sort_keys, False, True)
+
+    def encode(value: Any) -> str:
+        return "".join(encoder(value, 0))
+
+    return encode
+
+
+_compact = compact_json()
+_ascii = compact_json(ensure_ascii=True)
 
 
 def _is_utf8(text: str) -> bool:
@@ -110,16 +135,28 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
 def _is_plain(value: Any) -> bool:
     """True when ``value`` is JSON that `_encode` would return unchanged, so it can skip the copy.
 
-    Exact types only: subclasses (enums, named tuples) and every tagged type take the full path.
+    Exact types only: subclasses (enums, named tuples) and every tagged type take the full path. Loops rather
+    than ``all()`` over generators, and scalars checked before recursing: this runs on every stored result.
     """
     kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
+    if kind in _SCALARS:
         return True
     if kind is dict:
-        return TAG not in value and all(type(k) is str and _is_plain(v) for k, v in value.items())
+        if TAG in value:
+            return False
+        for key, item in value.items():
+            if type(key) is not str or (type(item) not in _SCALARS and not _is_plain(item)):
+                return False
+        return True
     if kind is list:
-        return all(_is_plain(v) for v in value)
+        for item in value:  # noqa: SIM110 - a loop: all() over a generator costs a frame per item
+            if type(item) not in _SCALARS and not _is_plain(item):
+                return False
+        return True
     return False
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _encode(value: Any) -> Any:

@@ -3,6 +3,9 @@
 Both build a `Guard` from their options and wrap the function in the same run loop: begin (claim or replay),
 run, then finish or abort. Async functions run the blocking store calls in a worker thread, so the event loop
 is never blocked by boto3.
+
+Importing this module loads nothing else of the package: the engine and its helpers load when a function is
+decorated, so ``from lambda_idempotency import idempotent`` costs a cold start almost nothing by itself.
 """
 
 from __future__ import annotations
@@ -14,17 +17,14 @@ import os
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import execution as running
-from .cache import DEFAULT_SIZE, LocalCache
-from .codec import Serializer, TaggedJsonSerializer, return_annotation
-from .engine import Clock, Guard
-from .execution import Mode
-from .keys import check_operation
-from .record import Record
-from .selectors import Arguments, Selector, argument_selector, event_selector
-from .stores.base import Store
+if TYPE_CHECKING:
+    from .codec import Serializer
+    from .engine import Clock, Guard
+    from .execution import Mode
+    from .selectors import Arguments, Selector
+    from .stores.base import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,6 +57,8 @@ def idempotent(
     """
 
     def decorate(fn: F) -> F:
+        from .selectors import event_selector
+
         guard = _guard(
             fn,
             store,
@@ -108,6 +110,9 @@ def idempotent_function(
     """
 
     def decorate(fn: F) -> F:
+        from . import execution as running
+        from .selectors import argument_selector
+
         guard = _guard(
             fn,
             store,
@@ -148,6 +153,11 @@ def _guard(
     clock: Clock,
     mode: Mode,
 ) -> Guard:
+    from .cache import DEFAULT_SIZE, LocalCache
+    from .codec import TaggedJsonSerializer, return_annotation
+    from .engine import Guard
+    from .keys import check_operation
+
     ttl_s = _seconds(ttl, "ttl")
     lease_s = _seconds(lease, "lease") if lease is not None else None
     if isinstance(local_cache, bool):
@@ -187,6 +197,9 @@ def _seconds(value: timedelta | float, what: str) -> float:
 
 
 def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:
+    from . import execution as running
+    from .record import Record
+
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)

@@ -17,10 +17,9 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from . import observability as observe
-from . import writes as transaction
 from .cache import LocalCache
 from .codec import Serializer, TaggedJsonSerializer, return_annotation
 from .errors import (
@@ -41,6 +40,9 @@ from .record import Payload, Record, Status, pack, unpack
 from .selectors import Arguments
 from .stores.base import ClaimRequest, Refused, Store, WritesRefused
 
+if TYPE_CHECKING:
+    from .writes import Write
+
 logger = logging.getLogger("lambda_idempotency")
 
 DEFAULT_LEASE_MS = 60_000
@@ -52,6 +54,7 @@ MODES: tuple[Mode, ...] = ("claim", "optimistic")
 RECORD_OVERHEAD_BYTES = 1024
 """What a record's completion adds to a transaction besides its result (attribute names, ids, expressions)."""
 T = TypeVar("T")
+P = ParamSpec("P")
 
 Clock = Callable[[], float]
 """Epoch seconds; injectable so tests move time instead of sleeping."""
@@ -256,6 +259,8 @@ class Guard:
                 f"write() inside step {execution.running_step!r}: an execution that resumes skips the step and "
                 "would lose the write; call write() outside steps"
             )
+        from . import writes as transaction  # loaded by the first write, not by every cold start
+
         write = transaction.normalise(action, resource=resource)
         transaction.check_can_add(execution.writes, write, self.store.record_key(execution.record_id))
         execution.writes.append(write)
@@ -288,7 +293,7 @@ class Guard:
         if payload is None:
             raise ResultNotStoredError(f"the result of step {name!r} is too big to save")
         if self._retrying(
-            execution.record_id, lambda: self.store.save_step(execution.record_id, execution.owner, name, payload)
+            execution.record_id, self.store.save_step, execution.record_id, execution.owner, name, payload
         ):
             raise LeaseLostError(f"{execution.record_id} was taken over before step {name!r} was saved")
         execution.steps[name] = payload
@@ -301,21 +306,26 @@ class Guard:
         lease_until = now_ms + self._lease_ms(lambda_context())
         expires_at = max(now_ms // 1000 + self.ttl_s, math.ceil(lease_until / 1000))
         if self._retrying(
-            execution.record_id,
-            lambda: self.store.extend_lease(execution.record_id, execution.owner, lease_until, expires_at),
+            execution.record_id, self.store.extend_lease, execution.record_id, execution.owner, lease_until, expires_at
         ):
             raise LeaseLostError(f"{execution.record_id} was taken over; its lease cannot be extended")
         execution.lease_expires_at = lease_until
 
     def _commit(self, execution: Execution, payload: Payload | None, now_ms: int, expires_at: int) -> None:
         """The fenced commit: the writes and the completion in one transaction, conditioned on our owner token."""
+        from . import writes as transaction
+
         try:
             transaction.check_total(execution.writes, _completion_size(payload))
             outcome = self._retrying(
                 execution.record_id,
-                lambda: self.store.commit(
-                    execution.record_id, execution.owner, payload, now_ms, expires_at, execution.writes
-                ),
+                self.store.commit,
+                execution.record_id,
+                execution.owner,
+                payload,
+                now_ms,
+                expires_at,
+                execution.writes,
             )
         except InvalidWriteError:
             self.release(execution)
@@ -342,9 +352,12 @@ class Guard:
     ) -> Any:
         """The optimistic commit: our finished record and writes, or (when another won) the winner's outcome."""
         record = _finished(execution, status, payload, now_ms, expires_at)
-        writes: Sequence[transaction.Write] = execution.writes if status is Status.COMPLETED else ()
-        transaction.check_total(writes, _completion_size(payload))
-        outcome = self._retrying(execution.record_id, lambda: self.store.insert_finished(record, writes))
+        writes: Sequence[Write] = execution.writes if status is Status.COMPLETED else ()
+        if writes:
+            from . import writes as transaction
+
+            transaction.check_total(writes, _completion_size(payload))
+        outcome = self._retrying(execution.record_id, self.store.insert_finished, record, writes)
         if outcome is None:
             if self.cache is not None:
                 self.cache.put(record)
@@ -396,10 +409,10 @@ class Guard:
         except Exception as exc:
             logger.error("result of %s cannot be stored (%s); replays will raise", execution.record_id, exc)
             return None
-        if payload is not None:
-            observe.emit(observe.RESULT_BYTES, self.operation, execution.record_id, observe.size_of(payload))
-        else:
+        if payload is None:
             logger.error("result of %s is too big to store (%d bytes)", execution.record_id, len(text))
+        elif observe.watching():
+            observe.emit(observe.RESULT_BYTES, self.operation, execution.record_id, observe.size_of(payload))
         return payload
 
     def _finish(
@@ -408,7 +421,13 @@ class Guard:
         try:
             return self._retrying(
                 execution.record_id,
-                lambda: self.store.finish(execution.record_id, execution.owner, status, payload, now_ms, expires_at),
+                self.store.finish,
+                execution.record_id,
+                execution.owner,
+                status,
+                payload,
+                now_ms,
+                expires_at,
             )
         except StoreUnavailableError as exc:
             logger.error(
@@ -418,12 +437,13 @@ class Guard:
             )
             return None
 
-    def _retrying(self, record_id: str, call: Callable[[], T]) -> T:
-        """A store call that must land, tried again after `StoreUnavailableError` (each is safe to resend)."""
+    def _retrying(self, record_id: str, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``call(*args)``, a store call that must land, tried again after `StoreUnavailableError` (each is safe to
+        resend)."""
         attempt = 0
         while True:
             try:
-                return call()
+                return call(*args, **kwargs)
             except StoreUnavailableError:
                 observe.emit(observe.STORE_ERRORS, self.operation, record_id)
                 attempt += 1
@@ -485,9 +505,9 @@ def _completion_size(payload: Payload | None) -> int:
     return size + RECORD_OVERHEAD_BYTES
 
 
-def _write_condition_error(
-    writes: Sequence[transaction.Write], failed: tuple[int, ...], then: str
-) -> WriteConditionError:
+def _write_condition_error(writes: Sequence[Write], failed: tuple[int, ...], then: str) -> WriteConditionError:
+    from . import writes as transaction
+
     described = ", ".join(transaction.describe(i, writes[i]) for i in failed)
     return WriteConditionError(
         f"the condition of {described} failed; none of the writes was applied; {then}",

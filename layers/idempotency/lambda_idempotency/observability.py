@@ -77,6 +77,11 @@ def disable_metrics() -> None:
     _sink = None
 
 
+def watching() -> bool:
+    """Whether an event goes anywhere (metrics on, or the logger at DEBUG): check it before computing a value."""
+    return _sink is not None or logger.isEnabledFor(logging.DEBUG)
+
+
 def size_of(payload: str | bytes) -> int:
     """Bytes of a stored result: what DynamoDB counts against its item limit."""
     return len(payload) if isinstance(payload, bytes) else len(payload.encode())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import zlib
-from dataclasses import dataclass, field
+from typing import Any, Final
 
 Payload = str | bytes
 """A stored result: JSON text, or zlib-compressed JSON once it is past `COMPRESS_ABOVE` bytes."""
@@ -24,21 +24,76 @@ class Status(enum.StrEnum):
     FAILED = "FAILED"
 
 
-@dataclass(frozen=True, slots=True)
 class Record:
-    record_id: str
-    status: Status
-    owner: str
-    expires_at: int
-    lease_expires_at: int | None = None
-    key: str | None = None
-    scope: str | None = None
-    fingerprint: str | None = None
-    result: Payload | None = None
-    steps: dict[str, Payload] = field(default_factory=dict)
-    attempts: int = 1
-    created_at: int | None = None
-    completed_at: int | None = None
+    """One record as stored. Immutable (``Final`` attributes, checked by the type checker): `replace` makes a changed
+    copy, since caches and stores share instances.
+
+    A plain slotted class, not a dataclass: defining a frozen dataclass costs most of a millisecond at import,
+    and every cold start pays it; and enforcing immutability at run time (``object.__setattr__`` per field) would
+    cost more than a microsecond per record, on every call.
+    """
+
+    __slots__ = (  # noqa: RUF023 - in field order: repr and replace() follow it
+        "record_id",
+        "status",
+        "owner",
+        "expires_at",
+        "lease_expires_at",
+        "key",
+        "scope",
+        "fingerprint",
+        "result",
+        "steps",
+        "attempts",
+        "created_at",
+        "completed_at",
+    )
+
+    def __init__(
+        self,
+        record_id: str,
+        status: Status,
+        owner: str,
+        expires_at: int,
+        lease_expires_at: int | None = None,
+        key: str | None = None,
+        scope: str | None = None,
+        fingerprint: str | None = None,
+        result: Payload | None = None,
+        steps: dict[str, Payload] | None = None,
+        attempts: int = 1,
+        created_at: int | None = None,
+        completed_at: int | None = None,
+    ) -> None:
+        self.record_id: Final[str] = record_id
+        self.status: Final[Status] = status
+        self.owner: Final[str] = owner
+        self.expires_at: Final[int] = expires_at
+        self.lease_expires_at: Final[int | None] = lease_expires_at
+        self.key: Final[str | None] = key
+        self.scope: Final[str | None] = scope
+        self.fingerprint: Final[str | None] = fingerprint
+        self.result: Final[Payload | None] = result
+        self.steps: Final[dict[str, Payload]] = {} if steps is None else steps
+        self.attempts: Final[int] = attempts
+        self.created_at: Final[int | None] = created_at
+        self.completed_at: Final[int | None] = completed_at
+
+    def replace(self, **changes: Any) -> Record:
+        """A copy with ``changes`` applied (what ``dataclasses.replace`` does for a dataclass)."""
+        fields = {name: getattr(self, name) for name in self.__slots__}
+        fields.update(changes)
+        return Record(**fields)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Record:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and ``steps`` is a dict
+
+    def __repr__(self) -> str:
+        return f"Record({', '.join(f'{name}={getattr(self, name)!r}' for name in self.__slots__)})"
 
     def is_expired(self, now_s: int) -> bool:
         """TTL deletes late: a record past ``expires_at`` counts as absent everywhere."""
@@ -50,6 +105,8 @@ class Record:
 
 def pack(text: str) -> Payload | None:
     """The stored form of a result's JSON text, or None when it is too big to store."""
+    if len(text) <= COMPRESS_ABOVE and text.isascii():  # one byte a character: no need to encode to measure
+        return text
     data = text.encode()
     if len(data) <= COMPRESS_ABOVE:
         return text

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import InvalidWriteError
 
@@ -28,8 +27,7 @@ RecordKey = tuple[str, dict[str, Any]]
 """Where the idempotency record lives: its table and its low-level key."""
 
 
-@dataclass(frozen=True, slots=True)
-class Write:
+class Write(NamedTuple):
     """One action of the commit, in low-level form, with its approximate size in bytes."""
 
     kind: str

@@ -9,47 +9,77 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidWriteError
 from ..record import Payload, Record, Status
-from ..writes import Write
+
+if TYPE_CHECKING:
+    from ..writes import Write
 
 
-class ClaimRequest(NamedTuple):
+class ClaimRequest:
     """What a claim (or a take-over) writes: the fields of a fresh IN_PROGRESS record.
 
-    Immutable values like the record, but named tuples rather than dataclasses: defining a frozen, slotted
-    dataclass costs about half a millisecond at import, and every cold start pays it.
+    This and the two answers below are plain slotted classes: a dataclass or a named tuple is built by generated
+    code when the module loads (a tenth to half a millisecond each), and every cold start pays it.
     """
 
-    record_id: str
-    owner: str
-    key: str
-    scope: str | None
-    fingerprint: str | None
-    now_ms: int
-    lease_expires_at: int
-    expires_at: int
+    __slots__ = ("record_id", "owner", "key", "scope", "fingerprint", "now_ms", "lease_expires_at", "expires_at")  # noqa: RUF023
+
+    def __init__(
+        self,
+        record_id: str,
+        owner: str,
+        key: str,
+        scope: str | None,
+        fingerprint: str | None,
+        now_ms: int,
+        lease_expires_at: int,
+        expires_at: int,
+    ) -> None:
+        self.record_id = record_id
+        self.owner = owner
+        self.key = key
+        self.scope = scope
+        self.fingerprint = fingerprint
+        self.now_ms = now_ms
+        self.lease_expires_at = lease_expires_at
+        self.expires_at = expires_at
 
     @property
     def now_s(self) -> int:
         return self.now_ms // 1000
 
+    def __repr__(self) -> str:
+        return f"ClaimRequest({', '.join(f'{name}={getattr(self, name)!r}' for name in self.__slots__)})"
 
-class Refused(NamedTuple):
+
+class Refused:
     """A conditional write was refused; ``current`` is the record that refused it (None when absent)."""
 
-    current: Record | None
+    __slots__ = ("current",)
+
+    def __init__(self, current: Record | None) -> None:
+        self.current = current
+
+    def __repr__(self) -> str:
+        return f"Refused({self.current!r})"
 
 
-class WritesRefused(NamedTuple):
+class WritesRefused:
     """A commit was refused because conditions of the function's own writes failed, not the record's.
 
     ``failed`` holds the indexes of those writes.
     """
 
-    failed: tuple[int, ...]
+    __slots__ = ("failed",)
+
+    def __init__(self, failed: tuple[int, ...]) -> None:
+        self.failed = failed
+
+    def __repr__(self) -> str:
+        return f"WritesRefused({self.failed!r})"
 
 
 class Store(abc.ABC):

@@ -15,14 +15,16 @@ import random
 import time
 from collections.abc import Sequence
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import InvalidWriteError, StoreUnavailableError
 from ..record import Payload, Record, Status
-from ..writes import Write
 from .base import ClaimRequest, Refused, Store, WritesRefused
+
+if TYPE_CHECKING:
+    from ..writes import Write
 
 logger = logging.getLogger("lambda_idempotency")
 
@@ -64,6 +66,9 @@ def table_definition(table_name: str) -> dict[str, Any]:
 
 
 TTL_ATTRIBUTE = "expires_at"
+_IN_PROGRESS = {"S": Status.IN_PROGRESS}
+_ONE = {"N": "1"}
+"""Values every claim sends, built once (botocore never changes the request it is given)."""
 
 
 def create_table(store: DynamoDBStore, *, wait: bool = True) -> None:
@@ -118,30 +123,35 @@ class DynamoDBStore(Store):
         self.client = client
 
     def claim(self, request: ClaimRequest) -> Refused | None:
-        names, update = _claim_expression(request.scope is not None, request.fingerprint is not None)
-        values: dict[str, Any] = {
-            ":ip": {"S": Status.IN_PROGRESS},
-            ":me": {"S": request.owner},
-            ":lease": {"N": str(request.lease_expires_at)},
-            ":exp": {"N": str(request.expires_at)},
-            ":key": {"S": request.key},
-            ":now": {"N": str(request.now_s)},
-            ":one": {"N": "1"},
-            ":nosteps": {"M": {}},
+        """A conditional PutItem of the fresh record: it replaces an expired one whole, so nothing of it survives.
+
+        A PutItem rather than an UpdateItem: the same effect (every attribute is either written or dropped) with
+        no update expression to send and for DynamoDB to parse.
+        """
+        now = {"N": str(request.now_s)}
+        item: dict[str, Any] = {
+            "pk": {"S": request.record_id},
+            "status": _IN_PROGRESS,
+            "owner": {"S": request.owner},
+            "lease_expires_at": {"N": str(request.lease_expires_at)},
+            "expires_at": {"N": str(request.expires_at)},
+            "key": {"S": request.key},
+            "created_at": now,
+            "attempts": _ONE,
+            "steps": {"M": {}},  # an empty map, so a step is saved with one SET #steps.#name
         }
         if request.scope is not None:
-            values[":sc"] = {"S": request.scope}
+            item["scope"] = {"S": request.scope}
         if request.fingerprint is not None:
-            values[":fp"] = {"S": request.fingerprint}
+            item["fingerprint"] = {"S": request.fingerprint}
         return _refused_or_none(
             self._write(
-                "update_item",
+                "put_item",
                 request.record_id,
-                Key={"pk": {"S": request.record_id}},
-                UpdateExpression=update,
+                Item=item,
                 ConditionExpression="attribute_not_exists(#pk) OR #ex < :now",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+                ExpressionAttributeNames=_names("#pk", "#ex"),
+                ExpressionAttributeValues={":now": now},
             )
         )
 
@@ -160,7 +170,7 @@ class DynamoDBStore(Store):
                 ":exp": {"N": str(request.expires_at)},
                 ":at": {"N": str(previous.attempts + 1)},
                 ":old": {"S": previous.owner},
-                ":ip": {"S": Status.IN_PROGRESS},
+                ":ip": _IN_PROGRESS,
             },
         )
         return answer if isinstance(answer, Refused) else record_from_item(answer["Attributes"])
@@ -238,7 +248,7 @@ class DynamoDBStore(Store):
                 UpdateExpression=update,
                 ConditionExpression="#ow = :me AND #st = :ip",
                 ExpressionAttributeNames={**names, **_names("#ow", "#st")},
-                ExpressionAttributeValues={**values, ":me": {"S": owner}, ":ip": {"S": Status.IN_PROGRESS}},
+                ExpressionAttributeValues={**values, ":me": {"S": owner}, ":ip": _IN_PROGRESS},
             )
         )
 
@@ -369,7 +379,7 @@ def _completion(
         ":now": {"N": str(now_ms // 1000)},
         ":exp": {"N": str(expires_at)},
         ":me": {"S": owner},
-        ":ip": {"S": Status.IN_PROGRESS},
+        ":ip": _IN_PROGRESS,
     }
     if result is None:
         update = "SET #st = :st, #co = :now, #ex = :exp REMOVE #le, #res"
@@ -397,54 +407,46 @@ def _unavailable(exc: Exception) -> StoreUnavailableError:
     return StoreUnavailableError(f"idempotency store unavailable: {exc}")
 
 
+@cache
 def _names(*placeholders: str) -> dict[str, str]:
+    """The ExpressionAttributeNames of ``placeholders``, built once per combination (callers never change it)."""
     return {p: _NAMES[p] for p in placeholders}
 
 
-@cache
-def _claim_expression(with_scope: bool, with_fingerprint: bool) -> tuple[dict[str, str], str]:
-    """The claim's attribute names and update expression (one per combination of optional fields)."""
-    sets = ["#st = :ip", "#ow = :me", "#le = :lease", "#ex = :exp", "#k = :key", "#cr = :now", "#at = :one"]
-    sets.append("#steps = :nosteps")  # an empty map, so a step is saved with one SET #steps.#name
-    removes = ["#res", "#co"]
-    (sets if with_scope else removes).append("#sc = :sc" if with_scope else "#sc")
-    (sets if with_fingerprint else removes).append("#fp = :fp" if with_fingerprint else "#fp")
-    names = _names("#pk", "#st", "#ow", "#le", "#ex", "#k", "#cr", "#at", "#steps", "#res", "#co", "#sc", "#fp")
-    return names, f"SET {', '.join(sets)} REMOVE {', '.join(removes)}"
-
-
 def record_from_item(item: dict[str, Any]) -> Record:
-    """A record from its low-level DynamoDB item."""
-
-    def text(name: str) -> str | None:
-        value = item.get(name)
-        return value["S"] if value else None
-
-    def number(name: str) -> int | None:
-        value = item.get(name)
-        return int(value["N"]) if value else None
-
-    def payload(value: dict[str, Any] | None) -> Payload | None:
-        if value is None:
-            return None
-        return value["S"] if "S" in value else bytes(value["B"])
-
-    steps = item.get("steps", {}).get("M", {})
+    """A record from its low-level DynamoDB item (every duplicate goes through here: kept to plain lookups)."""
+    get = item.get
+    steps, result = get("steps"), get("result")
     return Record(
-        record_id=item["pk"]["S"],
-        status=Status(item["status"]["S"]),
-        owner=item["owner"]["S"],
-        expires_at=int(item["expires_at"]["N"]),
-        lease_expires_at=number("lease_expires_at"),
-        key=text("key"),
-        scope=text("scope"),
-        fingerprint=text("fingerprint"),
-        result=payload(item.get("result")),
-        steps={name: p for name, value in steps.items() if (p := payload(value)) is not None},
-        attempts=number("attempts") or 1,
-        created_at=number("created_at"),
-        completed_at=number("completed_at"),
+        item["pk"]["S"],
+        _STATUSES[item["status"]["S"]],
+        item["owner"]["S"],
+        int(item["expires_at"]["N"]),
+        _number(get("lease_expires_at")),
+        _text(get("key")),
+        _text(get("scope")),
+        _text(get("fingerprint")),
+        _payload(result) if result else None,
+        {name: _payload(value) for name, value in steps["M"].items()} if steps else None,
+        _number(get("attempts")) or 1,
+        _number(get("created_at")),
+        _number(get("completed_at")),
     )
+
+
+_STATUSES = {status.value: status for status in Status}
+
+
+def _text(value: dict[str, Any] | None) -> str | None:
+    return value["S"] if value else None
+
+
+def _number(value: dict[str, Any] | None) -> int | None:
+    return int(value["N"]) if value else None
+
+
+def _payload(value: dict[str, Any]) -> Payload:
+    return value["S"] if "S" in value else bytes(value["B"])
 
 
 def item_from_record(record: Record) -> dict[str, Any]:

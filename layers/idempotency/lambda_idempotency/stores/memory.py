@@ -6,14 +6,15 @@ One lock serialises every operation, as DynamoDB serialises writes to one item.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..record import Payload, Record, Status
-from ..writes import Write
 from .base import ClaimRequest, Refused, Store, WritesRefused
+
+if TYPE_CHECKING:
+    from ..writes import Write
 
 
 class MemoryStore(Store):
@@ -44,8 +45,7 @@ class MemoryStore(Store):
             found = self._records.get(request.record_id)
             if found is None or found.owner != previous.owner or found.status is not Status.IN_PROGRESS:
                 return Refused(found)
-            taken = dataclasses.replace(
-                found,
+            taken = found.replace(
                 owner=request.owner,
                 lease_expires_at=request.lease_expires_at,
                 expires_at=request.expires_at,
@@ -67,8 +67,7 @@ class MemoryStore(Store):
             found = self._records.get(record_id)
             if found is None or found.owner != owner or found.status is not Status.IN_PROGRESS:
                 return Refused(found)
-            self._records[record_id] = dataclasses.replace(
-                found,
+            self._records[record_id] = found.replace(
                 status=status,
                 result=result,
                 completed_at=now_ms // 1000,
@@ -83,7 +82,7 @@ class MemoryStore(Store):
             if found is None or found.owner != owner:
                 return Refused(found)
             if keep_steps:
-                self._records[record_id] = dataclasses.replace(found, lease_expires_at=0)
+                self._records[record_id] = found.replace(lease_expires_at=0)
             else:
                 del self._records[record_id]
             return None
@@ -111,7 +110,7 @@ class MemoryStore(Store):
         found = self._records.get(record_id)
         if found is None or found.owner != owner or found.status is not Status.IN_PROGRESS:
             return Refused(found)
-        self._records[record_id] = dataclasses.replace(found, **changes)
+        self._records[record_id] = found.replace(**changes)
         return None
 
     def get(self, record_id: str) -> Record | None:

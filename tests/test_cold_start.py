@@ -1,0 +1,62 @@
+"""What a cold start loads: the import path stays small, and optional parts never load unless used.
+
+Each check runs in a fresh interpreter, so modules other tests imported do not hide a regression.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+PACKAGE = "lambda_idempotency"
+OPTIONAL = {
+    f"{PACKAGE}.http",
+    f"{PACKAGE}.cli",
+    f"{PACKAGE}.client",
+    f"{PACKAGE}.batch",
+    f"{PACKAGE}.testing",
+    f"{PACKAGE}.writes",
+    f"{PACKAGE}.stores.memory",
+    "aws_lambda_powertools",
+    "asyncio",
+}
+
+
+def loaded_after(script: str) -> set[str]:
+    """Modules ``script`` loads beyond what boto3 had loaded already."""
+    program = (
+        "import json, sys\nimport boto3\nbefore = set(sys.modules)\n"
+        f"{script}\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    return set(json.loads(done.stdout))
+
+
+def test_importing_the_decorator_and_the_store_loads_only_their_modules() -> None:
+    loaded = loaded_after(f"from {PACKAGE} import DynamoDBStore, idempotent")
+    assert loaded == {
+        PACKAGE,
+        f"{PACKAGE}.decorators",
+        f"{PACKAGE}.errors",
+        f"{PACKAGE}.record",
+        f"{PACKAGE}.stores",
+        f"{PACKAGE}.stores.base",
+        f"{PACKAGE}.stores.dynamodb",
+    }
+
+
+def test_a_decorated_handler_answering_calls_loads_no_optional_part() -> None:
+    script = (
+        f"from {PACKAGE} import DynamoDBStore, idempotent\n"
+        "class Client:\n"
+        "    def put_item(self, **request): return {}\n"
+        "    def update_item(self, **request): return {}\n"
+        "@idempotent(DynamoDBStore('t', client=Client()), key='json(body).id', fingerprint='json(body)')\n"
+        "def handler(event, context): return {'ok': True}\n"
+        "assert handler({'body': '{\"id\": 1}'}, None) == {'ok': True}\n"
+    )
+    loaded = loaded_after(script)
+    assert f"{PACKAGE}.engine" in loaded  # the handler did run through the engine
+    assert loaded & OPTIONAL == set()
