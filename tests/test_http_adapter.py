@@ -266,6 +266,24 @@ def test_validate_hook_rejects_before_the_claim_and_a_corrected_retry_works(shap
 
 
 @pytest.mark.parametrize("shape", ALL_SHAPES)
+def test_disabled_by_environment_validates_and_runs_every_request(shape: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`LAMBDA_IDEMPOTENCY_DISABLED=1` means the same for the HTTP adapter as for the decorators: a pass-through."""
+
+    def validate(event: dict[str, Any]) -> None:
+        if "currency" not in (event.get("body") or "") and not event.get("isBase64Encoded"):
+            raise RequestValidationError("currency is required")
+
+    monkeypatch.setenv("LAMBDA_IDEMPOTENCY_DISABLED", "1")
+    store = MemoryStore()
+    api, payments = make_api(store, shape, validate=validate)
+    responses = [api(http_event(shape), None), api(http_event(shape), None), api(http_event(shape, key=None), None)]
+    assert [r["statusCode"] for r in responses] == [201, 201, 201]
+    assert all(REPLAYED not in headers_of(r) for r in responses)
+    assert api(http_event(shape, body={"amount": 1}), None)["statusCode"] == 400
+    assert payments.runs == 3 and not store._records
+
+
+@pytest.mark.parametrize("shape", ALL_SHAPES)
 def test_validation_error_from_the_handler_releases_the_key(shape: str) -> None:
     store = MemoryStore()
     api, payments = make_api(store, shape)

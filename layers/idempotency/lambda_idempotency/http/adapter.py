@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any, TypedDict, TypeVar, Unpack
 from .. import execution as running
 from ..cache import DEFAULT_SIZE, LocalCache
 from ..codec import TaggedJsonSerializer
+from ..decorators import DISABLED_ENV
 from ..engine import Clock, Guard
 from ..errors import InProgressError, KeyReuseError, ResultNotStoredError, StoreUnavailableError
 from ..execution import Execution
@@ -108,12 +110,14 @@ class HttpIdempotency:
     def handle(self, event: dict[str, Any], context: Any, run: Callable[[], Any]) -> ProxyResponse:
         """Answer one HTTP event; ``run`` calls the handler and returns its (proxy) response."""
         request = read_request(event)
-        try:
-            key = parse_idempotency_key(request.header(HEADER))
-        except InvalidIdempotencyKeyError as exc:
-            return problem(request, 400, "idempotency-key-invalid", str(exc))
-        if key is None and self._requires_key(request):
-            return problem(request, 400, "idempotency-key-missing", f"this request requires an {HEADER} header")
+        key = None
+        if os.environ.get(DISABLED_ENV) != "1":  # disabled (users' unit tests): validate and run, nothing else
+            try:
+                key = parse_idempotency_key(request.header(HEADER))
+            except InvalidIdempotencyKeyError as exc:
+                return problem(request, 400, "idempotency-key-invalid", str(exc))
+            if key is None and self._requires_key(request):
+                return problem(request, 400, "idempotency-key-missing", f"this request requires an {HEADER} header")
         if self.validate is not None:
             try:
                 self.validate(event)
