@@ -182,13 +182,13 @@ def count_calls() -> Iterator[Callable[[Any], CallCounter]]:
         client.meta.events.unregister("before-call.dynamodb", counter)
 
 
-def new_business_table(client: Any) -> str:
-    """A plain table (partition key ``id``) for the DynamoDB writes a function commits with its record."""
+def new_business_table(client: Any, key: str = "id") -> str:
+    """A plain table (partition key ``key``, a string) for the DynamoDB writes a function makes."""
     name = f"biz-{uuid.uuid4().hex[:12]}"
     client.create_table(
         TableName=name,
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
     client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})

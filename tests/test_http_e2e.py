@@ -27,7 +27,7 @@ from lambda_idempotency import DynamoDBStore, create_table
 from lambda_idempotency.client import IdempotentClient, RetryPolicy
 
 from demo.stack import LocalStack
-from tests.conftest import http_client
+from tests.conftest import http_client, new_business_table
 from tests.dropping_proxy import dropping_proxy, first_execution
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,16 +84,9 @@ def stop(process: subprocess.Popen[str]) -> None:
 @pytest.fixture(scope="module")
 def stack(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     dynamodb = http_client(moto_endpoint)
-    suffix = uuid.uuid4().hex[:8]
-    idempotency = DynamoDBStore(f"idem-{suffix}", client=dynamodb)
+    idempotency = DynamoDBStore(f"idem-{uuid.uuid4().hex[:8]}", client=dynamodb)
     create_table(idempotency)
-    charges = f"charges-{suffix}"
-    dynamodb.create_table(
-        TableName=charges,
-        KeySchema=[{"AttributeName": "charge_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "charge_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    charges = new_business_table(dynamodb, key="charge_id")
     folder = tmp_path_factory.mktemp("local_api")
     env_vars = folder / "env.json"
     variables = {"IDEMPOTENCY_TABLE": idempotency.table_name, "CHARGES_TABLE": charges}

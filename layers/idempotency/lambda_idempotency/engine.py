@@ -388,7 +388,8 @@ class Guard:
             observe.emit(observe.STORE_ERRORS, self.operation, execution.record_id)
             logger.error("could not release %s (%s); it is blocked until its lease ends", execution.record_id, exc)
             return
-        if refused is not None and refused.current is not None:  # gone: our own resent delete had landed
+        # Refused with no record left is our own resent delete that had landed, not a lost lease.
+        if refused is not None and refused.current is not None:
             observe.emit(observe.LEASE_LOST, self.operation, execution.record_id)
             logger.warning("lease lost: %s was taken over before it was released", execution.record_id)
 
