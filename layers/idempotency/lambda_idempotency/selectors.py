@@ -8,10 +8,10 @@ object body work too. Expressions compile on first use, not at import: a cold st
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Callable
 from typing import Any
 
+from .codec import parse_json
 from .errors import MissingKeyError
 
 Selector = str | Callable[..., Any]
@@ -31,7 +31,7 @@ def _parse_json(value: Any) -> Any:
     last = _last_parsed
     if last[0] is value:
         return last[1]
-    parsed = json.loads(value)
+    parsed = parse_json(value)
     _last_parsed = (value, parsed)
     return parsed
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from typing import Any, TypedDict, TypeVar, Unpack
 from .. import execution as running
 from ..cache import DEFAULT_SIZE, LocalCache
 from ..codec import TaggedJsonSerializer
-from ..decorators import DISABLED_ENV
+from ..decorators import disabled
 from ..engine import Clock, Guard
 from ..errors import InProgressError, KeyReuseError, ResultNotStoredError, StoreUnavailableError
 from ..execution import Execution
@@ -111,7 +110,7 @@ class HttpIdempotency:
         """Answer one HTTP event; ``run`` calls the handler and returns its (proxy) response."""
         request = read_request(event)
         key = None
-        if os.environ.get(DISABLED_ENV) != "1":  # disabled (users' unit tests): validate and run, nothing else
+        if not disabled():  # disabled (users' unit tests): validate and run, nothing else
             try:
                 key = parse_idempotency_key(request.header(HEADER))
             except InvalidIdempotencyKeyError as exc:
