@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--answers", type=Path)
     args = parser.parse_args()
     answers = recorded(args.answers)
-    cpu = measure.cpu_per_call(answers, calls=args.calls // 4, repeats=5)
+    cpu = measure.cpu_per_call(answers, calls=args.calls // 5, repeats=5)
     for case, row in cpu.items():
         ratio = row["ratio"]
         print(

@@ -2,10 +2,11 @@
 
     make bench                      # or: .venv/bin/python bench/run.py [--calls N] [--repeats N]
 
-Starts DynamoDB Local (latency is quoted from it) and moto's server (labelled: moto evaluates expressions in
-Python, so its latencies say more about moto than about DynamoDB), measures round trips, latency, CPU per call
-with a null client, import cost beyond boto3 and layer size, and writes docs/benchmarks/README.md, results.json
-and latency.png. Nothing here is a test; nothing reaches AWS.
+Starts DynamoDB Local (latency and capacity are quoted from it) and moto's server (labelled: moto evaluates
+expressions in Python, so its latencies say more about moto than about DynamoDB), measures round trips, latency,
+CPU per call on a playback of each library's recorded answers (bench/playback.py), capacity units and dollars per
+call (bench/cost.py), import cost beyond boto3 and layer size, and writes docs/benchmarks/README.md, results.json
+and the charts. Nothing here is a test; nothing reaches AWS.
 """
 
 from __future__ import annotations
@@ -28,11 +29,15 @@ os.environ.pop("AWS_PROFILE", None)
 
 import chart
 import cold_start
+import cost
 import measure
 from contenders import OURS, SCENARIOS, THEIRS, create_tables
 from lambda_idempotency.testing import dynamodb_local, moto_server
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
+CPU_CALLS = 4000
+"""Calls per library and run of each CPU case (in interleaved blocks of 200)."""
+CPU_RUNS = 7
 
 
 def client_for(endpoint: str) -> Any:
@@ -47,8 +52,9 @@ def endpoint_results(endpoint: str, calls: int, repeats: int, with_cpu: bool) ->
     tables = create_tables(client, f"bench-{uuid.uuid4().hex[:8]}")
     found: dict[str, Any] = {}
     if with_cpu:
-        items = measure.stored_items(client, tables)  # first, while each table holds one record
-        found["cpu_us"] = measure.cpu_per_call(items, calls=2000, repeats=5)
+        recorded = measure.record_answers(client, tables)
+        found["cpu_us"] = measure.cpu_per_call(recorded, calls=CPU_CALLS, repeats=CPU_RUNS)
+        found["cost"] = cost.measure(client, tables)
     found["round_trips"] = measure.round_trips(client, tables)
     measure.latency(client, tables, calls=max(10, calls // 10), seed=0)  # warm-up: connections, JIT, caches
     runs = [measure.latency(client, tables, calls=calls, seed=run + 1) for run in range(repeats)]
@@ -106,6 +112,7 @@ def main() -> None:
     results["seconds"] = round(time.time() - started)
     results["load"] = {"before": load_before, "after": os.getloadavg()[0], "cores": os.cpu_count()}
     results["settings"] = {name: getattr(args, name) for name in ("calls", "repeats", "moto_calls", "import_runs")}
+    results["settings"].update(cpu_calls=CPU_CALLS, cpu_runs=CPU_RUNS)
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -115,7 +122,7 @@ def main() -> None:
 
 def write(results: dict[str, Any], out: Path) -> None:
     (out / "README.md").write_text(chart.markdown(results))
-    chart.plot(results, out / "latency.png")
+    chart.plot(results, out)
 
 
 if __name__ == "__main__":
