@@ -199,18 +199,19 @@ class Guard:
     def _execution(self, request: ClaimRequest, attempt: int, holder: Record | None) -> Execution:
         """The execution that now holds the claim; ``holder`` is the record whose steps it inherits."""
         observe.emit(observe.EXECUTIONS, self.operation, request.record_id)
-        return Execution(
-            key=request.key,
-            scope=request.scope,
-            operation=self.operation,
-            record_id=request.record_id,
-            attempt=attempt,
-            owner=request.owner,
-            fingerprint=request.fingerprint,
-            lease_expires_at=request.lease_expires_at,
-            steps=dict(holder.steps) if holder else {},
-            mode=self.mode,
-            host=self,
+        return Execution(  # positional, in Execution's field order: the hot path's busiest constructor
+            request.key,
+            request.scope,
+            self.operation,
+            request.record_id,
+            attempt,
+            request.owner,
+            request.fingerprint,
+            request.lease_expires_at,
+            dict(holder.steps) if holder else {},
+            self.mode,
+            None,
+            self,
         )
 
     def _lease_ms(self, lambda_context: Any) -> int:
