@@ -7,7 +7,7 @@ from typing import Any
 
 from cold_start import DECORATED, FROM_SOURCE, IMPORTS
 from contenders import OURS, SCENARIOS, THEIRS
-from measure import HANDLER
+from measure import CONTROL, HANDLER
 
 CPU_TARGET = 0.33
 P99_TARGETED = ("first execution", "duplicate", "payment + business write")
@@ -21,7 +21,7 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def markdown(results: dict[str, Any]) -> str:
+def markdown(results: dict[str, Any], out: Path) -> str:
     local, moto, settings = results["dynamodb_local"], results["moto"], results["settings"]
     lines = [
         "# lambda-idempotency vs Powertools idempotency",
@@ -80,6 +80,8 @@ def markdown(results: dict[str, Any]) -> str:
         "brackets, and a target counts as met only when every run meets it. A plain key reads `order_id` alone; with",
         "the fingerprint both libraries also hash the whole body. Where the time goes: [profile.md](profile.md).",
         "",
+        "![cpu](cpu.png)",
+        "",
         "Latency ratios: median over the runs, with the lowest and highest run in brackets; a target counts as met",
         "only when every run meets it.",
         "",
@@ -117,7 +119,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "## Cold start",
         "",
-        *_init_duration(results.get("init_duration")),
+        *_init_duration(init_duration(out)),
         f"Import beyond boto3: the time `{_imports()}` takes in a fresh interpreter that has imported boto3, median",
         f"of {settings['import_runs']} processes per library, both from compiled bytecode (min-max: ours "
         f"{imports[OURS]['min']:.2f}-{imports[OURS]['max']:.2f} ms, Powertools "
@@ -222,16 +224,38 @@ def _calls(units: dict[str, Any]) -> str:
     return ", ".join(c.replace(" (refused, counted)", " (refused, *counted*)") for c in units["calls"])
 
 
+INIT_DURATION = "cold-start-rie.json"
+"""Issue 14's measurement of Init Duration on the real Lambda runtime (`make bench-cold-start`), beside this page."""
+
+
+def init_duration(out: Path) -> dict[str, Any] | None:
+    """Issue 14's Init Duration figures, when its file is in the page's folder."""
+    import json
+
+    found = out / INIT_DURATION
+    if not found.exists():
+        return None
+    data: dict[str, Any] = json.loads(found.read_text())
+    return data
+
+
 def _init_duration(init: dict[str, Any] | None) -> list[str]:
-    """The real runtime's Init Duration (issue 14), when its measurement is in results.json."""
+    """The real runtime's Init Duration (issue 14): its medians, quartiles and the paired ratio."""
     if not init:
         return [
-            "**Init Duration (the real Lambda runtime): not measured here yet.** Issue 14 measures it in the",
-            "runtime's own emulator; this slot takes its figures once they are merged.",
+            "**Init Duration on the real Lambda runtime: not measured yet** (issue 14's `make bench-cold-start` writes",
+            f"`{INIT_DURATION}` beside this page; the row fills in from it).",
             "",
         ]
+    stats, ratio = init["stats"], init["paired_ratio"]
     return [
-        f"Init Duration, real runtime: ours {init[OURS]}, Powertools {init[THEIRS]} ({init.get('source', '')}).",
+        f"Init Duration on the Lambda runtime (RIE's `INIT REPORT`, {init['runs']} cold starts each, "
+        "[cold-start-rie.md](cold-start-rie.md)): ours "
+        f"{stats['Ours']['median']:.0f} ms (p25-p75 {stats['Ours']['p25']:.0f}-{stats['Ours']['p75']:.0f}), "
+        f"Powertools {stats['Powertools']['median']:.0f} ms ({stats['Powertools']['p25']:.0f}-"
+        f"{stats['Powertools']['p75']:.0f}), no idempotency {stats['Bare']['median']:.0f} ms; paired ratio "
+        f"{ratio['median']:.2f}x (p25-p75 {ratio['p25']:.2f}-{ratio['p75']:.2f}x). A cold start is dominated by",
+        "the runtime's own start; the import cost below is what each library adds to it.",
         "",
     ]
 
@@ -282,6 +306,14 @@ def latency_table(title: str, latency: dict[str, Any], repeats: int, calls: int)
             f"| {scenario.name} | {s[f'{OURS} p50']:.2f} | {s[f'{THEIRS} p50']:.2f} | {_spread(s['ratio_p50'])} | "
             f"{s[f'{OURS} p99']:.2f} | {s[f'{THEIRS} p99']:.2f} | {_spread(s['ratio_p99'])} |"
         )
+    control = latency.get(CONTROL)
+    if control is not None:
+        lines += [
+            "",
+            f"The noise floor ({CONTROL}: two identical Powertools handlers in the same interleaved pairs, so every",
+            f"difference is the machine's): ratio p50 {_spread(control['ratio_p50'])}, ratio p99 "
+            f"{_spread(control['ratio_p99'])}. A ratio inside that spread is no difference at all.",
+        ]
     return [*lines, ""]
 
 

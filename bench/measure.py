@@ -74,7 +74,29 @@ def latency(client: Any, tables: dict[str, str], calls: int, seed: int) -> dict[
                 started = time.perf_counter()
                 handlers[name](payload, CONTEXT)
                 samples[scenario.name][name].append((time.perf_counter() - started) * 1000)
+    samples[CONTROL] = control(client, tables, calls, rng)
     return samples
+
+
+CONTROL = "control: Powertools against itself, first execution"
+"""The noise floor of a latency ratio: the same library on both sides, so every difference is the machine's."""
+
+
+def control(client: Any, tables: dict[str, str], calls: int, rng: random.Random) -> dict[str, list[float]]:
+    """Two identical Powertools handlers in interleaved pairs, filed as the two sides of a ratio."""
+    build = BUILDERS[THEIRS]
+    handlers = {OURS: build(client, tables[THEIRS], SCENARIOS[0]), THEIRS: build(client, tables[THEIRS], SCENARIOS[0])}
+    keys = KeySource(SCENARIOS[0], handlers)
+    found: dict[str, list[float]] = {OURS: [], THEIRS: []}
+    order = [OURS, THEIRS]
+    for _ in range(calls):
+        rng.shuffle(order)
+        for side in order:
+            payload = event(keys.next())
+            started = time.perf_counter()
+            handlers[side](payload, CONTEXT)
+            found[side].append((time.perf_counter() - started) * 1000)
+    return found
 
 
 def percentile(values: list[float], q: float) -> float:

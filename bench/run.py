@@ -35,7 +35,7 @@ from contenders import OURS, SCENARIOS, THEIRS, create_tables
 from lambda_idempotency.testing import dynamodb_local, moto_server
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
-CPU_CALLS = 4000
+CPU_CALLS = 8000
 """Calls per library and run of each CPU case (in interleaved blocks of 200)."""
 CPU_RUNS = 7
 
@@ -58,7 +58,8 @@ def endpoint_results(endpoint: str, calls: int, repeats: int, with_cpu: bool) ->
     found["round_trips"] = measure.round_trips(client, tables)
     measure.latency(client, tables, calls=max(10, calls // 10), seed=0)  # warm-up: connections, JIT, caches
     runs = [measure.latency(client, tables, calls=calls, seed=run + 1) for run in range(repeats)]
-    found["latency"] = {scenario.name: summarise([run[scenario.name] for run in runs]) for scenario in SCENARIOS}
+    names = [scenario.name for scenario in SCENARIOS] + [measure.CONTROL]
+    found["latency"] = {name: summarise([run[name] for run in runs]) for name in names}
     return found
 
 
@@ -84,7 +85,7 @@ def summarise(runs: list[dict[str, list[float]]]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=300, help="interleaved pairs per scenario and run")
+    parser.add_argument("--calls", type=int, default=500, help="interleaved pairs per scenario and run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per endpoint (the spread of the ratios)")
     parser.add_argument("--moto-calls", type=int, default=100, help="pairs per scenario on moto")
     parser.add_argument("--import-runs", type=int, default=21, help="fresh processes per library for import cost")
@@ -121,7 +122,7 @@ def main() -> None:
 
 
 def write(results: dict[str, Any], out: Path) -> None:
-    (out / "README.md").write_text(chart.markdown(results))
+    (out / "README.md").write_text(chart.markdown(results, out))
     chart.plot(results, out)
 
 
