@@ -33,6 +33,10 @@ def markdown(results: dict[str, Any], out: Path) -> str:
         "`DynamoDBPersistenceLayer`. Raw numbers: [results.json](results.json).",
         "",
         *_load(results.get("load")),
+        "## Summary (the README's table)",
+        "",
+        *summary(results, out),
+        "",
         "![latency](latency.png)",
         "",
         "## Targets",
@@ -53,12 +57,12 @@ def markdown(results: dict[str, Any], out: Path) -> str:
         f"{ratio:.2f} | {verdict(ratio <= IMPORT_TARGET)} |"
     )
     for scenario in SCENARIOS:
-        summary = local["latency"][scenario.name]
+        measured = local["latency"][scenario.name]
         for q in ("p50", "p99") if scenario.name in P99_TARGETED else ("p50",):
-            spread = summary[f"ratio_{q}"]
+            spread = measured[f"ratio_{q}"]
             lines.append(
-                f"| latency {q} ≤ 1.0x, {scenario.name} | {summary[f'{OURS} {q}']:.2f} ms | "
-                f"{summary[f'{THEIRS} {q}']:.2f} ms | {_spread(spread)} | {verdict(spread['max'] <= LATENCY_TARGET)} |"
+                f"| latency {q} ≤ 1.0x, {scenario.name} | {measured[f'{OURS} {q}']:.2f} ms | "
+                f"{measured[f'{THEIRS} {q}']:.2f} ms | {_spread(spread)} | {verdict(spread['max'] <= LATENCY_TARGET)} |"
             )
     if "cost" in local:
         for name in SAME_WORK:
@@ -76,7 +80,7 @@ def markdown(results: dict[str, Any], out: Path) -> str:
         "included, and does none of botocore's work), after subtracting the undecorated handler's own CPU ("
         + ", ".join(f"{label} {value:.1f} µs" for label, value in handler.items() if value is not None)
         + f"); {settings.get('cpu_runs', 7)} runs of {settings.get('cpu_calls', 4000)} calls per library, in blocks "
-        "of 200 interleaved in random order; the ratio is the median of the runs, the runs' lowest and highest in",
+        "of 50 interleaved in random order; the ratio is the median of the runs, the runs' lowest and highest in",
         "brackets, and a target counts as met only when every run meets it. A plain key reads `order_id` alone; with",
         "the fingerprint both libraries also hash the whole body. Where the time goes: [profile.md](profile.md).",
         "",
@@ -107,6 +111,8 @@ def markdown(results: dict[str, Any], out: Path) -> str:
     lines += latency_table(
         "DynamoDB Local (the latencies to quote)", local["latency"], settings["repeats"], settings["calls"]
     )
+    if "gc" in local:
+        lines += gc_table(local["gc"])
     lines += latency_table(
         "moto server (labelled: moto parses every expression in Python, so a longer condition costs far more there "
         "than on DynamoDB)",
@@ -161,6 +167,108 @@ GUARANTEES = {
     "Powertools takes one lease for the invocation and renews nothing",
 }
 """What ours buys where it costs more than Powertools."""
+
+
+def summary(results: dict[str, Any], out: Path) -> list[str]:
+    """The comparison in a dozen rows, each with its spread: what README.md quotes."""
+    local = results["dynamodb_local"]
+    cpu, latency, imports = local["cpu_us"], local["latency"], results["import_ms"]
+
+    def cpu_row(keying: str) -> str:
+        first, dup = cpu[f"first execution, {keying}"], cpu[f"duplicate, {keying}"]
+        met = " / ".join(verdict(c["ratio"]["max"] <= CPU_TARGET) for c in (first, dup))
+        return (
+            f"| CPU per call, {keying}: first execution / duplicate | {first[OURS]:.1f} / {dup[OURS]:.1f} µs | "
+            f"{first[THEIRS]:.1f} / {dup[THEIRS]:.1f} µs | {_spread(first['ratio'])} / {_spread(dup['ratio'])} | "
+            f"≤ 0.33x in every run: {met} |"
+        )
+
+    def latency_row(q: str) -> str:
+        rows = [latency[name] for name in P99_TARGETED]
+        met = " / ".join(verdict(r[f"ratio_{q}"]["max"] <= LATENCY_TARGET) for r in rows)
+        return (
+            f"| latency {q}, DynamoDB Local: first execution / duplicate / payment | "
+            + " / ".join(f"{r[f'{OURS} {q}']:.2f}" for r in rows)
+            + " ms | "
+            + " / ".join(f"{r[f'{THEIRS} {q}']:.2f}" for r in rows)
+            + " ms | "
+            + " / ".join(_spread(r[f"ratio_{q}"]) for r in rows)
+            + f" | ≤ 1.0x in every run: {met} |"
+        )
+
+    lines = [
+        "| | ours | Powertools | ratio, median (spread of runs) | target |",
+        "|---|---|---|---|---|",
+        cpu_row("plain key"),
+        cpu_row("key + fingerprint"),
+        latency_row("p50"),
+        latency_row("p99"),
+    ]
+    control = latency.get(CONTROL)
+    if control is not None:
+        lines.append(
+            f"| the same, Powertools against itself (noise floor): p50 / p99 | | | {_spread(control['ratio_p50'])} / "
+            f"{_spread(control['ratio_p99'])} | |"
+        )
+    if "cost" in local:
+        rows = local["cost"]["rows"]
+        same = [rows[name] for name in SAME_WORK]
+        extra = [rows["payment + business write"], rows[LONG_ROW]]
+        lines += [
+            "| DynamoDB $ per million calls (on-demand, us-east-1): first execution / duplicate | "
+            + " / ".join(f"{r[OURS]['dollars_per_million']:.3f}" for r in same)
+            + " | "
+            + " / ".join(f"{r[THEIRS]['dollars_per_million']:.3f}" for r in same)
+            + " | "
+            + " / ".join(f"{r[OURS]['dollars_per_million'] / r[THEIRS]['dollars_per_million']:.2f}" for r in same)
+            + " | ≤ Powertools: "
+            + " / ".join(verdict(r[OURS]["dollars_per_million"] <= r[THEIRS]["dollars_per_million"]) for r in same)
+            + " |",
+            "| $ per million calls: payment (exactly-once commit) / 60 s function (lease renewal) | "
+            + " / ".join(f"{r[OURS]['dollars_per_million']:.3f}" for r in extra)
+            + " | "
+            + " / ".join(f"{r[THEIRS]['dollars_per_million']:.3f}" for r in extra)
+            + " | "
+            + " / ".join(f"{r[OURS]['dollars_per_million'] / r[THEIRS]['dollars_per_million']:.2f}" for r in extra)
+            + " | not the same work: what the guarantee costs |",
+            f"| record size, same call and result | {local['cost']['record_bytes'][OURS]['bytes']} B | "
+            f"{local['cost']['record_bytes'][THEIRS]['bytes']} B | | both under 1 KB: 1 WRU a write |",
+        ]
+    ratio = imports[OURS]["median"] / imports[THEIRS]["median"]
+    lines.append(
+        f"| import beyond boto3 | {imports[OURS]['median']:.1f} ms | {imports[THEIRS]['median']:.1f} ms | {ratio:.2f} "
+        f"({imports[OURS]['min']:.1f}-{imports[OURS]['max']:.1f} / {imports[THEIRS]['min']:.1f}-"
+        f"{imports[THEIRS]['max']:.1f} ms) | ≤ 0.15x: {verdict(ratio <= IMPORT_TARGET)} |"
+    )
+    init = init_duration(out)
+    if init is None:
+        lines.append("| Init Duration, real Lambda runtime (issue 14) | not measured yet | not measured yet | | |")
+    else:
+        stats, paired = init["stats"], init["paired_ratio"]
+        lines.append(
+            f"| Init Duration, real Lambda runtime (issue 14) | {stats['Ours']['median']:.0f} ms | "
+            f"{stats['Powertools']['median']:.0f} ms | {paired['median']:.2f} (p25-p75 {paired['p25']:.2f}-"
+            f"{paired['p75']:.2f}) | |"
+        )
+    return lines
+
+
+def gc_table(collections: dict[str, Any]) -> list[str]:
+    """Garbage collections inside each library's calls during the DynamoDB Local latency runs (a p99 suspect)."""
+    lines = [
+        "Garbage collections that ran inside each library's calls during these runs (a suspect for p99: a",
+        "collection pauses the call it lands in), per 1000 calls, and their total milliseconds:",
+        "",
+        "| scenario | ours: per 1000 calls | ours: ms | Powertools: per 1000 calls | Powertools: ms |",
+        "|---|---|---|---|---|",
+    ]
+    for name, found in collections.items():
+        ours, theirs = found[OURS], found[THEIRS]
+        lines.append(
+            f"| {name} | {1000 * ours['collections'] / ours['calls']:.0f} | {ours['ms']:.1f} | "
+            f"{1000 * theirs['collections'] / theirs['calls']:.0f} | {theirs['ms']:.1f} |"
+        )
+    return [*lines, ""]
 
 
 def cost_section(cost: dict[str, Any]) -> list[str]:

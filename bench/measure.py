@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import random
 import statistics
@@ -58,8 +59,13 @@ def round_trips(client: Any, tables: dict[str, str]) -> dict[str, dict[str, int]
         client.meta.events.unregister("before-call.dynamodb", count)
 
 
-def latency(client: Any, tables: dict[str, str], calls: int, seed: int) -> dict[str, dict[str, list[float]]]:
-    """Milliseconds per call; each pair (ours, theirs) runs back to back in random order, so drift cancels."""
+def latency(
+    client: Any, tables: dict[str, str], calls: int, seed: int, collections: dict[str, Any] | None = None
+) -> dict[str, dict[str, list[float]]]:
+    """Milliseconds per call; each pair (ours, theirs) runs back to back in random order, so drift cancels.
+
+    ``collections``, when given, gets the garbage collections that ran inside each library's calls (`GcWatch`).
+    """
     rng = random.Random(seed)
     samples: dict[str, dict[str, list[float]]] = {}
     for scenario in SCENARIOS:
@@ -67,13 +73,23 @@ def latency(client: Any, tables: dict[str, str], calls: int, seed: int) -> dict[
         keys = KeySource(scenario, handlers)
         samples[scenario.name] = {OURS: [], THEIRS: []}
         order = [OURS, THEIRS]
-        for _ in range(calls):
-            rng.shuffle(order)
-            for name in order:
-                payload = event(keys.next())
-                started = time.perf_counter()
-                handlers[name](payload, CONTEXT)
-                samples[scenario.name][name].append((time.perf_counter() - started) * 1000)
+        with GcWatch() as watch:
+            for _ in range(calls):
+                rng.shuffle(order)
+                for name in order:
+                    payload = event(keys.next())
+                    watch.running = name
+                    started = time.perf_counter()
+                    handlers[name](payload, CONTEXT)
+                    samples[scenario.name][name].append((time.perf_counter() - started) * 1000)
+                    watch.running = None
+        if collections is not None:
+            found = collections.setdefault(scenario.name, {name: {"collections": 0, "ms": 0.0, "calls": 0}
+                                                          for name in (OURS, THEIRS)})  # fmt: skip
+            for name in (OURS, THEIRS):
+                found[name]["collections"] += watch.collections[name]
+                found[name]["ms"] += watch.ms[name]
+                found[name]["calls"] += calls
     samples[CONTROL] = control(client, tables, calls, rng)
     return samples
 
@@ -97,6 +113,30 @@ def control(client: Any, tables: dict[str, str], calls: int, rng: random.Random)
             handlers[side](payload, CONTEXT)
             found[side].append((time.perf_counter() - started) * 1000)
     return found
+
+
+class GcWatch:
+    """Counts the garbage collections (and their milliseconds) that run while each library's call runs."""
+
+    def __init__(self) -> None:
+        self.running: str | None = None
+        self.collections = {OURS: 0, THEIRS: 0}
+        self.ms = {OURS: 0.0, THEIRS: 0.0}
+        self._started = 0.0
+
+    def __enter__(self) -> GcWatch:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self.running is not None:
+            self.collections[self.running] += 1
+            self.ms[self.running] += (time.perf_counter() - self._started) * 1000
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -146,7 +186,7 @@ def playback_handlers(scenario: Scenario, recorded: dict[str, Any]) -> dict[str,
 
 
 def cpu_per_call(
-    recorded: dict[str, dict[str, Any]], calls: int, repeats: int, block: int = 200, seed: int = 0
+    recorded: dict[str, dict[str, Any]], calls: int, repeats: int, block: int = 50, seed: int = 0
 ) -> dict[str, dict[str, Any]]:
     """Microseconds of CPU each library adds to a call, on a playback of its own recorded answers.
 

@@ -36,7 +36,7 @@ from lambda_idempotency.testing import dynamodb_local, moto_server
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
 CPU_CALLS = 8000
-"""Calls per library and run of each CPU case (in interleaved blocks of 200)."""
+"""Calls per library and run of each CPU case (in interleaved blocks of 50)."""
 CPU_RUNS = 7
 
 
@@ -57,7 +57,11 @@ def endpoint_results(endpoint: str, calls: int, repeats: int, with_cpu: bool) ->
         found["cost"] = cost.measure(client, tables)
     found["round_trips"] = measure.round_trips(client, tables)
     measure.latency(client, tables, calls=max(10, calls // 10), seed=0)  # warm-up: connections, JIT, caches
-    runs = [measure.latency(client, tables, calls=calls, seed=run + 1) for run in range(repeats)]
+    collections: dict[str, Any] = {}
+    runs = [
+        measure.latency(client, tables, calls=calls, seed=run + 1, collections=collections) for run in range(repeats)
+    ]
+    found["gc"] = collections
     names = [scenario.name for scenario in SCENARIOS] + [measure.CONTROL]
     found["latency"] = {name: summarise([run[name] for run in runs]) for name in names}
     return found
