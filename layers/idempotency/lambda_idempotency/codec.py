@@ -22,6 +22,8 @@ from decimal import Decimal
 from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Protocol
 
+from . import depth
+
 TAG = "$li"
 
 
@@ -42,20 +44,28 @@ class TaggedJsonSerializer:
         self._is_resolved = return_type is None
 
     def dumps(self, value: Any) -> str:
-        data = value if _is_plain(value) else _encode(value)
-        text = _compact(data)
-        if not text.isascii() and not _is_utf8(text):
-            return _ascii(data)  # lone surrogates: only JSON's \u escapes can carry them into UTF-8
+        """The stored JSON; `InputTooDeepError` past `depth.MAX_JSON_DEPTH` levels (tags included), so every stored
+        result can be loaded again."""
+        text = depth.encode(_dumps, value)
+        depth.check_depth(text)
         return text
 
     def loads(self, text: str) -> Any:
-        value = json.loads(text)
+        value = depth.loads(text)
         if TAG in text:  # a tag is always written as this literal key; without one there is nothing to decode
             value = _decode(value)
         if not self._is_resolved:
             self._resolved = self._return_type() if self._return_type else None
             self._is_resolved = True
         return _rebuild(self._resolved, value) if self._resolved is not None else value
+
+
+def _dumps(value: Any) -> str:
+    data = value if _is_plain(value) else _encode(value)
+    text = _compact(data)
+    if not text.isascii() and not _is_utf8(text):
+        return _ascii(data)  # lone surrogates: only JSON's \u escapes can carry them into UTF-8
+    return text
 
 
 def compact_json(

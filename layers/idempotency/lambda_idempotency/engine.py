@@ -25,6 +25,7 @@ from .codec import Serializer, TaggedJsonSerializer, return_annotation
 from .errors import (
     CachedFailureError,
     InProgressError,
+    InputTooDeepError,
     InvalidWriteError,
     KeyReuseError,
     LeaseLostError,
@@ -288,7 +289,7 @@ class Guard:
             raise ModeError(f"step {name!r} returned an awaitable: steps run plain (not async) functions")
         try:
             payload = pack(serializer.dumps(result))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, InputTooDeepError) as exc:
             raise ResultNotStoredError(f"the result of step {name!r} cannot be saved: {exc}") from exc
         if payload is None:
             raise ResultNotStoredError(f"the result of step {name!r} is too big to save")

@@ -26,7 +26,7 @@ from ..cache import DEFAULT_SIZE, LocalCache
 from ..codec import TaggedJsonSerializer
 from ..decorators import DISABLED_ENV
 from ..engine import Clock, Guard
-from ..errors import InProgressError, KeyReuseError, ResultNotStoredError, StoreUnavailableError
+from ..errors import InProgressError, InputTooDeepError, KeyReuseError, ResultNotStoredError, StoreUnavailableError
 from ..execution import Execution
 from ..keys import check_operation, normalise_scope, record_id
 from ..record import Record, Status
@@ -132,7 +132,7 @@ class HttpIdempotency:
             )
         try:
             claim = _Claim(key, scope, request.fingerprint_payload())
-        except MalformedRequestError as exc:
+        except (MalformedRequestError, InputTooDeepError) as exc:
             return problem(request, 400, "request-invalid", str(exc))
         return self._run_claimed(request, claim, context, run)
 
