@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from lambda_idempotency import (
     DynamoDBStore,
@@ -63,10 +63,16 @@ def nested_value(levels: int) -> Any:
     return value
 
 
-shapes_of_nesting = st.lists(st.sampled_from(["array", "object"]), min_size=1, max_size=3 * MAX_JSON_DEPTH)
+shapes_of_nesting = st.integers(1, 3 * MAX_JSON_DEPTH).flatmap(
+    lambda depth: st.lists(st.sampled_from(["array", "object"]), min_size=depth, max_size=depth)
+)
+"""Nestings of arrays and objects, up to three times the limit deep (a depth drawn first: lists are short by default)."""
+AROUND_THE_LIMIT = [["array"] * (MAX_JSON_DEPTH + offset) for offset in (-1, 0, 1)]
 
 
 @given(levels=shapes_of_nesting)
+@example(levels=AROUND_THE_LIMIT[0])
+@example(levels=AROUND_THE_LIMIT[1])
 def test_a_body_nested_past_the_limit_is_refused_typed_and_at_the_limit_works(
     store: DynamoDBStore, levels: list[str]
 ) -> None:
@@ -88,6 +94,8 @@ def test_a_body_nested_past_the_limit_is_refused_typed_and_at_the_limit_works(
 
 
 @given(levels=shapes_of_nesting, shape=st.sampled_from(list(SHAPES)))
+@example(levels=AROUND_THE_LIMIT[1], shape="rest")
+@example(levels=AROUND_THE_LIMIT[2], shape="http_api")
 def test_the_http_adapter_answers_a_deep_body_with_a_400(
     store: DynamoDBStore, levels: list[str], shape: str
 ) -> None:
