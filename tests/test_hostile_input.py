@@ -66,7 +66,7 @@ def nested_value(levels: int) -> Any:
 shapes_of_nesting = st.integers(1, 3 * MAX_JSON_DEPTH).flatmap(
     lambda depth: st.lists(st.sampled_from(["array", "object"]), min_size=depth, max_size=depth)
 )
-"""Nestings of arrays and objects, up to three times the limit deep (a depth drawn first: lists are short by default)."""
+"""Arrays and objects up to three times the limit deep (the depth is drawn first: lists are short by default)."""
 AROUND_THE_LIMIT = [["array"] * (MAX_JSON_DEPTH + offset) for offset in (-1, 0, 1)]
 
 
@@ -96,9 +96,7 @@ def test_a_body_nested_past_the_limit_is_refused_typed_and_at_the_limit_works(
 @given(levels=shapes_of_nesting, shape=st.sampled_from(list(SHAPES)))
 @example(levels=AROUND_THE_LIMIT[1], shape="rest")
 @example(levels=AROUND_THE_LIMIT[2], shape="http_api")
-def test_the_http_adapter_answers_a_deep_body_with_a_400(
-    store: DynamoDBStore, levels: list[str], shape: str
-) -> None:
+def test_the_http_adapter_answers_a_deep_body_with_a_400(store: DynamoDBStore, levels: list[str], shape: str) -> None:
     runs: list[int] = []
 
     def create(event: Any, context: Any) -> dict[str, Any]:
