@@ -262,10 +262,16 @@ def _get(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Record
         raise CliError(f"no record for key '{key}' of operation '{operation}' in scope '{args.scope}'", code=1)
     scan = _Scan(store, err, None, operation=operation, key=key, max_scanned=args.max_scan)
     rows = [_fields(record, with_result=False) for record in scan]
-    searched = "" if scan.complete else f" in the first {scan.scanned} items (--max-scan to read more)"
+    searched = "" if scan.complete else f" (searched the first {scan.scanned} items: --max-scan to read more)"
     if not rows:
         raise CliError(f"no record for key '{key}' of operation '{operation}', in any scope{searched}", code=1)
-    view = Table("scope", "status", "attempts", "expires", title=f"no unscoped record; the key is under{searched}:")
+    view = Table(
+        "scope",
+        "status",
+        "attempts",
+        "expires",
+        title=f"no unscoped record; the key is stored in these scopes{searched}",
+    )
     for row in rows:
         view.add_row(shown(row["scope"]), row["status"], str(row["attempts"]), row["expires_at"])
     hint = "pass --scope to pick one"
