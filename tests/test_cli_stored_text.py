@@ -59,10 +59,14 @@ class Table:
     def run(self, command: str, *args: str, stdin: str = "") -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
         # Wide enough that no cell wraps: the test looks for each text whole.
-        with mock.patch.dict(os.environ, {"COLUMNS": "4000"}), mock.patch.object(sys, "stdin", io.StringIO(stdin)):
-            with redirect_stdout(out), redirect_stderr(err):
-                where = ["--table", self.name, "--endpoint-url", self.endpoint, "--region", "us-east-1"]
-                code = main([command, *where, *args])
+        where = ["--table", self.name, "--endpoint-url", self.endpoint, "--region", "us-east-1"]
+        with (
+            mock.patch.dict(os.environ, {"COLUMNS": "4000"}),
+            mock.patch.object(sys, "stdin", io.StringIO(stdin)),
+            redirect_stdout(out),
+            redirect_stderr(err),
+        ):
+            code = main([command, *where, *args])
         return code, out.getvalue(), err.getvalue()
 
 

@@ -9,6 +9,7 @@ hostile or foreign writer would).
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 import uuid
 import zlib
@@ -284,3 +285,27 @@ def test_a_result_that_could_not_be_read_back_is_not_stored(own_store: DynamoDBS
     assert work("k") == big
     with pytest.raises(ResultNotStoredError, match="not stored"):
         work("k")
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_a_deep_json_body_is_refused_before_validate_and_unguarded_runs(store: DynamoDBStore, shape: str) -> None:
+    """A validate hook or a handler may parse the body with json.loads: a deep body never reaches them."""
+    seen: list[Any] = []
+
+    def validate(event: dict[str, Any]) -> None:
+        seen.append(json.loads(event["body"]))  # RecursionError, were it reached
+
+    api = idempotent_http(store, operation=operation(), validate=validate, **options_for(shape))(
+        lambda event, context: {"statusCode": 200, "body": "{}"}
+    )
+    deep = "[" * VERY_DEEP + "]" * VERY_DEEP
+    for key, method in ((uuid.uuid4().hex, "POST"), (None, "PUT")):
+        answer = api(http_event(shape, method=method, key=key, body=deep), None)
+        assert answer["statusCode"] == 400
+        assert problem_of(answer)["code"] == "request-invalid"
+    assert seen == []
+    upload = idempotent_http(store, operation=operation(), **options_for(shape))(
+        lambda event, context: {"statusCode": 201, "body": "{}"}
+    )
+    binary = http_event(shape, body="[" * VERY_DEEP, headers={"content-type": "application/octet-stream"})
+    assert upload(binary, None)["statusCode"] == 201  # not JSON by its type: its brackets open nothing

@@ -24,31 +24,31 @@ _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 """Strings (whose brackets do not count) and brackets; everything else is skipped."""
 
 
-def check_depth(text: str) -> None:
+def check_depth(text: str | bytes) -> None:
     """Raise `InputTooDeepError` when the JSON ``text`` nests deeper than `MAX_JSON_DEPTH`, without recursing.
 
     Text that opens fewer brackets than the limit cannot nest deeper: two counts at C speed settle it for almost
-    every document, and only the rest is scanned.
+    every document, and only the rest is scanned. Bytes are decoded as ``json.loads`` decodes them (UTF-8, -16 or
+    -32; bytes that are none of them raise ValueError, as ``json.loads`` would).
     """
+    if isinstance(text, bytes):
+        if text.count(b"[") + text.count(b"{") <= MAX_JSON_DEPTH:  # in any of the encodings: a bound all the same
+            return
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
     if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
         return
-    depth = 0
+    level = 0
     for token in _TOKENS.findall(text):
         if token in "[{":
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
+            level += 1
+            if level > MAX_JSON_DEPTH:
                 raise InputTooDeepError(f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
         elif token in "]}":
-            depth -= 1
+            level -= 1
 
 
 def loads(text: str | bytes) -> Any:
-    """``json.loads``, refusing text that nests deeper than `MAX_JSON_DEPTH` before the parser recurses into it.
-
-    Bytes are decoded as ``json.loads`` decodes them (UTF-8, -16 or -32); undecodable ones raise ValueError.
-    """
-    if isinstance(text, bytes):
-        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    """``json.loads``, refusing text that nests deeper than `MAX_JSON_DEPTH` before the parser recurses into it."""
     check_depth(text)
     return json.loads(text)
 

@@ -118,6 +118,10 @@ class HttpIdempotency:
                 return problem(request, 400, "idempotency-key-invalid", str(exc))
             if key is None and self._requires_key(request):
                 return problem(request, 400, "idempotency-key-missing", f"this request requires an {HEADER} header")
+        try:
+            request.check_depth()
+        except InputTooDeepError as exc:
+            return problem(request, 400, "request-invalid", str(exc))
         if self.validate is not None:
             try:
                 self.validate(event)
@@ -132,7 +136,7 @@ class HttpIdempotency:
             )
         try:
             claim = _Claim(key, scope, request.fingerprint_payload())
-        except (MalformedRequestError, InputTooDeepError) as exc:
+        except MalformedRequestError as exc:
             return problem(request, 400, "request-invalid", str(exc))
         return self._run_claimed(request, claim, context, run)
 
