@@ -309,3 +309,21 @@ def test_a_deep_json_body_is_refused_before_validate_and_unguarded_runs(store: D
     )
     binary = http_event(shape, body="[" * VERY_DEEP, headers={"content-type": "application/octet-stream"})
     assert upload(binary, None)["statusCode"] == 201  # not JSON by its type: its brackets open nothing
+
+
+@pytest.mark.parametrize("levels", [MAX_JSON_DEPTH + 1, VERY_DEEP])
+def test_a_declared_failure_with_deep_arguments_is_stored_and_replayed(store: DynamoDBStore, levels: int) -> None:
+    runs: list[int] = []
+    argument = nested_value(levels)
+
+    @idempotent_function(store, key="k", operation=operation(), cache_errors=(ValueError,), local_cache=False)
+    def refuse(k: str) -> None:
+        runs.append(1)
+        raise ValueError(argument)
+
+    with pytest.raises(ValueError) as first:
+        refuse("k")
+    assert first.value.args[0] is argument  # the caller gets its own exception, not a RecursionError
+    with pytest.raises(ValueError):  # replayed: the type survives, the arguments JSON cannot carry do not
+        refuse("k")
+    assert runs == [1]

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from . import depth
 from . import observability as observe
 from .cache import LocalCache
 from .codec import Serializer, TaggedJsonSerializer, return_annotation
@@ -239,7 +240,7 @@ class Guard:
         """After an exception: store a declared failure, release the key, or (BaseException) leave the lease."""
         if self.cache_errors and isinstance(error, self.cache_errors):
             now_ms = int(self.clock() * 1000)
-            payload = json.dumps({"type": _type_name(type(error)), "message": str(error), "args": _args(error)})
+            payload = _failure(error)
             if execution.mode == "optimistic":
                 try:
                     self._insert_finished(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s, None)
@@ -534,9 +535,19 @@ def _with_subclasses(cls: type[BaseException]) -> list[type[BaseException]]:
     return found
 
 
-def _args(error: BaseException) -> list[Any] | None:
+def _failure(error: BaseException) -> str:
+    """The stored form of a declared failure: its type, its message and, when JSON carries them, its arguments."""
     try:
-        json.dumps(error.args)
-    except (TypeError, ValueError):
+        message = str(error)
+    except RecursionError:  # the repr of an argument nested deeper than Python can walk
+        message = "<exception str() failed>"
+    return json.dumps({"type": _type_name(type(error)), "message": message, "args": _args(error)})
+
+
+def _args(error: BaseException) -> list[Any] | None:
+    """The arguments that rebuild the error on replay, or None when JSON cannot carry them within the depth limit."""
+    try:
+        depth.check_depth(depth.encode(json.dumps, error.args))
+    except (TypeError, ValueError, InputTooDeepError):
         return None
     return list(error.args)
