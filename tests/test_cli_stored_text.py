@@ -84,6 +84,7 @@ def assert_terminal_safe(text: str) -> None:
 @given(key=stored_texts, scope=st.none() | stored_texts)
 @example(key="[/oops]", scope="[/oops]")
 @example(key="\x1b[2J\x1b[Hall good", scope=None)
+@example(key="-17", scope="-tenant")
 @settings(max_examples=12)  # each case runs the CLI five times, a new boto3 client each time
 def test_stored_keys_and_scopes_are_shown_escaped_and_json_keeps_them(
     table: Table, key: str, scope: str | None

@@ -46,7 +46,10 @@ class TaggedJsonSerializer:
     def dumps(self, value: Any) -> str:
         """The stored JSON; `InputTooDeepError` past `depth.MAX_JSON_DEPTH` levels (tags included), so every stored
         result can be loaded again."""
-        text = depth.encode(_dumps, value)
+        try:
+            text = _dumps(value)
+        except RecursionError:
+            raise depth.too_deep_to_encode() from None
         depth.check_depth(text)
         return text
 

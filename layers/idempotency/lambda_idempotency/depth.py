@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from typing import Any
 
 from .errors import InputTooDeepError
@@ -53,9 +52,7 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text)
 
 
-def encode(encoder: Callable[[Any], str], value: Any) -> str:
-    """``encoder(value)``, raising `InputTooDeepError` instead of `RecursionError` for a value too deep to encode."""
-    try:
-        return encoder(value)
-    except RecursionError:
-        raise InputTooDeepError("the value nests too deeply to be encoded as JSON") from None
+def too_deep_to_encode() -> InputTooDeepError:
+    """The error for a value whose encoding raised `RecursionError` (callers catch it themselves: a wrapper would cost
+    a function call on every call of a decorated function)."""
+    return InputTooDeepError("the value nests too deeply to be encoded as JSON")

@@ -547,7 +547,7 @@ def _failure(error: BaseException) -> str:
 def _args(error: BaseException) -> list[Any] | None:
     """The arguments that rebuild the error on replay, or None when JSON cannot carry them within the depth limit."""
     try:
-        depth.check_depth(depth.encode(json.dumps, error.args))
-    except (TypeError, ValueError, InputTooDeepError):
+        depth.check_depth(json.dumps(error.args))
+    except (TypeError, ValueError, RecursionError, InputTooDeepError):
         return None
     return list(error.args)

@@ -82,14 +82,13 @@ def canonical_json(value: Any) -> str:
     Dicts whose keys JSON cannot order or write (``{1: .., "a": ..}``, tuple keys) become sorted [key, value] pairs.
     A value too deep to encode raises `InputTooDeepError`; any depth the encoder manages is hashed as it is.
     """
-    return depth.encode(_canonical_json, value)
-
-
-def _canonical_json(value: Any) -> str:
     try:
-        return _canonical(value)
-    except TypeError:
-        return _canonical(_with_text_keys(value))
+        try:
+            return _canonical(value)
+        except TypeError:
+            return _canonical(_with_text_keys(value))
+    except RecursionError:
+        raise depth.too_deep_to_encode() from None
 
 
 def _json_default(value: Any) -> Any:
