@@ -34,6 +34,7 @@ from lambda_idempotency.record import MAX_UNPACKED_BYTES
 
 from .conftest import client_of, new_dynamodb_store
 from .http_events import SHAPES, http_event, options_for, problem_of
+from .test_bad_input import operation
 
 VERY_DEEP = 100_000
 
@@ -43,10 +44,6 @@ def store(request: pytest.FixtureRequest) -> Iterator[DynamoDBStore]:
     """One table for the module; every case uses its own operation."""
     with client_of(request, "moto") as client:
         yield new_dynamodb_store(client)
-
-
-def operation() -> str:
-    return f"case-{uuid.uuid4().hex}"
 
 
 def nested_text(levels: list[str], inner: str = "1") -> str:
