@@ -15,12 +15,11 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 from rich.console import Console, Group, RenderableType
-from rich.progress import Progress
 from rich.prompt import Confirm
 from rich.table import Table
 from rich.text import Text
@@ -28,10 +27,13 @@ from rich.text import Text
 from .errors import InvalidKeyError, UnusableResultError
 from .keys import check_operation, normalise_key, normalise_scope, record_id
 from .record import Record, Status, unpack
-from .stores.dynamodb import DynamoDBStore, create_table, record_from_item
+from .scan import ForeignItemError, Scan, operation_of, record_of
+from .stores.dynamodb import DynamoDBStore, create_table
 from .terminal import shown
 
 TABLE_ENV = "LAMBDA_IDEMPOTENCY_TABLE"
+MAX_SCAN = 100_000
+"""Items `show` and `delete` read, at most, looking for a key under any scope (``--max-scan`` to change)."""
 CREDENTIAL_ERRORS = {
     "UnrecognizedClientException",
     "InvalidSignatureException",
@@ -39,22 +41,6 @@ CREDENTIAL_ERRORS = {
     "AccessDeniedException",
     "MissingAuthenticationTokenException",
 }
-LISTED = [
-    "pk",
-    "key",
-    "scope",
-    "status",
-    "owner",
-    "expires_at",
-    "lease_expires_at",
-    "attempts",
-    "created_at",
-    "completed_at",
-]
-"""What `list` and `stats` read: everything but results, fingerprints and steps, so scans stay cheap."""
-MAX_SCAN = 100_000
-"""Items `show` and `delete` read, at most, looking for a key under any scope (``--max-scan`` to change)."""
-FOREIGN_ITEM = "is not a lambda-idempotency record (a Powertools table? its records differ: see the migration guide)"
 
 
 class CliError(Exception):
@@ -78,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         err.print(_error(str(exc)))
         return exc.code
-    except InvalidKeyError as exc:
+    except (InvalidKeyError, ForeignItemError) as exc:
         err.print(_error(str(exc)))
         return 2
     except (ClientError, BotoCoreError) as exc:
@@ -199,7 +185,7 @@ def _delete(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Out
         item = exc.response.get("Item") or _item(store, record.record_id)
         if item is None:
             raise CliError("the record was already gone", code=1) from None
-        fields = _fields(_record(item), with_result=True)
+        fields = _fields(record_of(item), with_result=True)
         was = f"{record.status}, owner {record.owner}"
         note = f"not deleted: the record changed since it was shown (it was {was}); now it is:"
         view = Group(shown(note), _record_view(fields))
@@ -211,7 +197,7 @@ def _delete(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Out
 def _list(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
     operation = check_operation(args.operation) if args.operation else None
     rows = []
-    for record in _Scan(store, err, args.page_size, status=args.status, operation=operation):
+    for record in Scan(store, err, args.page_size, status=args.status, operation=operation):
         rows.append(_fields(record, with_result=False))
         if args.limit is not None and len(rows) >= args.limit:
             break
@@ -226,8 +212,8 @@ def _list(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Outpu
 def _stats(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
     now_s = int(time.time())
     counts: Counter[tuple[str, str]] = Counter()
-    for record in _Scan(store, err, args.page_size):
-        counts[_operation_of(record), "EXPIRED" if record.is_expired(now_s) else record.status.value] += 1
+    for record in Scan(store, err, args.page_size):
+        counts[operation_of(record), "EXPIRED" if record.is_expired(now_s) else record.status.value] += 1
     columns = [s.value for s in Status] + ["EXPIRED"]
     by_operation: dict[str, dict[str, int]] = {}
     for (operation, status), count in sorted(counts.items()):
@@ -251,16 +237,16 @@ def _get(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Record
     """The record of the key in ``--scope``; without it, the unscoped record, or else the scopes that hold the key.
 
     A record written through the HTTP adapter is stored under its caller's scope, which an operator rarely knows:
-    the scopes found are listed (exit code 1), and none is picked for them.
+    the scopes found are listed (exit code 1), and none is picked for them. `Scan` knows how keys are stored.
     """
     operation = check_operation(args.operation)
     key = normalise_key(args.key)
     item = _item(store, record_id(operation, normalise_scope(args.scope), key))
     if item is not None:
-        return _record(item)
+        return record_of(item)
     if args.scope is not None:
         raise CliError(f"no record for key '{key}' of operation '{operation}' in scope '{args.scope}'", code=1)
-    scan = _Scan(store, err, None, operation=operation, key=key, max_scanned=args.max_scan)
+    scan = Scan(store, err, None, operation=operation, key=key, max_scanned=args.max_scan)
     rows = [_fields(record, with_result=False) for record in scan]
     searched = "" if scan.complete else f" (searched the first {scan.scanned} items: --max-scan to read more)"
     if not rows:
@@ -284,88 +270,9 @@ def _item(store: DynamoDBStore, rid: str) -> dict[str, Any] | None:
     return item
 
 
-def _record(item: dict[str, Any]) -> Record:
-    try:
-        return record_from_item(item)
-    except (KeyError, ValueError):
-        raise CliError(f"item {item.get('pk') or item} {FOREIGN_ITEM}") from None
-
-
-class _Scan:
-    """Every record that matches, page by page, with a progress bar on a terminal (the table's size is approximate).
-
-    ``key`` finds a raw key under any scope: the raw key is stored in the ``key`` attribute (DESIGN.md, "The
-    record"), so this filter is the one place that knows how keys are stored. With ``max_scanned`` the scan stops
-    after reading that many items; ``complete`` then says whether it read them all.
-    """
-
-    def __init__(
-        self,
-        store: DynamoDBStore,
-        err: Console,
-        page_size: int | None,
-        *,
-        status: str | None = None,
-        operation: str | None = None,
-        key: str | None = None,
-        max_scanned: int | None = None,
-    ) -> None:
-        self.store = store
-        self.err = err
-        self.operation = operation
-        self.max_scanned = max_scanned
-        self.scanned = 0
-        self.complete = False
-        names = {f"#a{i}": name for i, name in enumerate(LISTED)}
-        self.request: dict[str, Any] = {
-            "TableName": store.table_name,
-            "ProjectionExpression": ", ".join(names),
-            "ExpressionAttributeNames": names,
-        }
-        if page_size is not None:
-            self.request["Limit"] = page_size
-        conditions, values = [], {}
-        for attribute, value in (("status", status), ("key", key)):
-            if value is not None:
-                conditions.append(f"#a{LISTED.index(attribute)} = :{attribute}")
-                values[f":{attribute}"] = {"S": value}
-        if operation is not None:
-            conditions.append("begins_with(#a0, :prefix)")
-            values[":prefix"] = {"S": f"{operation}#"}
-        if conditions:
-            self.request["FilterExpression"] = " AND ".join(conditions)
-            self.request["ExpressionAttributeValues"] = values
-
-    def __iter__(self) -> Iterator[Record]:
-        client, request = self.store.client, dict(self.request)
-        size = client.describe_table(TableName=self.store.table_name)["Table"].get("ItemCount") or None
-        if self.max_scanned is not None and size is not None:
-            size = min(size, self.max_scanned)
-        with Progress(console=self.err, transient=True, disable=not self.err.is_terminal) as progress:
-            task = progress.add_task(f"scanning {self.store.table_name}", total=size)
-            while self.max_scanned is None or self.scanned < self.max_scanned:
-                if self.max_scanned is not None:
-                    request["Limit"] = min(request.get("Limit", self.max_scanned), self.max_scanned - self.scanned)
-                page = client.scan(**request)
-                self.scanned += page.get("ScannedCount", 0)
-                progress.advance(task, page.get("ScannedCount", 0))
-                for item in page.get("Items", []):
-                    record = _record(item)
-                    if self.operation is None or _operation_of(record) == self.operation:
-                        yield record
-                if "LastEvaluatedKey" not in page:
-                    self.complete = True
-                    return
-                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def _operation_of(record: Record) -> str:
-    return record.record_id.rsplit("#", 1)[0]
-
-
 def _fields(record: Record, *, with_result: bool) -> dict[str, Any]:
     fields: dict[str, Any] = {
-        "operation": _operation_of(record),
+        "operation": operation_of(record),
         "key": record.key,
         "scope": record.scope,
         "status": record.status.value,
