@@ -327,3 +327,10 @@ def test_the_console_script_runs(table: Table) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert [r["key"] for r in json.loads(done.stdout)] == ["a"]
+
+
+def test_an_item_that_is_not_a_record_is_named(table: Table) -> None:
+    table.store.client.put_item(TableName=table.name, Item={"pk": {"S": "powertools#abc"}, "data": {"S": "x"}})
+    code, _, err = table.run("list")
+    assert code == 2
+    assert "item powertools#abc is not a lambda-idempotency record" in err
