@@ -39,7 +39,9 @@ def record_of(item: dict[str, Any]) -> Record:
     try:
         return record_from_item(item)
     except (KeyError, ValueError):
-        raise ForeignItemError(f"item {item.get('pk') or item} {FOREIGN_ITEM}") from None
+        pk = item.get("pk")
+        described = pk.get("S", pk) if isinstance(pk, dict) else item
+        raise ForeignItemError(f"item {described} {FOREIGN_ITEM}") from None
 
 
 class Scan:
