@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from lambda_idempotency import DynamoDBStore, create_table, idempotent_function
 from lambda_idempotency.cli import _explain, main
 from lambda_idempotency.http import idempotent_http
 from lambda_idempotency.keys import record_id
-from lambda_idempotency.record import Status
+from lambda_idempotency.record import MAX_UNPACKED_BYTES, Status
 from lambda_idempotency.stores.base import ClaimRequest
 from rich.prompt import Confirm
 
@@ -334,3 +335,20 @@ def test_an_item_that_is_not_a_record_is_named(table: Table) -> None:
     code, _, err = table.run("list")
     assert code == 2
     assert "item powertools#abc is not a lambda-idempotency record" in err
+
+
+def test_show_reports_a_result_that_would_inflate_past_the_bound_without_inflating_it(table: Table) -> None:
+    table.completed("charge", "k", "done")
+    bomb = zlib.compress(b'"' + b"a" * (MAX_UNPACKED_BYTES + 1) + b'"', 9)
+    table.store.client.update_item(
+        TableName=table.name,
+        Key={"pk": {"S": _record_id("charge", "k")}},
+        UpdateExpression="SET #r = :r",
+        ExpressionAttributeNames={"#r": "result"},
+        ExpressionAttributeValues={":r": {"B": bomb}},
+    )
+    shown = table.json("show", "k", "--operation", "charge")
+    assert shown["result"] is None
+    assert f"inflates past {MAX_UNPACKED_BYTES} bytes" in shown["result_error"]
+    code, out, _ = table.run("show", "k", "--operation", "charge")
+    assert code == 0 and "result_error" in out

@@ -28,7 +28,8 @@ TAG = "$li"
 
 
 class Serializer(Protocol):
-    """What a stored result goes through; `dumps` may raise TypeError/ValueError for unsupported values."""
+    """What a stored result goes through; `dumps` may raise TypeError/ValueError for unsupported values
+    (the default one `InputTooDeepError` for values nested too deeply)."""
 
     def dumps(self, value: Any) -> str: ...
 
