@@ -247,7 +247,16 @@ def test_a_decompression_bomb_is_reported_unusable_and_not_inflated(own_store: D
     assert runs == [1]  # unusable, not a reason to run again
 
 
-@pytest.mark.parametrize("payload", [BOMB[: len(BOMB) // 2], b"not zlib at all", zlib.compress(b"\xff\xfe")])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        BOMB[: len(BOMB) // 2],
+        b"not zlib at all",
+        zlib.compress(b"\xff\xfe"),
+        zlib.compress(b"[" * VERY_DEEP + b"]" * VERY_DEEP),  # JSON no writer of this library would store
+    ],
+    ids=["truncated", "not zlib", "not UTF-8", "nested 100k levels"],
+)
 def test_a_truncated_or_corrupt_result_is_reported_unusable(own_store: DynamoDBStore, payload: bytes) -> None:
     @idempotent_function(own_store, key="k", operation=operation(), local_cache=False)
     def work(k: str) -> str:
@@ -324,3 +333,15 @@ def test_a_declared_failure_with_deep_arguments_is_stored_and_replayed(store: Dy
     with pytest.raises(ValueError):  # replayed: the type survives, the arguments JSON cannot carry do not
         refuse("k")
     assert runs == [1]
+
+
+def test_a_stored_failure_nested_too_deeply_to_read_is_unusable(own_store: DynamoDBStore) -> None:
+    @idempotent_function(own_store, key="k", operation=operation(), cache_errors=(ValueError,), local_cache=False)
+    def refuse(k: str) -> None:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        refuse("k")
+    plant(own_store, zlib.compress(b"[" * VERY_DEEP + b"]" * VERY_DEEP))
+    with pytest.raises(UnusableResultError, match="nests too deeply"):
+        refuse("k")

@@ -55,7 +55,7 @@ class TaggedJsonSerializer:
         return text
 
     def loads(self, text: str) -> Any:
-        value = depth.loads(text)
+        value = json.loads(text)
         if TAG in text:  # a tag is always written as this literal key; without one there is nothing to decode
             value = _decode(value)
         if not self._is_resolved:

@@ -34,6 +34,7 @@ from .errors import (
     ModeError,
     ResultNotStoredError,
     StoreUnavailableError,
+    UnusableResultError,
     WriteConditionError,
 )
 from .execution import Execution, Mode, lambda_context
@@ -278,7 +279,7 @@ class Guard:
         saved = execution.steps.get(name)
         if saved is not None:
             logger.debug("step %r of %s was saved by an earlier attempt; not running it", name, execution.record_id)
-            replayed: T = serializer.loads(unpack(saved))
+            replayed: T = _load(serializer.loads, saved)
             return replayed
         outer, execution.running_step = execution.running_step, name
         try:
@@ -403,7 +404,7 @@ class Guard:
             raise ResultNotStoredError(
                 f"{self.operation} completed for key {record.key!r}, but its result was not stored"
             )
-        return self.serializer.loads(unpack(record.result))
+        return _load(self.serializer.loads, record.result)
 
     def _payload(self, execution: Execution, result: Any) -> Payload | None:
         try:
@@ -455,7 +456,7 @@ class Guard:
                 time.sleep(0.05 * 2 ** (attempt - 1))
 
     def _rebuild_error(self, record: Record) -> BaseException:
-        stored = json.loads(unpack(record.result)) if record.result is not None else {}
+        stored = _load(json.loads, record.result) if record.result is not None else {}
         name = str(stored.get("type", "Exception"))
         message = str(stored.get("message", ""))
         for declared in self.cache_errors:
@@ -468,6 +469,16 @@ class Guard:
                     except Exception:
                         break
         return CachedFailureError(f"{name}: {message}", error_type=name)
+
+
+def _load(loads: Callable[[str], Any], payload: Payload) -> Any:
+    """A stored result as a value. This library never stores one nested deeper than `depth.MAX_JSON_DEPTH`; one that
+    is too deep to read (written by something else) is unusable, not a `RecursionError`."""
+    text = unpack(payload)
+    try:
+        return loads(text)
+    except RecursionError:
+        raise UnusableResultError("the stored result nests too deeply to be read") from None
 
 
 def _check_fingerprint(found: Record, fingerprint: str | None, key: str, operation: str) -> None:
