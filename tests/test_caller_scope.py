@@ -89,6 +89,20 @@ def test_an_authenticated_caller_the_adapter_cannot_identify_is_401_not_anonymou
     assert payments.runs == 1
 
 
+@pytest.mark.parametrize("shape", ["http_api", "rest"])
+def test_a_client_certificate_is_identity_data_too(shape: str) -> None:
+    api, payments = make_api(MemoryStore(), shape, anonymous_scope="anonymous")
+    event = http_event(shape, principal=None)
+    certificate = {"clientCertPem": "-----BEGIN CERTIFICATE-----...", "subjectDN": "CN=bob"}
+    if shape == "http_api":
+        event["requestContext"]["authentication"] = {"clientCert": certificate}
+    else:
+        event["requestContext"]["identity"]["clientCert"] = certificate
+    assert api(event, None)["statusCode"] == 401
+    assert api(http_event(shape, principal=None), None)["statusCode"] == 201
+    assert payments.runs == 1
+
+
 @pytest.mark.parametrize("shape", ALL_SHAPES)
 def test_a_principal_reader_that_reads_that_identity_scopes_it(shape: str) -> None:
     def read(event: dict[str, Any]) -> str | None:

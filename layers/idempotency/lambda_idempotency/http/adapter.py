@@ -66,7 +66,8 @@ class HttpOptions(TypedDict, total=False):
     required: bool | None
     """Whether a request without the header is a 400; None: for POST and PATCH only."""
     principal: Callable[[dict[str, Any]], str | None] | None
-    """Reads the caller's identity from the event; default: `principal_of` (JWT, authorizer, IAM, API key)."""
+    """Reads the caller's identity from the event; default: `principal_of` (JWT, authorizer, IAM, API key). Any text
+    is usable (an int counts as its text); None or "" means no principal; any other value is answered 401."""
     anonymous_scope: str | None
     """The scope of requests that carry no identity data at all; None (default) answers them 401. A request with
     identity data the ``principal`` reader cannot read is 401 either way (`principal.carries_identity`)."""

@@ -48,10 +48,10 @@ ALB_IDENTITY_HEADERS = ("x-amzn-oidc-", "x-amzn-mtls-clientcert")
 
 def carries_identity(event: dict[str, Any]) -> bool:
     """Whether the request carries any authorizer or identity data: an authorizer's output (JWT, Lambda, IAM,
-    Cognito), a REST identity field beyond the network's, or an ALB's OIDC or mTLS headers. Unknown fields count
-    as identity, so a caller is never taken for anonymous because this list is out of date."""
+    Cognito), a client certificate, a REST identity field beyond the network's, or an ALB's OIDC or mTLS headers.
+    Unknown fields count as identity, so a caller is never taken for anonymous because this list is out of date."""
     context = _dict(event.get("requestContext"))
-    if _has_data(context.get("authorizer")):
+    if _has_data(context.get("authorizer")) or _has_data(context.get("authentication")):  # v2 mutual TLS
         return True
     identity = _dict(context.get("identity"))
     if any(_has_data(value) for name, value in identity.items() if name not in NETWORK_FIELDS):
