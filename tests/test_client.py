@@ -197,3 +197,23 @@ def test_async_client_retries_with_one_key() -> None:
     assert asyncio.run(run()) == 201
     keys = server.keys()
     assert len(set(keys[:3])) == 1 and keys[0] is not None and keys[3] is None
+
+
+def test_async_client_uses_the_callers_header_key_and_stops_at_a_replayed_409() -> None:
+    server = Server(503, (409, {"Idempotent-Replayed": "true"}), 201)
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return server(request)
+
+    async def run() -> int:
+        transport = httpx.MockTransport(handler)
+        async with AsyncIdempotentClient(
+            client=httpx.AsyncClient(transport=transport, base_url="http://api.test"), rng=lambda: 0.0
+        ) as client:
+            with pytest.raises(ValueError):
+                await client.post("/payments", headers={"Idempotency-Key": "a"}, idempotency_key="b")
+            response = await client.post("/payments", headers={"Idempotency-Key": "order-9"})
+            return response.status_code
+
+    assert asyncio.run(run()) == 409
+    assert server.keys() == ["order-9", "order-9"]
