@@ -153,6 +153,19 @@ def test_a_key_stored_through_the_http_adapter_is_found_under_its_callers_scope(
     assert shown["status"] == "COMPLETED"
 
 
+def test_a_long_principal_is_listed_as_its_digest_and_found_by_it(table: Table) -> None:
+    api = idempotent_http(table.store, operation="payments.create", local_cache=False)(
+        lambda event, context: {"statusCode": 201, "body": "{}"}
+    )
+    token = "t" * 2000  # an authorizer that returns the caller's token as its principal
+    assert api(http_event("http_api", key="key-of-token", principal=token), None)["statusCode"] == 201
+    code, out, _ = table.run("show", "key-of-token", "--operation", "payments.create", "--json")
+    (listed,) = [row["scope"] for row in json.loads(out)["scopes"]]
+    assert code == 1 and listed.startswith("sha256:")
+    shown = table.json("show", "key-of-token", "--operation", "payments.create", "--scope", listed)
+    assert shown["scope"] == listed
+
+
 def test_the_search_under_any_scope_is_bounded(table: Table, monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(6):
         table.completed("charge", f"other-{i}", i)

@@ -12,6 +12,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -25,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import InvalidKeyError, UnusableResultError
-from .keys import check_operation, normalise_key, normalise_scope, record_id
+from .keys import SCOPE_DIGEST_PREFIX, check_operation, normalise_key, normalise_scope, record_id
 from .record import Record, Status, unpack
 from .scan import ForeignItemError, Scan, operation_of, record_of
 from .stores.dynamodb import DynamoDBStore, create_table
@@ -241,9 +242,10 @@ def _get(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Record
     """
     operation = check_operation(args.operation)
     key = normalise_key(args.key)
-    item = _item(store, record_id(operation, normalise_scope(args.scope), key))
-    if item is not None:
-        return record_of(item)
+    for scope in _stored_scopes(args.scope):
+        item = _item(store, record_id(operation, scope, key))
+        if item is not None:
+            return record_of(item)
     if args.scope is not None:
         raise CliError(f"no record for key '{key}' of operation '{operation}' in scope '{args.scope}'", code=1)
     scan = Scan(store, err, None, operation=operation, key=key, max_scanned=args.max_scan)
@@ -262,6 +264,18 @@ def _get(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Record
         view.add_row(shown(row["scope"]), row["status"], str(row["attempts"]), row["expires_at"])
     hint = "pass --scope to pick one"
     return Output({"key": key, "operation": operation, "scopes": rows, "complete": scan.complete}, Group(view, hint), 1)
+
+
+def _stored_scopes(scope: str | None) -> list[str | None]:
+    """The stored forms ``--scope`` may stand for: the scope as the library stores it, and, for a digest as `list` and
+    the scope search show a long or odd scope (``sha256:<hex>``), that digest itself."""
+    stored = [normalise_scope(scope)]
+    if scope is not None and _DIGEST.fullmatch(scope):
+        stored.append(scope)
+    return stored
+
+
+_DIGEST = re.compile(re.escape(SCOPE_DIGEST_PREFIX) + "[0-9a-f]{64}")
 
 
 def _item(store: DynamoDBStore, rid: str) -> dict[str, Any] | None:
