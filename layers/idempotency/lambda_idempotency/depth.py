@@ -3,8 +3,8 @@ contract").
 
 Python's json module, and every walk over a decoded value, recurse once per level of nesting: a body of 100,000
 ``[`` would raise `RecursionError` from inside the library (behind API Gateway, an unhandled 500 on every retry).
-JSON text is measured before it is parsed, by a flat scan; deeper text raises `InputTooDeepError`. Values are
-measured on the JSON they encode to, and a value too deep for the encoder itself raises the same error.
+JSON text is measured before it is parsed, by a flat scan; deeper text raises `InputTooDeepError`. Results are
+measured on the JSON they are stored as; a value too deep for the encoder itself raises the same error.
 """
 
 from __future__ import annotations
