@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from .errors import InputTooDeepError
 
@@ -43,6 +44,12 @@ def check_depth(text: str | bytes) -> None:
                 raise InputTooDeepError(f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
         elif token in "]}":
             level -= 1
+
+
+def loads(text: str | bytes) -> Any:
+    """``json.loads``, refusing text that nests deeper than `MAX_JSON_DEPTH` before the parser recurses into it."""
+    check_depth(text)
+    return json.loads(text)
 
 
 def too_deep_to_encode() -> InputTooDeepError:
