@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .codec import Serializer, TaggedJsonSerializer
     from .decorators import idempotent, idempotent_function
+    from .encryption import KmsEncryption
     from .errors import (
         CachedFailureError,
         IdempotencyError,
@@ -24,11 +25,13 @@ if TYPE_CHECKING:
         ModeError,
         NoActiveExecutionError,
         ResultNotStoredError,
+        ResultUnreadableError,
         StoreUnavailableError,
         WriteConditionError,
     )
     from .execution import Execution, current, use_lambda_context
     from .observability import disable_metrics, enable_metrics
+    from .offload import S3Offload
     from .stores.base import Store
     from .stores.dynamodb import DynamoDBStore, create_table
     from .stores.memory import MemoryStore
@@ -42,12 +45,15 @@ __all__ = [
     "InvalidKeyError",
     "InvalidWriteError",
     "KeyReuseError",
+    "KmsEncryption",
     "LeaseLostError",
     "MemoryStore",
     "MissingKeyError",
     "ModeError",
     "NoActiveExecutionError",
     "ResultNotStoredError",
+    "ResultUnreadableError",
+    "S3Offload",
     "Serializer",
     "Store",
     "StoreUnavailableError",
@@ -74,6 +80,7 @@ _LAZY = {
     "ModeError": "errors",
     "NoActiveExecutionError": "errors",
     "ResultNotStoredError": "errors",
+    "ResultUnreadableError": "errors",
     "StoreUnavailableError": "errors",
     "WriteConditionError": "errors",
     "idempotent": "decorators",
@@ -89,6 +96,8 @@ _LAZY = {
     "MemoryStore": "stores.memory",
     "Serializer": "codec",
     "TaggedJsonSerializer": "codec",
+    "S3Offload": "offload",
+    "KmsEncryption": "encryption",
 }
 
 

@@ -41,6 +41,7 @@ from .selectors import Arguments
 from .stores.base import ClaimRequest, Refused, Store, WritesRefused
 
 if TYPE_CHECKING:
+    from .key_hashing import KeyHasher
     from .writes import Write
 
 logger = logging.getLogger("lambda_idempotency")
@@ -80,6 +81,7 @@ class Guard:
         serializer: Serializer,
         clock: Clock,
         mode: Mode = "claim",
+        hash_keys: bool | bytes = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -96,7 +98,15 @@ class Guard:
         self.required = required
         self.fail_open = fail_open
         self.serializer = serializer
+        self.custom_serializer = type(serializer) is not TaggedJsonSerializer
+        """A serializer the user chose serializes steps and stored failures too (DESIGN.md, "One serializer")."""
+        self.payloads = store.payloads
         self.clock = clock
+        self.hasher: KeyHasher | None = None
+        if hash_keys is not False:
+            from .key_hashing import KeyHasher
+
+            self.hasher = KeyHasher(operation, None if hash_keys is True else hash_keys)
 
     def begin(self, call: Arguments, lambda_context: Any) -> Execution | Record | None:
         """Claim the call's key: an `Execution` to run, a `Record` to replay, or None to run unguarded."""
@@ -114,7 +124,11 @@ class Guard:
         key = normalise_key(raw_key)
         scope = normalise_scope(self._scope(call)) if self._scope else None
         fingerprint = fingerprint_of(self._fingerprint(call)) if self._fingerprint else None
-        rid = record_id(self.operation, scope, key)
+        if self.hasher is None:
+            rid = record_id(self.operation, scope, key)
+        else:
+            rid = self.hasher.record_id(scope, key)
+            key, scope = self.hasher.hide("key", key), self.hasher.hide("scope", scope) if scope is not None else None
         now_ms = int(self.clock() * 1000)
 
         if self.cache is not None:
@@ -145,6 +159,10 @@ class Guard:
                 raise
             logger.warning("store unavailable; running %s without idempotency (fail_open)", self.operation)
             return None
+
+    def record_id_of(self, scope: str | None, key: str) -> str:
+        """The record id of a normalised scope and key, as `begin` computes it."""
+        return record_id(self.operation, scope, key) if self.hasher is None else self.hasher.record_id(scope, key)
 
     def _claim(self, request: ClaimRequest) -> Execution | Record:
         previous: Record | None = None
@@ -213,7 +231,14 @@ class Guard:
         With collected writes the completion and the writes commit together or not at all: a lease lost to
         another execution raises `LeaseLostError`, a failed condition of a write `WriteConditionError`.
         """
-        payload = self._payload(execution, result)
+        try:
+            payload = self._payload(execution, result)
+        except StoreUnavailableError as exc:  # S3 or KMS: nothing was written to the record
+            observe.emit(observe.STORE_ERRORS, self.operation, execution.record_id)
+            if execution.writes or execution.mode == "optimistic":
+                raise  # the writes were not applied: the caller must not see a success
+            logger.error("could not store the result of %s (%s); the key stays in flight", execution.record_id, exc)
+            return result
         now_ms = int(self.clock() * 1000)
         expires_at = now_ms // 1000 + self.ttl_s
         if execution.mode == "optimistic":
@@ -238,7 +263,12 @@ class Guard:
         """After an exception: store a declared failure, release the key, or (BaseException) leave the lease."""
         if self.cache_errors and isinstance(error, self.cache_errors):
             now_ms = int(self.clock() * 1000)
-            payload = json.dumps({"type": _type_name(type(error)), "message": str(error), "args": _args(error)})
+            failure = {"type": _type_name(type(error)), "message": str(error), "args": _args(error)}
+            try:
+                payload = self._payload(execution, failure, self._plain_serializer())
+            except StoreUnavailableError as exc:
+                logger.error("could not store the failure of %s (%s); its lease will expire", execution.record_id, exc)
+                return
             if execution.mode == "optimistic":
                 try:
                     self._insert_finished(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s, None)
@@ -272,11 +302,11 @@ class Guard:
         _need_claim(execution, "step()")
         if not isinstance(name, str) or not name:
             raise ValueError(f"a step needs a non-empty name, got {name!r}")
-        serializer = TaggedJsonSerializer(return_annotation(fn))
+        serializer = self.serializer if self.custom_serializer else TaggedJsonSerializer(return_annotation(fn))
         saved = execution.steps.get(name)
         if saved is not None:
             logger.debug("step %r of %s was saved by an earlier attempt; not running it", name, execution.record_id)
-            replayed: T = serializer.loads(unpack(saved))
+            replayed: T = serializer.loads(self._open(execution.record_id, saved))
             return replayed
         outer, execution.running_step = execution.running_step, name
         try:
@@ -287,7 +317,7 @@ class Guard:
             getattr(result, "close", lambda: None)()  # never awaited: close it quietly
             raise ModeError(f"step {name!r} returned an awaitable: steps run plain (not async) functions")
         try:
-            payload = pack(serializer.dumps(result))
+            payload = self._seal(execution, f"step:{name}", serializer.dumps(result))
         except (TypeError, ValueError) as exc:
             raise ResultNotStoredError(f"the result of step {name!r} cannot be saved: {exc}") from exc
         if payload is None:
@@ -401,12 +431,36 @@ class Guard:
             raise ResultNotStoredError(
                 f"{self.operation} completed for key {record.key!r}, but its result was not stored"
             )
-        return self.serializer.loads(unpack(record.result))
+        return self.serializer.loads(self._open(record.record_id, record.result))
 
-    def _payload(self, execution: Execution, result: Any) -> Payload | None:
+    def _seal(self, execution: Execution, slot: str, text: str) -> Payload | None:
+        """The stored form of serialized ``text`` (`record.pack`, or the store's offload and encryption)."""
+        if self.payloads is None:
+            return pack(text)
+        return self.payloads.seal(
+            text, operation=self.operation, record_id=execution.record_id, owner=execution.owner, slot=slot
+        )
+
+    def _open(self, record_id: str, payload: Payload) -> str:
+        """The serialized text of a stored payload; `ResultUnreadableError` when it cannot be read back."""
+        if self.payloads is not None:
+            return self.payloads.open(payload, operation=self.operation, record_id=record_id)
+        if type(payload) is str or payload[:1] == b"x":  # text, or zlib: the forms `pack` writes
+            return unpack(payload)
+        from .payloads import open_plain
+
+        return open_plain(payload, record_id)
+
+    def _plain_serializer(self) -> Serializer:
+        """The serializer of stored failures: the user's, or the default without the function's return type."""
+        return self.serializer if self.custom_serializer else TaggedJsonSerializer()
+
+    def _payload(self, execution: Execution, result: Any, serializer: Serializer | None = None) -> Payload | None:
         try:
-            text = self.serializer.dumps(result)
-            payload = pack(text)  # UnicodeEncodeError: a custom serializer's text that UTF-8 cannot carry
+            text = (serializer or self.serializer).dumps(result)
+            payload = self._seal(execution, "result", text)  # UnicodeEncodeError: text UTF-8 cannot carry
+        except StoreUnavailableError:
+            raise
         except Exception as exc:
             logger.error("result of %s cannot be stored (%s); replays will raise", execution.record_id, exc)
             return None
@@ -453,7 +507,13 @@ class Guard:
                 time.sleep(0.05 * 2 ** (attempt - 1))
 
     def _rebuild_error(self, record: Record) -> BaseException:
-        stored = json.loads(unpack(record.result)) if record.result is not None else {}
+        stored = (
+            self._plain_serializer().loads(self._open(record.record_id, record.result))
+            if record.result is not None
+            else {}
+        )
+        if not isinstance(stored, dict):
+            stored = {}
         name = str(stored.get("type", "Exception"))
         message = str(stored.get("message", ""))
         for declared in self.cache_errors:

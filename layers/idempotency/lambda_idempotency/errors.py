@@ -42,6 +42,13 @@ class ResultNotStoredError(IdempotencyError):
     """
 
 
+class ResultUnreadableError(ResultNotStoredError):
+    """A stored result, step or failure cannot be read back: its offloaded object is missing or not the one the
+    record's hash names, or it cannot be decrypted (another record's ciphertext, the wrong key, or a store without
+    the offload or encryption that wrote it). Nothing is replayed from it.
+    """
+
+
 class LeaseLostError(IdempotencyError):
     """Another execution took the lease over before this one committed; nothing of this one was written."""
 
