@@ -124,11 +124,7 @@ class Guard:
         key = normalise_key(raw_key)
         scope = normalise_scope(self._scope(call)) if self._scope else None
         fingerprint = fingerprint_of(self._fingerprint(call)) if self._fingerprint else None
-        if self.hasher is None:
-            rid = record_id(self.operation, scope, key)
-        else:
-            rid = self.hasher.record_id(scope, key)
-            key, scope = self.hasher.hide("key", key), self.hasher.hide("scope", scope) if scope is not None else None
+        rid = record_id(self.operation, scope, key) if self.hasher is None else self.hasher.record_id(scope, key)
         now_ms = int(self.clock() * 1000)
 
         if self.cache is not None:
@@ -139,26 +135,39 @@ class Guard:
                 return cached
 
         lease_until = now_ms + self._lease_ms(lambda_context)
+        stored_key, stored_scope = (key, scope) if self.hasher is None else self._hidden(key, scope)
         request = ClaimRequest(
             record_id=rid,
             owner=os.urandom(16).hex(),
-            key=key,
-            scope=scope,
+            key=stored_key,
+            scope=stored_scope,
             fingerprint=fingerprint,
             now_ms=now_ms,
             lease_expires_at=lease_until,
             expires_at=max(now_ms // 1000 + self.ttl_s, math.ceil(lease_until / 1000)),
         )
         if self.mode == "optimistic":
-            return self._execution(request, 1, None)
+            return self._given_keys(self._execution(request, 1, None), key, scope)
         try:
-            return self._claim(request)
+            return self._given_keys(self._claim(request), key, scope)
         except StoreUnavailableError:
             observe.emit(observe.STORE_ERRORS, self.operation, request.record_id)
             if not self.fail_open:
                 raise
             logger.warning("store unavailable; running %s without idempotency (fail_open)", self.operation)
             return None
+
+    def _hidden(self, key: str, scope: str | None) -> tuple[str, str | None]:
+        """What the record stores of a key and scope: their keyed hashes when ``hash_keys`` is on."""
+        if self.hasher is None:
+            return key, scope
+        return self.hasher.hide("key", key), None if scope is None else self.hasher.hide("scope", scope)
+
+    def _given_keys(self, started: Execution | Record, key: str, scope: str | None) -> Execution | Record:
+        """`current().key` and ``.scope`` are what the caller gave, even where the record keeps their hashes."""
+        if self.hasher is not None and isinstance(started, Execution):
+            started.key, started.scope = key, scope
+        return started
 
     def record_id_of(self, scope: str | None, key: str) -> str:
         """The record id of a normalised scope and key, as `begin` computes it."""
@@ -256,7 +265,7 @@ class Guard:
                     )
                 return result
         if self.cache is not None:
-            self.cache.put(_finished(execution, Status.COMPLETED, payload, now_ms, expires_at))
+            self.cache.put(self._finished(execution, Status.COMPLETED, payload, now_ms, expires_at))
         return result
 
     def abort(self, execution: Execution, error: BaseException) -> None:
@@ -381,7 +390,7 @@ class Guard:
         result: Any,
     ) -> Any:
         """The optimistic commit: our finished record and writes, or (when another won) the winner's outcome."""
-        record = _finished(execution, status, payload, now_ms, expires_at)
+        record = self._finished(execution, status, payload, now_ms, expires_at)
         writes: Sequence[Write] = execution.writes if status is Status.COMPLETED else ()
         if writes:
             from . import writes as transaction
@@ -404,6 +413,12 @@ class Guard:
         if self.cache is not None:
             self.cache.put(found)
         return self.replay(found)
+
+    def _finished(
+        self, execution: Execution, status: Status, payload: Payload | None, now_ms: int, expires_at: int
+    ) -> Record:
+        stored = self._hidden(execution.key, execution.scope)
+        return _finished_record(execution, stored, status, payload, now_ms, expires_at)
 
     def release(self, execution: Execution) -> None:
         """Give the key back so a retry runs again (a failure, an HTTP 5xx); saved steps stay, so a retry resumes them.
@@ -545,14 +560,21 @@ def _need_claim(execution: Execution, what: str) -> None:
         raise ModeError(f"{what} needs mode='claim': an optimistic execution holds no record until it commits")
 
 
-def _finished(execution: Execution, status: Status, payload: Payload | None, now_ms: int, expires_at: int) -> Record:
+def _finished_record(
+    execution: Execution,
+    stored: tuple[str, str | None],
+    status: Status,
+    payload: Payload | None,
+    now_ms: int,
+    expires_at: int,
+) -> Record:
     return Record(
         record_id=execution.record_id,
         status=status,
         owner=execution.owner,
         expires_at=expires_at,
-        key=execution.key,
-        scope=execution.scope,
+        key=stored[0],
+        scope=stored[1],
         fingerprint=execution.fingerprint,
         result=payload,
         attempts=execution.attempt,
