@@ -25,8 +25,10 @@ from rich.prompt import Confirm
 from rich.table import Table
 
 from .errors import InvalidKeyError
-from .keys import check_operation, normalise_key, normalise_scope, record_id
-from .record import Record, Status, unpack
+from .key_hashing import SECRET_ENV, KeyHasher, is_hidden
+from .keys import check_operation, normalise_key, normalise_scope
+from .payloads import ENCRYPTED, OFFLOADED
+from .record import Payload, Record, Status, unpack
 from .stores.dynamodb import DynamoDBStore, create_table, record_from_item
 
 TABLE_ENV = "LAMBDA_IDEMPOTENCY_TABLE"
@@ -206,15 +208,25 @@ def _confirm(question: str, err: Console) -> bool:
 
 
 def _get(store: DynamoDBStore, args: argparse.Namespace) -> Record:
+    """The record of the key the operator typed; stored hashes of key and scope are replaced by what was typed once
+    they are checked to match (with hash_keys, the table holds no text to show)."""
     operation = check_operation(args.operation)
     key = normalise_key(args.key)
-    rid = record_id(operation, normalise_scope(args.scope), key)
+    scope = normalise_scope(args.scope)
+    secret = os.environb.get(SECRET_ENV.encode())
+    hasher = KeyHasher(operation, secret)
+    rid = hasher.record_id(scope, key)
     response = store.client.get_item(TableName=store.table_name, Key={"pk": {"S": rid}}, ConsistentRead=True)
     item = response.get("Item")
     if item is None:
-        scope = f" in scope {args.scope!r}" if args.scope is not None else ""
-        raise CliError(f"no record for key {key!r} of operation {operation!r}{scope}", code=1)
-    return _record(item)
+        where = f" in scope {args.scope!r}" if args.scope is not None else ""
+        raise CliError(f"no record for key {key!r} of operation {operation!r}{where}", code=1)
+    record = _record(item)
+    if is_hidden(record.key) and record.key == hasher.hide("key", key):
+        record = record.replace(key=key)
+    if is_hidden(record.scope) and scope is not None and record.scope == hasher.hide("scope", scope):
+        record = record.replace(scope=scope)
+    return record
 
 
 def _record(item: dict[str, Any]) -> Record:
@@ -288,8 +300,17 @@ def _fields(record: Record, *, with_result: bool) -> dict[str, Any]:
         fields["owner"] = record.owner
         fields["fingerprint"] = record.fingerprint
         fields["steps"] = sorted(record.steps)
-        fields["result"] = unpack(record.result) if record.result is not None else None
+        fields["result"] = _shown(record.result) if record.result is not None else None
     return fields
+
+
+def _shown(payload: Payload) -> str:
+    """A stored result as text; an encrypted or offloaded one as what it is (the CLI holds no key to read it)."""
+    if isinstance(payload, bytes) and payload[:1] == ENCRYPTED:
+        return f"(encrypted: {len(payload)} bytes)"
+    if isinstance(payload, bytes) and payload[:1] == OFFLOADED:
+        return f"(in S3: {payload[1:].decode(errors='replace')})"
+    return unpack(payload)
 
 
 def _time(epoch_s: float | None) -> str | None:

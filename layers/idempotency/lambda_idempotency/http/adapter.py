@@ -171,6 +171,9 @@ class HttpIdempotency:
                 return mark_replayed(self.guard.replay(started))
             except ResultNotStoredError as exc:
                 return problem(request, 500, "idempotency-result-unavailable", str(exc))
+            except StoreUnavailableError as exc:  # S3 or KMS, reading an offloaded or encrypted response
+                logger.error("stored response of %s unreachable: %s", self.guard.operation, exc)
+                return problem(request, 503, "store-unavailable", "the idempotency store is unreachable", retry_after=1)
         return self._run_execution(request, started, context, run)
 
     def _await_change(self, claim: _Claim, deadline: float) -> bool:

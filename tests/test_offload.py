@@ -1,0 +1,236 @@
+"""Results of any size: past the threshold a payload goes to S3 and the record keeps a pointer with its hash.
+
+Most tests run on moto in-process (S3 and DynamoDB); one runs DynamoDB Local and moto's server (S3) over HTTP.
+Payloads are random bytes, so compression cannot shrink them under the item limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from lambda_idempotency import (
+    DynamoDBStore,
+    ResultNotStoredError,
+    ResultUnreadableError,
+    S3Offload,
+    create_table,
+    current,
+    idempotent_function,
+)
+from lambda_idempotency.http import idempotent_http
+from lambda_idempotency.payloads import OFFLOADED
+from moto import mock_aws
+
+from tests.conftest import FakeClock
+from tests.http_events import SHAPES, headers_of, http_event, options_for, problem_of
+
+BUCKET = "idempotency-results"
+MB = 1_000_000
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        yield
+
+
+def offloading_store(dynamodb: Any = None, s3: Any = None) -> DynamoDBStore:
+    store = DynamoDBStore(
+        f"idem-{uuid.uuid4().hex[:12]}",
+        client=dynamodb or boto3.client("dynamodb", region_name="us-east-1"),
+        offload=S3Offload(BUCKET, client=s3 or boto3.client("s3", region_name="us-east-1")),
+    )
+    create_table(store)
+    return store
+
+
+def stored_item(store: DynamoDBStore) -> dict[str, Any]:
+    items = store.client.scan(TableName=store.table_name)["Items"]
+    assert len(items) == 1
+    item: dict[str, Any] = items[0]
+    return item
+
+
+def item_bytes(item: dict[str, Any]) -> int:
+    return len(repr(item))
+
+
+@pytest.mark.parametrize("size", [1 * MB, 5 * MB])
+def test_big_results_are_replayed_intact_through_the_decorator(aws: None, size: int) -> None:
+    store = offloading_store()
+    payload = os.urandom(size)
+
+    @idempotent_function(store, key="k", operation="big", local_cache=False)
+    def produce(k: str) -> bytes:
+        return payload
+
+    @idempotent_function(store, key="k", operation="big", local_cache=False)
+    def duplicate(k: str) -> bytes:
+        raise AssertionError("a duplicate must not run")
+
+    assert produce("a") == payload
+    assert duplicate("a") == payload
+    item = stored_item(store)
+    assert item["result"]["B"][:1] == OFFLOADED
+    assert item_bytes(item) < 2000  # the record holds a pointer, not the result
+
+
+def test_without_an_offload_a_big_result_is_not_stored(aws: None) -> None:
+    """What the offload fixes: the same 1 MB result on a store without one cannot be replayed."""
+    store = DynamoDBStore("plain", client=boto3.client("dynamodb", region_name="us-east-1"))
+    create_table(store)
+
+    @idempotent_function(store, key="k", operation="big", local_cache=False)
+    def produce(k: str) -> bytes:
+        return os.urandom(MB)
+
+    produce("a")
+    with pytest.raises(ResultNotStoredError):
+        produce("a")
+
+
+def test_small_results_stay_in_the_record(aws: None, count_calls: Any) -> None:
+    store = offloading_store()
+    s3_calls = count_calls(store.payloads.offload.client)  # type: ignore[union-attr]
+
+    @idempotent_function(store, key="k", operation="small", local_cache=False)
+    def produce(k: str) -> dict[str, str]:
+        return {"ok": k}
+
+    assert produce("a") == produce("a") == {"ok": "a"}
+    assert stored_item(store)["result"] == {"S": '{"ok":"a"}'}
+    assert s3_calls.calls == []
+
+
+def test_offload_on_dynamodb_local_with_moto_server_s3(dynamodb_local_client: Any, moto_endpoint: str) -> None:
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    store = offloading_store(dynamodb_local_client, s3)
+    payload = os.urandom(MB)
+
+    @idempotent_function(store, key="k", operation="big", local_cache=False)
+    def produce(k: str) -> bytes:
+        return payload
+
+    assert produce("a") == payload
+    assert produce("a") == payload
+    pointer = stored_item(store)["result"]["B"]
+    assert bytes(pointer)[:1] == OFFLOADED
+
+
+def test_a_changed_or_missing_object_is_a_typed_error_never_a_replay(aws: None) -> None:
+    store = offloading_store()
+    s3 = store.payloads.offload.client  # type: ignore[union-attr]
+
+    @idempotent_function(store, key="k", operation="tamper", local_cache=False)
+    def produce(k: str) -> bytes:
+        return os.urandom(200_000)
+
+    produce("a")
+    (obj,) = s3.list_objects_v2(Bucket=BUCKET)["Contents"]
+    s3.put_object(Bucket=BUCKET, Key=obj["Key"], Body=b"x" + os.urandom(200_000))
+    with pytest.raises(ResultUnreadableError, match="hash"):
+        produce("a")
+    s3.delete_object(Bucket=BUCKET, Key=obj["Key"])
+    with pytest.raises(ResultUnreadableError, match="gone"):
+        produce("a")
+
+
+def test_a_zombies_offloaded_object_is_never_replayed(aws: None, clock: FakeClock) -> None:
+    """The first execution outlives its lease; a retry takes over and completes. The zombie's object is written
+    (before its completion), but its completion is refused, so the record names the successor's object only."""
+    store = offloading_store()
+    zombie_result, successor_result = os.urandom(300_000), os.urandom(300_000)
+
+    @idempotent_function(store, key="k", operation="zombie", clock=clock, lease=1, local_cache=False)
+    def work(k: str, who: str) -> bytes:
+        if who == "zombie":
+            clock.advance(5)  # the lease passes while the zombie still runs
+            assert work(k, "successor") == successor_result
+            return zombie_result
+        return successor_result
+
+    assert work("a", "zombie") == zombie_result  # the zombie's own caller gets its result; the record does not
+    s3 = store.payloads.offload.client  # type: ignore[union-attr]
+    assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 2  # both objects were written
+    for _ in range(2):
+        assert work("a", "replay") == successor_result
+    item = stored_item(store)
+    assert item["attempts"] == {"N": "2"}
+    assert item["owner"]["S"] in bytes(item["result"]["B"]).decode()  # the pointer names the successor's object
+
+
+def test_a_big_step_is_offloaded_and_resumed_without_running_again(aws: None, clock: FakeClock) -> None:
+    store = offloading_store()
+    big = os.urandom(MB)
+    runs = {"step": 0}
+
+    def fetch() -> bytes:
+        runs["step"] += 1
+        return big
+
+    @idempotent_function(store, key="k", operation="steps", clock=clock, lease=1, local_cache=False)
+    def work(k: str, crash: bool) -> int:
+        data = current().step("fetch", fetch)
+        if crash:
+            raise KeyboardInterrupt  # a BaseException: the lease stays, as after a crash
+        return len(data)
+
+    with pytest.raises(KeyboardInterrupt):
+        work("a", True)
+    assert bytes(stored_item(store)["steps"]["M"]["fetch"]["B"])[:1] == OFFLOADED
+    clock.advance(5)
+    assert work("a", False) == MB
+    assert runs["step"] == 1
+
+
+@pytest.mark.parametrize("size", [1 * MB, 5 * MB])
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_big_http_responses_are_replayed_intact_on_every_event_shape(aws: None, shape: str, size: int) -> None:
+    """Lambda's own 6 MB response limit is the cap; 5 MB of body (base64 of random bytes) passes intact."""
+    store = offloading_store()
+    body = base64.b64encode(os.urandom(size * 3 // 4)).decode()
+    runs = []
+
+    @idempotent_http(store, operation="download", **options_for(shape))
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        runs.append(1)
+        return {"statusCode": 200, "headers": {"content-type": "text/plain"}, "body": body}
+
+    event = http_event(shape)
+    first = handler(event, None)
+    replay = handler(event, None)
+    assert len(runs) == 1
+    assert replay["body"] == first["body"] == body
+    assert headers_of(replay)["idempotent-replayed"] == "true"
+
+
+def test_http_replay_of_a_missing_object_is_a_500_problem(aws: None) -> None:
+    store = offloading_store()
+
+    @idempotent_http(store, operation="download", local_cache=False)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return {"statusCode": 200, "body": base64.b64encode(os.urandom(200_000)).decode()}
+
+    event = http_event("http_api")
+    handler(event, None)
+    s3 = store.payloads.offload.client  # type: ignore[union-attr]
+    (obj,) = s3.list_objects_v2(Bucket=BUCKET)["Contents"]
+    s3.delete_object(Bucket=BUCKET, Key=obj["Key"])
+    replay = handler(event, None)
+    assert replay["statusCode"] == 500
+    assert problem_of(replay)["code"] == "idempotency-result-unavailable"
+
+
+def test_threshold_bounds_are_checked() -> None:
+    with pytest.raises(ValueError, match="threshold"):
+        S3Offload(BUCKET, threshold_bytes=400_000)
+    with pytest.raises(ValueError, match="bucket"):
+        S3Offload("")
