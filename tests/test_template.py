@@ -63,7 +63,8 @@ def test_the_idempotency_table_is_the_shape_create_table_makes() -> None:
     assert create_table_request(properties, "t") == table_definition("t")
     assert properties["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    with_key = {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": {"Ref": "IdempotencyKmsKeyArn"}}
+    assert properties["SSESpecification"] == {"Fn::If": ["HasIdempotencyKey", with_key, {"SSEEnabled": True}]}
     assert properties["DeletionProtectionEnabled"] == {"Fn::If": ["ProtectTables", True, False]}
 
 
@@ -175,3 +176,23 @@ def test_queue_timeouts_and_redrive_fit_the_function() -> None:
 
 def test_outputs_name_the_api_queue_and_tables() -> None:
     assert {"ApiUrl", "EmailQueueUrl", "IdempotencyTableName", "PaymentsTableName"} <= set(TEMPLATE["Outputs"])
+
+
+def test_offloaded_results_expire_with_their_records_encrypted_with_the_kms_key() -> None:
+    """The payment function's records live 24 h (functions/payment/app.py): its objects expire after 1 day."""
+    bucket = TEMPLATE["Resources"]["IdempotencyResultsBucket"]["Properties"]
+    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    with_key, without = encryption["ServerSideEncryptionByDefault"]["Fn::If"][1:]
+    assert with_key == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Ref": "IdempotencyKmsKeyArn"}}
+    assert without == {"SSEAlgorithm": "AES256"}
+    rules = {rule.get("Prefix"): rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    app = (ROOT / "functions/payment/app.py").read_text()
+    assert 'prefix="payment/"' in app
+    assert "ttl=timedelta(hours=24)" in app
+    assert rules["payment/"]["ExpirationInDays"] == 1
+    payment = FUNCTIONS["PaymentFunction"]["Properties"]["Environment"]["Variables"]
+    assert payment["RESULTS_BUCKET"] == {"Ref": "IdempotencyResultsBucket"}
+    assert payment["IDEMPOTENCY_KMS_KEY_ARN"] == {"Ref": "IdempotencyKmsKeyArn"}
+    granted = {s["Sid"]: s for s in _statements("PaymentFunction")}
+    assert granted["IdempotencyResults"]["Resource"] == {"Fn::Sub": "${IdempotencyResultsBucket.Arn}/payment/*"}
+    assert set(granted["IdempotencyEncryption"]["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
