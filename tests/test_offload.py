@@ -27,7 +27,7 @@ from lambda_idempotency.http import idempotent_http
 from lambda_idempotency.payloads import OFFLOADED
 from moto import mock_aws
 
-from tests.conftest import FakeClock
+from tests.conftest import CallCounter, FakeClock
 from tests.http_events import SHAPES, headers_of, http_event, options_for, problem_of
 
 BUCKET = "idempotency-results"
@@ -97,16 +97,30 @@ def test_without_an_offload_a_big_result_is_not_stored(aws: None) -> None:
 
 
 def test_small_results_stay_in_the_record(aws: None, count_calls: Any) -> None:
+    """The small-result path keeps its round trips: claim and completion, nothing of S3."""
     store = offloading_store()
-    s3_calls = count_calls(store.payloads.offload.client)  # type: ignore[union-attr]
+    s3_calls = CallCounter()
+    store.payloads.offload.client.meta.events.register("before-call.s3", s3_calls)  # type: ignore[union-attr]
+    dynamodb_calls = count_calls(store.client)
 
     @idempotent_function(store, key="k", operation="small", local_cache=False)
     def produce(k: str) -> dict[str, str]:
         return {"ok": k}
 
-    assert produce("a") == produce("a") == {"ok": "a"}
+    assert produce("a") == {"ok": "a"}
+    assert dynamodb_calls.calls == ["PutItem", "UpdateItem"]
+    dynamodb_calls.reset()
+    assert produce("a") == {"ok": "a"}
+    assert dynamodb_calls.calls == ["PutItem"]
     assert stored_item(store)["result"] == {"S": '{"ok":"a"}'}
     assert s3_calls.calls == []
+
+    @idempotent_function(store, key="k", operation="big", local_cache=False)
+    def big(k: str) -> bytes:
+        return os.urandom(100_000)
+
+    big("a")  # the counter does see S3's calls
+    assert s3_calls.calls == ["PutObject"]
 
 
 def test_offload_on_dynamodb_local_with_moto_server_s3(dynamodb_local_client: Any, moto_endpoint: str) -> None:

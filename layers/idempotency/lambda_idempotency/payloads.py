@@ -37,10 +37,16 @@ class Payloads:
     def __init__(self, offload: S3Offload | None, encryption: KmsEncryption | None) -> None:
         self.offload = offload
         self.encryption = encryption
+        self._plain_up_to = (
+            0 if encryption is not None else min(COMPRESS_ABOVE, offload.threshold_bytes if offload else 0)
+        )
+        """ASCII text up to this length is stored as it is, with no other work (the small results' path)."""
 
     def seal(self, text: str, *, operation: str, record_id: str, owner: str, slot: str) -> Payload | None:
         """The stored form of ``text``; None when it is too big and there is no offload. The object (if any) is
         written here, before the record refers to it. Raises `StoreUnavailableError` when S3 or KMS fail."""
+        if len(text) <= self._plain_up_to and text.isascii():
+            return text
         data = text.encode()
         payload: Payload = text if len(data) <= COMPRESS_ABOVE else zlib.compress(data, 6)
         if self.encryption is not None:
