@@ -121,8 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "# Offload to S3: what it costs",
         "",
-        f"`make bench-offload` ({args.repeats} keys per row after {WARM_UP} not counted; Python {sys.version.split()[0]}). Records on DynamoDB "
-        "Local, S3 on moto's server, both on 127.0.0.1: latencies are this machine's, not AWS's. Milliseconds, "
+        f"`make bench-offload` ({args.repeats} keys per row after {WARM_UP} not counted; "
+        f"Python {sys.version.split()[0]}). Records on DynamoDB Local, S3 on moto's server, both on 127.0.0.1: "
+        "latencies are this machine's, not AWS's. Milliseconds, "
         "median (p90).",
         "",
         "| result | where | first call | duplicate (cold container) |",
