@@ -114,3 +114,18 @@ def test_a_secret_keys_the_record_id_and_the_cli_reads_it_from_the_environment(
 def test_a_short_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="16 bytes"):
         KeyHasher("op", b"short")
+
+
+def test_optimistic_mode_stores_the_hashes_too(store: DynamoDBStore) -> None:
+    """The optimistic commit writes the whole record at once: its key and scope are hashed there as well."""
+
+    @idempotent_function(store, key="k", operation="opt", scope=lambda k: "tenant-5", hash_keys=True, mode="optimistic")
+    def work(k: str) -> str:
+        assert (current().key, current().scope) == ("order-55", "tenant-5")
+        return "done"
+
+    assert work("order-55") == "done"
+    stored = scanned_text(store)
+    assert "order-55" not in stored
+    assert "tenant-5" not in stored
+    assert stored.count(PREFIX) == 2

@@ -417,8 +417,21 @@ class Guard:
     def _finished(
         self, execution: Execution, status: Status, payload: Payload | None, now_ms: int, expires_at: int
     ) -> Record:
-        stored = self._hidden(execution.key, execution.scope)
-        return _finished_record(execution, stored, status, payload, now_ms, expires_at)
+        """The record a finished execution leaves (the key and scope as stored: hashed with ``hash_keys``)."""
+        key, scope = self._hidden(execution.key, execution.scope)
+        return Record(
+            record_id=execution.record_id,
+            status=status,
+            owner=execution.owner,
+            expires_at=expires_at,
+            key=key,
+            scope=scope,
+            fingerprint=execution.fingerprint,
+            result=payload,
+            attempts=execution.attempt,
+            created_at=now_ms // 1000,
+            completed_at=now_ms // 1000,
+        )
 
     def release(self, execution: Execution) -> None:
         """Give the key back so a retry runs again (a failure, an HTTP 5xx); saved steps stay, so a retry resumes them.
@@ -558,29 +571,6 @@ def _in_progress(key: str, now_ms: int, found: Record) -> InProgressError:
 def _need_claim(execution: Execution, what: str) -> None:
     if execution.mode != "claim":
         raise ModeError(f"{what} needs mode='claim': an optimistic execution holds no record until it commits")
-
-
-def _finished_record(
-    execution: Execution,
-    stored: tuple[str, str | None],
-    status: Status,
-    payload: Payload | None,
-    now_ms: int,
-    expires_at: int,
-) -> Record:
-    return Record(
-        record_id=execution.record_id,
-        status=status,
-        owner=execution.owner,
-        expires_at=expires_at,
-        key=stored[0],
-        scope=stored[1],
-        fingerprint=execution.fingerprint,
-        result=payload,
-        attempts=execution.attempt,
-        created_at=now_ms // 1000,
-        completed_at=now_ms // 1000,
-    )
 
 
 def _completion_size(payload: Payload | None) -> int:
