@@ -28,7 +28,7 @@ class KeyHasher:
 
     def __init__(self, operation: str, secret: bytes | None = None) -> None:
         if secret is not None and (not isinstance(secret, bytes) or len(secret) < 16):
-            raise ValueError("a key-hashing secret must be at least 16 bytes")
+            raise ValueError("a key-hashing secret must be bytes, at least 16 bytes long")
         self.operation = operation
         self.secret = secret
         self._mac_key = secret if secret is not None else operation.encode()
