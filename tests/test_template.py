@@ -47,6 +47,7 @@ def test_sam_build_packs_the_layer_and_the_handlers(tmp_path: Path) -> None:
     layer = tmp_path / "build" / "IdempotencyLayer" / "python"
     assert (layer / "lambda_idempotency" / "batch.py").is_file()
     assert (layer / "aws_lambda_powertools" / "__init__.py").is_file()
+    assert (layer / "aws_encryption_sdk" / "__init__.py").is_file(), "IdempotencyKmsKeyArn needs the [encryption] extra"
     assert not (layer / "boto3").exists(), "boto3 is in the Lambda runtime; the layer must not ship it"
     sources = sorted((layer / "lambda_idempotency").rglob("*.py"))
     for source in sources:
