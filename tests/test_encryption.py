@@ -19,12 +19,14 @@ from lambda_idempotency import (
     KmsEncryption,
     ResultUnreadableError,
     S3Offload,
+    StoreUnavailableError,
     create_table,
     current,
     idempotent_function,
 )
 from lambda_idempotency.http import idempotent_http
 from lambda_idempotency.payloads import ENCRYPTED, OFFLOADED
+from lambda_idempotency.testing import free_port
 from moto import mock_aws
 
 from tests.conftest import FakeClock
@@ -190,3 +192,25 @@ def test_a_store_without_the_encryption_refuses_encrypted_records_loudly(key_arn
 def test_key_arn_is_required() -> None:
     with pytest.raises(ValueError, match="ARN"):
         KmsEncryption("alias/idempotency")
+
+
+def test_kms_out_of_reach_on_replay_is_store_unavailable_not_a_wrong_answer(
+    key_arn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = encrypted_store(key_arn)
+
+    @idempotent_function(store, key="k", operation="op", local_cache=False)
+    def produce(k: str) -> str:
+        return "secret"
+
+    produce("a")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    cut_off = DynamoDBStore(store.table_name, client=store.client, encryption=KmsEncryption(key_arn))
+
+    @idempotent_function(cut_off, key="k", operation="op", local_cache=False)
+    def reader(k: str) -> str:
+        raise AssertionError("must not run")
+
+    with pytest.raises(StoreUnavailableError, match="KMS could not be reached"):
+        reader("a")

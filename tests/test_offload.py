@@ -15,20 +15,23 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from lambda_idempotency import (
     DynamoDBStore,
     ResultNotStoredError,
     ResultUnreadableError,
     S3Offload,
+    StoreUnavailableError,
     create_table,
     current,
     idempotent_function,
 )
 from lambda_idempotency.http import idempotent_http
 from lambda_idempotency.payloads import OFFLOADED
+from lambda_idempotency.testing import free_port
 from moto import mock_aws
 
-from tests.conftest import CallCounter, FakeClock
+from tests.conftest import CallCounter, FakeClock, new_business_table
 from tests.http_events import SHAPES, headers_of, http_event, options_for, problem_of
 
 BUCKET = "idempotency-results"
@@ -258,3 +261,30 @@ def test_threshold_bounds_are_checked() -> None:
         S3Offload(BUCKET, threshold_bytes=400_000)
     with pytest.raises(ValueError, match="bucket"):
         S3Offload("")
+
+
+def test_s3_out_of_reach_at_completion_leaves_the_key_in_flight_and_raises_with_writes(
+    aws: None, clock: FakeClock
+) -> None:
+    """As with DynamoDB out of reach at completion: nothing names a missing object, the lease decides what comes next;
+    a function with writes to commit gets the error, since its writes were not applied."""
+    unreachable = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    store = offloading_store(s3=unreachable)
+    table = new_business_table(store.client)
+
+    @idempotent_function(store, key="k", operation="cut", clock=clock, lease=10, local_cache=False)
+    def produce(k: str, write: bool) -> bytes:
+        if write:
+            current().write({"Put": {"TableName": table, "Item": {"id": {"S": k}}}})
+        return os.urandom(200_000)
+
+    assert len(produce("a", False)) == 200_000
+    assert stored_item(store)["status"] == {"S": "IN_PROGRESS"}
+    with pytest.raises(StoreUnavailableError, match="S3"):
+        produce("b", True)
+    assert "Item" not in store.client.get_item(TableName=table, Key={"id": {"S": "b"}})

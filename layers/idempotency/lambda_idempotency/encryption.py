@@ -86,12 +86,13 @@ class KmsEncryption:
         """The plaintext of a message written for this operation and record; else `ResultUnreadableError`."""
         client, provider, _ = self._loaded()
         from aws_encryption_sdk.exceptions import AWSEncryptionSDKClientError
+        from botocore.exceptions import BotoCoreError
 
         try:
             plaintext, header = client.decrypt(source=ciphertext, key_provider=provider)
-        except AWSEncryptionSDKClientError as exc:
-            if _is_unreachable(exc):
-                raise StoreUnavailableError(f"KMS could not decrypt the payload of {record_id}: {exc}") from exc
+        except BotoCoreError as exc:  # KMS not reached: a retry may work
+            raise StoreUnavailableError(f"KMS could not be reached to decrypt {record_id}: {exc}") from exc
+        except AWSEncryptionSDKClientError as exc:  # the SDK does not keep KMS's answer: a refusal reads as this
             raise ResultUnreadableError(f"the payload of {record_id} cannot be decrypted: {exc}") from exc
         expected = _context(operation, record_id)
         found = {name: header.encryption_context.get(name) for name in expected}
@@ -103,18 +104,3 @@ class KmsEncryption:
 
 def _context(operation: str, record_id: str) -> dict[str, str]:
     return {CONTEXT_OPERATION: operation, CONTEXT_RECORD: record_id}
-
-
-def _is_unreachable(exc: BaseException) -> bool:
-    """True when the SDK's error comes from not reaching KMS (a retry may work), not from the message or key."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    cause = exc.__cause__ or exc.__context__
-    while cause is not None:
-        if isinstance(cause, BotoCoreError):
-            return True
-        if isinstance(cause, ClientError):
-            code = cause.response.get("Error", {}).get("Code", "")
-            return code in ("ThrottlingException", "KMSInternalException", "DependencyTimeoutException")
-        cause = cause.__cause__ or cause.__context__
-    return False
