@@ -288,3 +288,18 @@ def test_s3_out_of_reach_at_completion_leaves_the_key_in_flight_and_raises_with_
     with pytest.raises(StoreUnavailableError, match="S3"):
         produce("b", True)
     assert "Item" not in store.client.get_item(TableName=table, Key={"id": {"S": "b"}})
+
+
+def test_optimistic_mode_commits_a_pointer_with_its_writes(aws: None) -> None:
+    """The optimistic insert carries the pointer, not the result: a 1 MB result fits its transaction."""
+    store = offloading_store()
+    table = new_business_table(store.client)
+
+    @idempotent_function(store, key="k", operation="opt", mode="optimistic", local_cache=False)
+    def produce(k: str) -> bytes:
+        current().write({"Put": {"TableName": table, "Item": {"id": {"S": k}}}})
+        return os.urandom(MB)  # another value on every run: only a replay returns the first
+
+    first = produce("a")
+    assert produce("a") == first  # the second run lost the insert and replays the first's result from S3
+    assert bytes(stored_item(store)["result"]["B"])[:1] == OFFLOADED
