@@ -14,7 +14,7 @@ from lambda_idempotency import DynamoDBStore, create_table, current, idempotent_
 from lambda_idempotency.cli import main
 from lambda_idempotency.http import idempotent_http
 from lambda_idempotency.key_hashing import PREFIX, SECRET_ENV, KeyHasher
-from lambda_idempotency.keys import record_id
+from lambda_idempotency.keys import fingerprint_of, record_id
 
 from tests.http_events import KEY, SHAPES, http_event, options_for
 
@@ -95,14 +95,16 @@ def test_a_secret_keys_the_record_id_and_the_cli_reads_it_from_the_environment(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    @idempotent_function(store, key="k", operation="secret", hash_keys=SECRET, local_cache=False)
+    @idempotent_function(store, key="k", fingerprint="k", operation="secret", hash_keys=SECRET, local_cache=False)
     def work(k: str) -> str:
         return k.upper()
 
     assert work("card-4242") == "CARD-4242"
-    assert work("card-4242") == "CARD-4242"
+    assert work("card-4242") == "CARD-4242"  # the keyed fingerprint matches its own
     (item,) = store.client.scan(TableName=store.table_name)["Items"]
     assert item["pk"]["S"] != record_id("secret", None, "card-4242")  # a guess cannot be confirmed without it
+    assert item["fingerprint"]["S"] != fingerprint_of("card-4242")
+    assert item["fingerprint"]["S"].startswith(PREFIX)
     assert item["pk"]["S"] == KeyHasher("secret", SECRET).record_id(None, "card-4242")
     capsys.readouterr()
     args = ["show", "card-4242", "--operation", "secret", "--table", store.table_name, "--endpoint-url", moto_endpoint]

@@ -124,6 +124,8 @@ class Guard:
         key = normalise_key(raw_key)
         scope = normalise_scope(self._scope(call)) if self._scope else None
         fingerprint = fingerprint_of(self._fingerprint(call)) if self._fingerprint else None
+        if fingerprint is not None and self.hasher is not None and self.hasher.secret is not None:
+            fingerprint = self.hasher.hide("fingerprint", fingerprint)  # a payload hash is guessable too
         rid = record_id(self.operation, scope, key) if self.hasher is None else self.hasher.record_id(scope, key)
         now_ms = int(self.clock() * 1000)
 

@@ -7,8 +7,8 @@ a duplicate finds its record and the CLI finds one from the raw key the operator
 
 What it hides and what it does not: without a secret the text is gone, but whoever reads the table and can guess
 a key (and scope) can confirm the guess, as the record id (SHA-256 of scope and key) already allowed. With a
-secret, the record id is an HMAC under the same secret, so confirming a guess needs the secret too; the CLI reads
-it from ``LAMBDA_IDEMPOTENCY_KEY_SECRET``.
+secret, the record id and the fingerprint (a SHA-256 of the payload, as guessable as the key) are HMACs under the
+same secret, so confirming a guess needs the secret too; the CLI reads it from ``LAMBDA_IDEMPOTENCY_KEY_SECRET``.
 """
 
 from __future__ import annotations
