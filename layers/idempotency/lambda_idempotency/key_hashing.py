@@ -31,11 +31,12 @@ class KeyHasher:
             raise ValueError("a key-hashing secret must be bytes, at least 16 bytes long")
         self.operation = operation
         self.secret = secret
-        self._mac_key = secret if secret is not None else operation.encode()
+        self._mac = hmac.new(secret if secret is not None else operation.encode(), digestmod=hashlib.sha256)
 
     def hide(self, kind: str, text: str) -> str:
         """What the record stores instead of ``text`` (``kind`` is "key" or "scope": equal texts differ)."""
-        mac = hmac.new(self._mac_key, f"{kind}\0{text}".encode(), hashlib.sha256)
+        mac = self._mac.copy()  # the key's HMAC state, computed once: each hash costs only its message
+        mac.update(f"{kind}\0{text}".encode())
         return PREFIX + mac.hexdigest()
 
     def record_id(self, scope: str | None, key: str) -> str:
