@@ -1,4 +1,5 @@
-"""What offloading results to S3 costs: latency of big results, and the small-result path with an offload configured.
+"""What offloading results to S3 costs (latency of big results, the small-result path with an offload configured),
+and what the HTTP adapter's default ``hash_keys`` costs in CPU.
 
     make bench-offload              # or: .venv/bin/python bench/offload.py [--repeats N]
 
@@ -27,6 +28,7 @@ os.environ.pop("AWS_PROFILE", None)
 
 import boto3
 from lambda_idempotency import DynamoDBStore, S3Offload, create_table, idempotent_function
+from lambda_idempotency.http import idempotent_http
 from lambda_idempotency.testing import dynamodb_local, moto_server
 from measure import NullClient
 
@@ -84,6 +86,26 @@ def cpu_per_call(store: DynamoDBStore, calls: int) -> float:
     return (time.process_time() - started) / calls * 1e6
 
 
+def http_cpu_per_call(hash_keys: bool, calls: int) -> float:
+    """Microseconds of CPU per first call of the HTTP adapter (HTTP API event), on a client that answers at once."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.http_events import http_event
+
+    @idempotent_http(DynamoDBStore("t", client=NullClient()), operation="p", hash_keys=hash_keys, local_cache=False)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return {"statusCode": 201, "body": "{}"}
+
+    events = [http_event("http_api", key=uuid.uuid4().hex) for _ in range(calls)]
+    started = time.process_time()
+    for event in events:
+        handler(event, None)
+    return (time.process_time() - started) / calls * 1e6
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
+
+
 def summary(values: list[float]) -> str:
     ordered = sorted(values)
     p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
@@ -118,6 +140,11 @@ def main(argv: list[str] | None = None) -> None:
         cpu_plain.append(cpu_per_call(DynamoDBStore("t", client=NullClient()), args.cpu_calls))
         offload = S3Offload(BUCKET, client=object())
         cpu_offload.append(cpu_per_call(DynamoDBStore("t", client=NullClient(), offload=offload), args.cpu_calls))
+    http_text: list[float] = []
+    http_hashed: list[float] = []
+    for _ in range(7):
+        http_text.append(http_cpu_per_call(False, args.cpu_calls))
+        http_hashed.append(http_cpu_per_call(True, args.cpu_calls))
     lines = [
         "# Offload to S3: what it costs",
         "",
@@ -133,9 +160,16 @@ def main(argv: list[str] | None = None) -> None:
         "CPU per first call of a 100-byte result on a client that answers at once (7 interleaved runs of "
         f"{args.cpu_calls} calls, µs, median (min-max)):",
         "",
-        f"- plain store: {statistics.median(cpu_plain):.1f} ({min(cpu_plain):.1f}-{max(cpu_plain):.1f})",
-        f"- offload configured: {statistics.median(cpu_offload):.1f} ({min(cpu_offload):.1f}-{max(cpu_offload):.1f})",
+        f"- plain store: {spread(cpu_plain)}",
+        f"- offload configured: {spread(cpu_offload)}",
         f"- ratio: {statistics.median(cpu_offload) / statistics.median(cpu_plain):.2f}",
+        "",
+        "CPU per first call of the HTTP adapter (HTTP API event, 201 response), the same way: what the default "
+        "`hash_keys=True` (two keyed BLAKE2b hashes per claim: key and scope) costs:",
+        "",
+        f"- `hash_keys=False`: {spread(http_text)}",
+        f"- `hash_keys=True` (default): {spread(http_hashed)}",
+        f"- ratio: {statistics.median(http_hashed) / statistics.median(http_text):.2f}",
         "",
     ]
     OUT.write_text("\n".join(lines))
