@@ -303,3 +303,33 @@ def test_optimistic_mode_commits_a_pointer_with_its_writes(aws: None) -> None:
     first = produce("a")
     assert produce("a") == first  # the second run lost the insert and replays the first's result from S3
     assert bytes(stored_item(store)["result"]["B"])[:1] == OFFLOADED
+
+
+@pytest.mark.parametrize(
+    ("stored", "error"),
+    [
+        (OFFLOADED + b"not json", "malformed"),
+        (OFFLOADED + b'{"bucket":"elsewhere","key":"idempotency/x","size":1,"sha256":"00"}', "outside"),
+        (OFFLOADED + b'{"bucket":"' + BUCKET.encode() + b'","key":"other/x","size":1,"sha256":"00"}', "outside"),
+        (b"\x07unknown form", "offloaded or encrypted"),
+    ],
+)
+def test_a_hostile_result_attribute_is_a_typed_error(aws: None, stored: bytes, error: str) -> None:
+    """Whoever can write the table cannot make a replay fetch another bucket's object, or crash it untyped."""
+    store = offloading_store()
+
+    @idempotent_function(store, key="k", operation="hostile", local_cache=False)
+    def produce(k: str) -> str:
+        return "real"
+
+    produce("a")
+    item = stored_item(store)
+    store.client.update_item(
+        TableName=store.table_name,
+        Key={"pk": item["pk"]},
+        UpdateExpression="SET #r = :r",
+        ExpressionAttributeNames={"#r": "result"},
+        ExpressionAttributeValues={":r": {"B": stored}},
+    )
+    with pytest.raises(ResultUnreadableError, match=error):
+        produce("a")

@@ -73,8 +73,8 @@ def open_plain(payload: Payload, record_id: str) -> str:
     """The text of a payload that is neither offloaded nor encrypted; `ResultUnreadableError` for any other."""
     if isinstance(payload, bytes) and payload[:1] != ZLIB:
         raise ResultUnreadableError(
-            f"{record_id} holds an offloaded or encrypted payload; give the store the offload= and encryption= "
-            "that wrote it"
+            f"{record_id} holds a payload this store cannot read: offloaded or encrypted (give the store the "
+            "offload= and encryption= that wrote it), or of an unknown form"
         )
     return unpack(payload)
 
