@@ -12,7 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
-from lambda_idempotency import DynamoDBStore, create_table, current, idempotent_function
+from lambda_idempotency import CachedFailureError, DynamoDBStore, create_table, current, idempotent_function
 from lambda_idempotency.http import idempotent_http
 from moto import mock_aws
 
@@ -103,3 +103,24 @@ def test_http_responses_go_through_the_custom_serializer(store: DynamoDBStore) -
     (item,) = items(store)
     assert item["result"]["S"].startswith(MARK)
     assert serializer.loaded == 1
+
+
+def test_a_stored_failure_that_is_not_an_object_replays_as_cached_failure(store: DynamoDBStore) -> None:
+    """A FAILED record whose text is valid JSON but no failure object (edited by hand) is a typed error."""
+
+    @idempotent_function(store, key="k", operation="fail", cache_errors=(Declined,), local_cache=False)
+    def work(k: str) -> None:
+        raise Declined("no funds")
+
+    with pytest.raises(Declined):
+        work("a")
+    (item,) = items(store)
+    store.client.update_item(
+        TableName=store.table_name,
+        Key={"pk": item["pk"]},
+        UpdateExpression="SET #r = :r",
+        ExpressionAttributeNames={"#r": "result"},
+        ExpressionAttributeValues={":r": {"S": '["not", "a", "failure"]'}},
+    )
+    with pytest.raises(CachedFailureError):
+        work("a")
