@@ -18,6 +18,7 @@ import pytest
 from botocore.config import Config
 from lambda_idempotency import (
     DynamoDBStore,
+    MemoryStore,
     ResultNotStoredError,
     ResultUnreadableError,
     S3Offload,
@@ -333,3 +334,18 @@ def test_a_hostile_result_attribute_is_a_typed_error(aws: None, stored: bytes, e
     )
     with pytest.raises(ResultUnreadableError, match=error):
         produce("a")
+
+
+def test_the_memory_store_offloads_too(aws: None) -> None:
+    """Users' unit tests on MemoryStore exercise the same path (S3 on moto)."""
+    store = MemoryStore(offload=S3Offload(BUCKET, client=boto3.client("s3", region_name="us-east-1")))
+    payload = os.urandom(MB)
+
+    @idempotent_function(store, key="k", operation="mem", local_cache=False)
+    def produce(k: str) -> bytes:
+        return payload
+
+    assert produce("a") == payload
+    assert produce("a") == payload
+    (record,) = store._records.values()
+    assert isinstance(record.result, bytes) and record.result[:1] == OFFLOADED
