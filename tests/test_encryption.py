@@ -29,7 +29,7 @@ from lambda_idempotency.payloads import ENCRYPTED, OFFLOADED
 from lambda_idempotency.testing import free_port
 from moto import mock_aws
 
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, table_items
 from tests.http_events import http_event
 
 CARD = "4242424242424242"
@@ -56,11 +56,6 @@ def encrypted_store(key_arn: str, *, offload: bool = False) -> DynamoDBStore:
     )
     create_table(store)
     return store
-
-
-def scanned(store: DynamoDBStore) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = store.client.scan(TableName=store.table_name)["Items"]
-    return items
 
 
 def assert_unreadable(stored: bytes, secret: str) -> None:
@@ -105,7 +100,7 @@ def test_results_steps_and_failures_are_unreadable_in_the_table_and_replayed_int
     assert pay("ok", False) == {"charged": CARD}
     with pytest.raises(CardDeclinedError):
         pay("no", True)
-    items = scanned(store)
+    items = table_items(store)
     assert len(items) == 2
     assert_unreadable(stored_bytes(items), CARD)
     for item in items:
@@ -126,7 +121,7 @@ def test_an_encrypted_offloaded_object_is_ciphertext_too(key_arn: str) -> None:
 
     assert produce("a") == big
     assert produce("a") == big
-    (item,) = scanned(store)
+    (item,) = table_items(store)
     assert bytes(item["result"]["B"])[:1] == OFFLOADED
     s3 = boto3.client("s3", region_name="us-east-1")
     (obj,) = s3.list_objects_v2(Bucket=BUCKET)["Contents"]
@@ -145,7 +140,7 @@ def test_encrypted_http_responses_are_unreadable_and_replayed(key_arn: str) -> N
     event = http_event("http_api")
     first = handler(event, None)
     assert handler(event, None)["body"] == first["body"]
-    assert_unreadable(stored_bytes(scanned(store)), CARD)
+    assert_unreadable(stored_bytes(table_items(store)), CARD)
 
 
 def test_a_ciphertext_moved_to_another_record_is_refused(key_arn: str) -> None:
@@ -158,7 +153,7 @@ def test_a_ciphertext_moved_to_another_record_is_refused(key_arn: str) -> None:
 
     produce("a")
     produce("b")
-    items = {item["key"]["S"]: item for item in scanned(store)}
+    items = {item["key"]["S"]: item for item in table_items(store)}
     store.client.update_item(
         TableName=store.table_name,
         Key={"pk": items["b"]["pk"]},

@@ -16,6 +16,7 @@ from lambda_idempotency.http import idempotent_http
 from lambda_idempotency.key_hashing import PREFIX, SECRET_ENV, KeyHasher
 from lambda_idempotency.keys import fingerprint_of, record_id
 
+from tests.conftest import table_items
 from tests.http_events import KEY, SHAPES, http_event, options_for
 
 SECRET = b"0123456789abcdef-secret"
@@ -29,7 +30,7 @@ def store(moto_server_client: Any) -> DynamoDBStore:
 
 
 def scanned_text(store: DynamoDBStore) -> str:
-    return json.dumps(store.client.scan(TableName=store.table_name)["Items"], default=str)
+    return json.dumps(table_items(store), default=str)
 
 
 def show(store: DynamoDBStore, endpoint: str, capsys: pytest.CaptureFixture[str], *args: str) -> Any:
@@ -101,7 +102,7 @@ def test_a_secret_keys_the_record_id_and_the_cli_reads_it_from_the_environment(
 
     assert work("card-4242") == "CARD-4242"
     assert work("card-4242") == "CARD-4242"  # the keyed fingerprint matches its own
-    (item,) = store.client.scan(TableName=store.table_name)["Items"]
+    (item,) = table_items(store)
     assert item["pk"]["S"] != record_id("secret", None, "card-4242")  # a guess cannot be confirmed without it
     assert item["fingerprint"]["S"] != fingerprint_of("card-4242")
     assert item["fingerprint"]["S"].startswith(PREFIX)

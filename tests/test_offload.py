@@ -32,7 +32,7 @@ from lambda_idempotency.payloads import OFFLOADED
 from lambda_idempotency.testing import free_port
 from moto import mock_aws
 
-from tests.conftest import CallCounter, FakeClock, new_business_table
+from tests.conftest import CallCounter, FakeClock, new_business_table, table_items
 from tests.http_events import SHAPES, headers_of, http_event, options_for, problem_of
 
 BUCKET = "idempotency-results"
@@ -74,14 +74,14 @@ def objects_of(store: DynamoDBStore) -> list[dict[str, Any]]:
     """The objects under this store's records (the bucket is shared by the tests of a server)."""
     s3 = store.payloads.offload.client  # type: ignore[union-attr]
     found: list[dict[str, Any]] = []
-    for item in store.client.scan(TableName=store.table_name)["Items"]:
+    for item in table_items(store):
         record = hashlib.sha256(item["pk"]["S"].encode()).hexdigest()
         found += s3.list_objects_v2(Bucket=BUCKET, Prefix=f"idempotency/{record}/").get("Contents", [])
     return found
 
 
 def stored_item(store: DynamoDBStore) -> dict[str, Any]:
-    items = store.client.scan(TableName=store.table_name)["Items"]
+    items = table_items(store)
     assert len(items) == 1
     item: dict[str, Any] = items[0]
     return item

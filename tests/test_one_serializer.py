@@ -16,7 +16,7 @@ from lambda_idempotency import CachedFailureError, DynamoDBStore, create_table, 
 from lambda_idempotency.http import idempotent_http
 from moto import mock_aws
 
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, table_items
 from tests.http_events import http_event
 
 MARK = "marked:"
@@ -49,11 +49,6 @@ def store() -> Iterator[DynamoDBStore]:
         yield store
 
 
-def items(store: DynamoDBStore) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = store.client.scan(TableName=store.table_name)["Items"]
-    return found
-
-
 def test_steps_and_stored_failures_go_through_the_custom_serializer(store: DynamoDBStore, clock: FakeClock) -> None:
     serializer = Marked()
     runs = {"step": 0}
@@ -75,14 +70,14 @@ def test_steps_and_stored_failures_go_through_the_custom_serializer(store: Dynam
 
     with pytest.raises(KeyboardInterrupt):
         work("a", "crash")
-    (item,) = items(store)
+    (item,) = table_items(store)
     assert item["steps"]["M"]["lookup"]["S"].startswith(MARK)
     clock.advance(5)
     assert work("a", "ok") == {"rate": 7}  # the step is read back by the custom serializer, not run again
     assert runs["step"] == 1
     with pytest.raises(Declined):
         work("b", "decline")
-    failed = next(i for i in items(store) if i["status"]["S"] == "FAILED")
+    failed = next(i for i in table_items(store) if i["status"]["S"] == "FAILED")
     assert failed["result"]["S"].startswith(MARK)
     loaded = serializer.loaded
     with pytest.raises(Declined, match="no funds"):
@@ -100,7 +95,7 @@ def test_http_responses_go_through_the_custom_serializer(store: DynamoDBStore) -
     event = http_event("http_api")
     handler(event, None)
     assert handler(event, None)["statusCode"] == 201
-    (item,) = items(store)
+    (item,) = table_items(store)
     assert item["result"]["S"].startswith(MARK)
     assert serializer.loaded == 1
 
@@ -114,7 +109,7 @@ def test_a_stored_failure_that_is_not_an_object_replays_as_cached_failure(store:
 
     with pytest.raises(Declined):
         work("a")
-    (item,) = items(store)
+    (item,) = table_items(store)
     store.client.update_item(
         TableName=store.table_name,
         Key={"pk": item["pk"]},
