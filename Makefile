@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 
-.PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench
+.PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench bench-offload
 
 setup: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed
 
@@ -66,3 +66,7 @@ $(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
 # page says the size was not measured.
 bench: setup $(VENV)/.bench-installed
 	PYENV_VERSION=3.12.1 $(BIN)/python bench/run.py
+
+# What offloading results to S3 adds (DynamoDB Local + moto's S3, on this machine): writes docs/benchmarks/offload.md.
+bench-offload: setup
+	$(BIN)/python bench/offload.py

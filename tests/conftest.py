@@ -202,3 +202,9 @@ def restore_environment() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+def table_items(store: DynamoDBStore) -> list[dict[str, Any]]:
+    """Every item of a store's table, as DynamoDB holds it (a Scan): what someone reading the table sees."""
+    items: list[dict[str, Any]] = store.client.scan(TableName=store.table_name)["Items"]
+    return items

@@ -48,12 +48,14 @@ def idempotent(
     serializer: Serializer | None = None,
     clock: Clock = time.time,
     mode: Mode = "claim",
+    hash_keys: bool | bytes = False,
 ) -> Callable[[F], F]:
     """Make a Lambda handler ``(event, context)`` run once per key; retries get the stored result.
 
     ``key``/``fingerprint`` are JMESPath expressions on the event (``json(body).order_id``) or callables of the
     event; ``scope`` is a callable of the event. The lease defaults to the invocation's remaining time.
     ``mode="optimistic"`` claims nothing: for short functions whose effects are all `current().write` calls.
+    ``hash_keys`` stores keyed hashes of the key and scope instead of their text (True, or a secret: bytes).
     """
 
     def decorate(fn: F) -> F:
@@ -75,6 +77,7 @@ def idempotent(
             serializer=serializer,
             clock=clock,
             mode=mode,
+            hash_keys=hash_keys,
         )
 
         def context_of(call: Arguments) -> Any:
@@ -102,6 +105,7 @@ def idempotent_function(
     serializer: Serializer | None = None,
     clock: Clock = time.time,
     mode: Mode = "claim",
+    hash_keys: bool | bytes = False,
 ) -> Callable[[F], F]:
     """Make any function run once per key taken from its own arguments.
 
@@ -129,6 +133,7 @@ def idempotent_function(
             serializer=serializer,
             clock=clock,
             mode=mode,
+            hash_keys=hash_keys,
         )
         return _wrap(fn, guard, lambda call: running.lambda_context())
 
@@ -152,6 +157,7 @@ def _guard(
     serializer: Serializer | None,
     clock: Clock,
     mode: Mode,
+    hash_keys: bool | bytes,
 ) -> Guard:
     from .cache import DEFAULT_SIZE, LocalCache
     from .codec import TaggedJsonSerializer, return_annotation
@@ -179,6 +185,7 @@ def _guard(
         serializer=serializer or TaggedJsonSerializer(return_annotation(fn)),
         clock=clock,
         mode=mode,
+        hash_keys=hash_keys,
     )
 
 

@@ -55,9 +55,12 @@ class ResultNotStoredError(IdempotencyError):
     """
 
 
-class UnusableResultError(ResultNotStoredError):
-    """A stored result cannot be read back: it would inflate past `record.MAX_UNPACKED_BYTES` (a decompression bomb),
-    or it is corrupt. It is not decompressed; the work is not run again, as for any result that is not stored."""
+class ResultUnreadableError(ResultNotStoredError):
+    """A stored result, step or failure cannot be read back, so nothing is replayed from it and the work is not run
+    again: it would inflate past `record.MAX_UNPACKED_BYTES` (a decompression bomb, never inflated), it is corrupt or
+    nests too deeply to parse, its offloaded object is missing or not the one the record's hash names, or it cannot be
+    decrypted (another record's ciphertext, the wrong key, or a store without the offload or encryption that wrote it).
+    """
 
 
 class LeaseLostError(IdempotencyError):

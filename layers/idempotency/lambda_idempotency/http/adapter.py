@@ -24,7 +24,7 @@ from typing import Any, TypedDict, TypeVar, Unpack
 
 from .. import execution as running
 from ..cache import DEFAULT_SIZE, LocalCache
-from ..codec import TaggedJsonSerializer
+from ..codec import Serializer, TaggedJsonSerializer
 from ..decorators import DISABLED_ENV
 from ..engine import Clock, Guard
 from ..errors import (
@@ -36,7 +36,7 @@ from ..errors import (
     StoreUnavailableError,
 )
 from ..execution import Execution
-from ..keys import check_operation, normalise_scope, record_id
+from ..keys import check_operation, normalise_scope
 from ..record import Record, Status
 from ..selectors import Arguments
 from ..stores.base import Store
@@ -83,6 +83,11 @@ class HttpOptions(TypedDict, total=False):
     local_cache: bool | int
     fail_open: bool
     clock: Clock
+    serializer: Serializer | None
+    """How stored responses are serialized (default: `TaggedJsonSerializer`), as the decorators' option."""
+    hash_keys: bool | bytes
+    """Store keyed hashes of the Idempotency-Key and the caller's scope, not their text (default True; a bytes
+    secret keys the hashes and the record id, see DESIGN.md "Stored data")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +125,9 @@ class HttpIdempotency:
             cache=_cache(local_cache),
             required=True,
             fail_open=options.get("fail_open", False),
-            serializer=TaggedJsonSerializer(),
+            serializer=options.get("serializer") or TaggedJsonSerializer(),
             clock=options.get("clock", time.time),
+            hash_keys=options.get("hash_keys", True),
         )
 
     def handle(self, event: dict[str, Any], context: Any, run: Callable[[], Any]) -> ProxyResponse:
@@ -214,6 +220,9 @@ class HttpIdempotency:
                 return mark_replayed(self.guard.replay(started), request)
             except ResultNotStoredError as exc:
                 return problem(request, 500, "idempotency-result-unavailable", str(exc))
+            except StoreUnavailableError as exc:  # S3 or KMS, reading an offloaded or encrypted response
+                logger.error("stored response of %s unreachable: %s", self.guard.operation, exc)
+                return problem(request, 503, "store-unavailable", "the idempotency store is unreachable", retry_after=1)
         return self._run_execution(request, started, context, run)
 
     def _store_unavailable(self, request: HttpRequest, error: StoreUnavailableError) -> ProxyResponse:
@@ -222,7 +231,7 @@ class HttpIdempotency:
 
     def _await_change(self, claim: _Claim, deadline: float) -> bool:
         """Poll the record (consistent reads, backoff) until it is no longer a live claim; False once out of time."""
-        rid = record_id(self.guard.operation, normalise_scope(claim.scope), claim.key)
+        rid = self.guard.record_id_of(normalise_scope(claim.scope), claim.key)
         delay = FIRST_POLL_S
         while (left := deadline - time.monotonic()) > 0:
             time.sleep(min(delay, left))

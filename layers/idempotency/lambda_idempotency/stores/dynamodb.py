@@ -24,6 +24,8 @@ from ..record import Payload, Record, Status
 from .base import ClaimRequest, Refused, Store, WritesRefused
 
 if TYPE_CHECKING:
+    from ..encryption import KmsEncryption
+    from ..offload import S3Offload
     from ..writes import Write
 
 logger = logging.getLogger("lambda_idempotency")
@@ -93,7 +95,8 @@ class DynamoDBStore(Store):
     """Records in one DynamoDB table (partition key ``pk``, TTL on ``expires_at``).
 
     A store that makes its own client uses botocore's ``standard`` retry mode and short timeouts, so a hung call
-    cannot eat the Lambda's time; a ``client`` passed in is used as given.
+    cannot eat the Lambda's time; a ``client`` passed in is used as given. ``offload`` keeps results past its
+    threshold in S3, ``encryption`` encrypts every result, step and failure before it is written.
     """
 
     def __init__(
@@ -103,8 +106,11 @@ class DynamoDBStore(Store):
         client: Any = None,
         endpoint_url: str | None = None,
         region_name: str | None = None,
+        offload: S3Offload | None = None,
+        encryption: KmsEncryption | None = None,
     ) -> None:
         self.table_name = table_name
+        self.with_payloads(offload, encryption)
         if client is None:
             import boto3
             from botocore.config import Config
