@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         ModeError,
         NoActiveExecutionError,
         ResultNotStoredError,
+        StoreConfigurationError,
         StoreUnavailableError,
         WriteConditionError,
     )
@@ -50,6 +51,7 @@ __all__ = [
     "ResultNotStoredError",
     "Serializer",
     "Store",
+    "StoreConfigurationError",
     "StoreUnavailableError",
     "TaggedJsonSerializer",
     "WriteConditionError",
@@ -74,6 +76,7 @@ _LAZY = {
     "ModeError": "errors",
     "NoActiveExecutionError": "errors",
     "ResultNotStoredError": "errors",
+    "StoreConfigurationError": "errors",
     "StoreUnavailableError": "errors",
     "WriteConditionError": "errors",
     "idempotent": "decorators",

@@ -30,6 +30,38 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_TTL = timedelta(hours=24)
 DISABLED_ENV = "LAMBDA_IDEMPOTENCY_DISABLED"
+POWERTOOLS_DISABLED_ENV = "POWERTOOLS_IDEMPOTENCY_DISABLED"
+_TRUTHY = frozenset({"1", "true", "t", "yes", "y", "on"})
+_warned_powertools_switch = False
+
+
+def idempotency_disabled() -> bool:
+    """Whether ``LAMBDA_IDEMPOTENCY_DISABLED=1`` turns idempotency off (users' unit tests).
+
+    Powertools' ``POWERTOOLS_IDEMPOTENCY_DISABLED`` is not honoured: a variable left over from a migration, or set
+    for another function's Powertools, must not switch protection off in production unnoticed. When it is set (and
+    ours is not), one warning per process says so.
+    """
+    environ = os.environ
+    if environ.get(DISABLED_ENV) == "1":
+        return True
+    if not _warned_powertools_switch and environ.get(POWERTOOLS_DISABLED_ENV, "").strip().lower() in _TRUTHY:
+        _warn_powertools_switch()
+    return False
+
+
+def _warn_powertools_switch() -> None:
+    global _warned_powertools_switch  # noqa: PLW0603 - warn once per process
+    _warned_powertools_switch = True
+    import logging
+
+    logging.getLogger("lambda_idempotency").warning(
+        "%s is set but lambda-idempotency does not read it: idempotency stays ON. Set %s=1 to turn it off "
+        "(for unit tests), or unset %s",
+        POWERTOOLS_DISABLED_ENV,
+        DISABLED_ENV,
+        POWERTOOLS_DISABLED_ENV,
+    )
 
 
 def idempotent(
@@ -204,7 +236,7 @@ def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:
 
         @functools.wraps(fn)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
-            if os.environ.get(DISABLED_ENV) == "1":
+            if idempotency_disabled():
                 return await fn(*args, **kwargs)
             import asyncio
 
@@ -230,7 +262,7 @@ def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
-        if os.environ.get(DISABLED_ENV) == "1":
+        if idempotency_disabled():
             return fn(*args, **kwargs)
         call = (args, kwargs)
         context = context_of(call)

@@ -4,7 +4,8 @@
 the key comes from the header, its scope from the authenticated caller, its fingerprint from method, path, query
 and body. Outcomes the caller can act on are HTTP answers (problem+json), never unhandled exceptions:
 400 missing/invalid key or invalid request, 401 no caller to scope the key to, 409 in flight (``Retry-After``),
-422 key reused with another request, 503 store unreachable. Responses below 500 are stored once the handler has
+422 key reused with another request, 503 store unreachable, 500 store misconfigured (a missing table, denied
+access, rejected credentials: a retry cannot help). Responses below 500 are stored once the handler has
 run and replayed with ``Idempotent-Replayed: true``; a 5xx, an exception or a `RequestValidationError` releases
 the key, so a retry runs again.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,9 +24,15 @@ from typing import Any, TypedDict, TypeVar, Unpack
 from .. import execution as running
 from ..cache import DEFAULT_SIZE, LocalCache
 from ..codec import TaggedJsonSerializer
-from ..decorators import DISABLED_ENV
+from ..decorators import idempotency_disabled
 from ..engine import Clock, Guard
-from ..errors import InProgressError, KeyReuseError, ResultNotStoredError, StoreUnavailableError
+from ..errors import (
+    InProgressError,
+    KeyReuseError,
+    ResultNotStoredError,
+    StoreConfigurationError,
+    StoreUnavailableError,
+)
 from ..execution import Execution
 from ..keys import check_operation, normalise_scope, record_id
 from ..record import Record, Status
@@ -111,7 +117,7 @@ class HttpIdempotency:
         """Answer one HTTP event; ``run`` calls the handler and returns its (proxy) response."""
         request = read_request(event)
         key = None
-        if os.environ.get(DISABLED_ENV) != "1":  # disabled (users' unit tests): validate and run, nothing else
+        if not idempotency_disabled():  # disabled (users' unit tests): validate and run, nothing else
             try:
                 key = parse_idempotency_key(request.header(HEADER))
             except InvalidIdempotencyKeyError as exc:
@@ -154,6 +160,9 @@ class HttpIdempotency:
             except KeyReuseError:
                 detail = f"this {HEADER} was already used with a different request (method, path, query or body)"
                 return problem(request, 422, "idempotency-key-reused", detail)
+            except StoreConfigurationError:  # logged at ERROR by the guard, with the table, region and fix
+                detail = "the idempotency store is misconfigured; a retry cannot succeed until it is fixed"
+                return problem(request, 500, "store-misconfigured", detail)
             except StoreUnavailableError as exc:
                 logger.error("idempotency store unavailable for %s: %s", self.guard.operation, exc)
                 return problem(request, 503, "store-unavailable", "the idempotency store is unreachable", retry_after=1)
