@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lambda_idempotency import disable_metrics
@@ -57,3 +60,34 @@ def test_a_failing_block_fails_its_test(tmp_path: Path) -> None:
     (block,) = python_blocks(tmp_path)
     with FIXTURES["default"](), pytest.raises(NameError, match="store"):
         run_block(block)
+
+
+def sam_generated_event(body: str) -> dict[str, Any]:
+    """``sam local generate-event apigateway http-api-proxy``: its body is base64 (``isBase64Encoded: true``)."""
+    sam = ROOT / ".venv-sam" / "bin" / "sam"
+    result = subprocess.run(
+        [str(sam), "local", "generate-event", "apigateway", "http-api-proxy", "--body", body],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+    )
+    event: dict[str, Any] = json.loads(result.stdout)
+    return event
+
+
+def test_the_readme_validate_hook_reads_the_base64_bodies_sam_generates() -> None:
+    (block,) = [b for b in BLOCKS if b.path.name == "README.md" and "def validate(event)" in b.source]
+    with FIXTURES[block.fixture]():
+        example = run_block(block)
+        valid, invalid = sam_generated_event('{"amount": 1250}'), sam_generated_event('{"currency": "EUR"}')
+        assert valid["isBase64Encoded"] is True
+        example["validate"](valid)
+        with pytest.raises(example["RequestValidationError"]):
+            example["validate"](invalid)
+        for event, key in ((valid, "order-1"), (invalid, "order-2")):
+            event["headers"]["idempotency-key"] = key
+            event["requestContext"]["authorizer"] = {"jwt": {"claims": {"sub": "alice"}, "scopes": []}}  # a caller
+        assert example["handler"](valid, None)["statusCode"] == 201
+        assert example["handler"](invalid, None)["statusCode"] == 400

@@ -24,7 +24,7 @@ from rich.progress import Progress
 from rich.prompt import Confirm
 from rich.table import Table
 
-from .errors import InvalidKeyError
+from .errors import InvalidKeyError, StoreConfigurationError
 from .keys import check_operation, normalise_key, normalise_scope, record_id
 from .record import Record, Status, unpack
 from .stores.dynamodb import DynamoDBStore, create_table, record_from_item
@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         err.print(f"[red]error:[/red] {exc}")
         return exc.code
-    except InvalidKeyError as exc:
+    except (InvalidKeyError, StoreConfigurationError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         return 2
     except (ClientError, BotoCoreError) as exc:
