@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from lambda_idempotency import KeyReuseError, MemoryStore, idempotent, idempotent_function
-from lambda_idempotency import decorators
+from lambda_idempotency import KeyReuseError, MemoryStore, decorators, idempotent, idempotent_function
 from lambda_idempotency.http import idempotent_http
 from pydantic import BaseModel
 

@@ -21,8 +21,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from lambda_idempotency import DynamoDBStore, create_table, idempotent_function
+from lambda_idempotency import DynamoDBStore, idempotent_function
 
 from .doc_examples import ROOT, serve, shell_blocks
 
@@ -53,7 +52,12 @@ def readme_inline_commands() -> list[str]:
 
 def make_dry_run(*targets: str) -> str:
     result = subprocess.run(
-        ["make", "--no-print-directory", "-n", *targets], cwd=ROOT, capture_output=True, text=True, timeout=60
+        ["make", "--no-print-directory", "-n", *targets],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -145,7 +149,9 @@ def test_the_operator_commands(moto_endpoint: str) -> None:
     assert shutil.which("lambda-idempotency", path=env["PATH"])
 
     def run(line: str, answer: str = "") -> None:
-        result = subprocess.run(line, shell=True, env=env, input=answer, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            line, shell=True, env=env, input=answer, capture_output=True, text=True, timeout=120, check=False
+        )
         assert result.returncode == 0, (line, result.stdout, result.stderr)
 
     run(lines[0])

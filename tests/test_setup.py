@@ -17,7 +17,9 @@ README = ROOT / "README.md"
 
 
 def make(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["make", "--no-print-directory", *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def test_the_testing_extra_installs_moto_and_the_readme_uses_it() -> None:
@@ -40,7 +42,7 @@ def test_a_python_too_old_is_one_line_saying_what_is_needed_and_found() -> None:
     result = make("-n", "demo", "PYTHON_MIN=3.99")  # this Python plays the old one: the check is the same
     assert result.returncode != 0 and result.stdout == ""
     (line,) = result.stderr.strip().splitlines()
-    found = "%d.%d.%d" % sys.version_info[:3]
+    found = ".".join(map(str, sys.version_info[:3]))
     assert f"needs Python >= 3.99; found Python {found}" in line, line
 
     missing = make("-n", "demo", "PYTHON=no-such-python3")
@@ -75,7 +77,7 @@ def test_a_venv_made_by_another_python_is_rebuilt(tmp_path: Path) -> None:
 
 def test_a_venv_made_by_this_python_is_kept(tmp_path: Path) -> None:
     project = scratch_project(tmp_path)
-    venv = fake_venv(project, "%d.%d.%d" % sys.version_info[:3])
+    venv = fake_venv(project, ".".join(map(str, sys.version_info[:3])))
     result = make("-n", "demo", f"PYTHON={sys.executable}", cwd=project)
     assert result.returncode == 0, result.stderr
     assert venv.exists() and "-m venv" not in result.stdout
