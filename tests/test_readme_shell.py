@@ -28,7 +28,7 @@ from .doc_examples import ROOT, serve, shell_blocks
 README = ROOT / "README.md"
 BIN = Path(sys.executable).parent
 OPTIONAL = re.compile(r"\s*\[([^\]]+)\]")
-INLINE = re.compile(r"`((?:make|pip install|\.venv/bin/\S+|lambda-idempotency|sam|curl) [^`]*|make)`")
+INLINE = re.compile(r"`((?:[A-Z_]+=\S+ )*(?:make|pip install|\.venv/bin/\S+|lambda-idempotency|sam|curl) [^`]*|make)`")
 
 
 def commands(source: str) -> list[str]:
@@ -83,6 +83,8 @@ def coverage_of(command: str) -> str:
         return "test_pip_install_lines_name_extras_that_exist"
     if command == ".venv/bin/python bench/cold_start.py":
         return "test_make_targets_resolve"
+    if command == "PYENV_VERSION=3.12.1 .venv/bin/python bench/run.py --layer-only":
+        return "test_bench_options_exist (the measure itself builds layers with sam: make bench's job)"
     if MAKE_LINE.match(command) or command == "make":
         return "test_make_targets_resolve"
     return ""
@@ -167,3 +169,10 @@ def test_the_operator_commands(moto_endpoint: str) -> None:
         for command in variants(line):
             run(command, answer="y\n")
     assert list(itertools.islice(variants("a [--b c]"), 2)) == ["a", "a --b c"]
+
+
+def test_bench_options_exist() -> None:
+    result = subprocess.run(
+        [sys.executable, "bench/run.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0 and "--layer-only" in result.stdout, result.stderr
