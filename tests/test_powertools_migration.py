@@ -120,14 +120,15 @@ def test_the_http_adapter_warns_too(monkeypatch: pytest.MonkeyPatch, caplog: pyt
 def test_no_warning_when_ours_is_set_or_theirs_is_false(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    @idempotent_function(MemoryStore(), key="x", operation="noop")
-    def noop(x: int) -> int:
-        return x
+    def decorate() -> None:
+        @idempotent_function(MemoryStore(), key="x", operation="noop")
+        def noop(x: int) -> int:
+            return x
 
     with caplog.at_level(logging.WARNING, "lambda_idempotency"):
         monkeypatch.setenv("POWERTOOLS_IDEMPOTENCY_DISABLED", "false")
-        noop(1)
+        decorate()
         monkeypatch.setenv("POWERTOOLS_IDEMPOTENCY_DISABLED", "true")
         monkeypatch.setenv("LAMBDA_IDEMPOTENCY_DISABLED", "1")
-        noop(2)
+        decorate()
     assert powertools_warnings(caplog) == []

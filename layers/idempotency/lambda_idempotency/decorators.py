@@ -35,19 +35,20 @@ _TRUTHY = frozenset({"1", "true", "t", "yes", "y", "on"})
 _warned_powertools_switch = False
 
 
-def idempotency_disabled() -> bool:
-    """Whether ``LAMBDA_IDEMPOTENCY_DISABLED=1`` turns idempotency off (users' unit tests).
+def warn_about_powertools_switch() -> None:
+    """Warn once per process when Powertools' ``POWERTOOLS_IDEMPOTENCY_DISABLED`` is set and ours is not.
 
-    Powertools' ``POWERTOOLS_IDEMPOTENCY_DISABLED`` is not honoured: a variable left over from a migration, or set
-    for another function's Powertools, must not switch protection off in production unnoticed. When it is set (and
-    ours is not), one warning per process says so.
+    It is not honoured: a variable left over from a migration, or set for another function's Powertools, must not
+    switch protection off in production unnoticed. Checked when a function is decorated (a cold start), not on
+    every call: the calls' hot path reads one variable, ours.
     """
     environ = os.environ
-    if environ.get(DISABLED_ENV) == "1":
-        return True
-    if not _warned_powertools_switch and environ.get(POWERTOOLS_DISABLED_ENV, "").strip().lower() in _TRUTHY:
+    if (
+        not _warned_powertools_switch
+        and environ.get(DISABLED_ENV) != "1"
+        and environ.get(POWERTOOLS_DISABLED_ENV, "").strip().lower() in _TRUTHY
+    ):
         _warn_powertools_switch()
-    return False
 
 
 def _warn_powertools_switch() -> None:
@@ -190,6 +191,7 @@ def _guard(
     from .engine import Guard
     from .keys import check_operation
 
+    warn_about_powertools_switch()
     ttl_s = _seconds(ttl, "ttl")
     lease_s = _seconds(lease, "lease") if lease is not None else None
     if isinstance(local_cache, bool):
@@ -236,7 +238,7 @@ def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:
 
         @functools.wraps(fn)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
-            if idempotency_disabled():
+            if os.environ.get(DISABLED_ENV) == "1":
                 return await fn(*args, **kwargs)
             import asyncio
 
@@ -262,7 +264,7 @@ def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
-        if idempotency_disabled():
+        if os.environ.get(DISABLED_ENV) == "1":
             return fn(*args, **kwargs)
         call = (args, kwargs)
         context = context_of(call)

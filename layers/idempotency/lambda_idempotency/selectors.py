@@ -153,10 +153,14 @@ def argument_selector(selector: Selector, fn: Callable[..., Any]) -> Callable[[A
     return by_name
 
 
+_PLAIN = frozenset({str, int, float, bool, dict, list, tuple, type(None)})
+"""The usual argument types, answered without looking for dataclass fields or ``model_dump``."""
+
+
 def as_data(value: Any) -> Any:
     """A dataclass instance or a pydantic model as its dict form, which JMESPath can read (as Powertools does);
     anything else unchanged."""
-    if isinstance(value, type):
+    if type(value) in _PLAIN or isinstance(value, type):
         return value
     if hasattr(type(value), "__dataclass_fields__"):
         import dataclasses

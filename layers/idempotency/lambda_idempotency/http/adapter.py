@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any, TypedDict, TypeVar, Unpack
 from .. import execution as running
 from ..cache import DEFAULT_SIZE, LocalCache
 from ..codec import TaggedJsonSerializer
-from ..decorators import idempotency_disabled
+from ..decorators import DISABLED_ENV, warn_about_powertools_switch
 from ..engine import Clock, Guard
 from ..errors import (
     InProgressError,
@@ -89,6 +90,7 @@ class HttpIdempotency:
     """The configured rules for one operation; `handle` runs one HTTP event through them."""
 
     def __init__(self, store: Store, *, operation: str, **options: Unpack[HttpOptions]) -> None:
+        warn_about_powertools_switch()
         self.validate = options.get("validate")
         self.required = options.get("required")
         self.principal = options.get("principal") or principal_of
@@ -117,7 +119,7 @@ class HttpIdempotency:
         """Answer one HTTP event; ``run`` calls the handler and returns its (proxy) response."""
         request = read_request(event)
         key = None
-        if not idempotency_disabled():  # disabled (users' unit tests): validate and run, nothing else
+        if os.environ.get(DISABLED_ENV) != "1":  # disabled (users' unit tests): validate and run, nothing else
             try:
                 key = parse_idempotency_key(request.header(HEADER))
             except InvalidIdempotencyKeyError as exc:
