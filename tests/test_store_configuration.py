@@ -26,6 +26,7 @@ from lambda_idempotency import (
     create_table,
     idempotent_function,
 )
+from lambda_idempotency.batch import idempotent_record, process_batch
 from lambda_idempotency.http import idempotent_http
 
 from tests.conftest import HTTP_BACKENDS, endpoint_of
@@ -185,3 +186,17 @@ def test_http_answers_500_store_misconfigured_and_logs_at_error(
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any("'NoSuchTable'" in m and "create_table(store)" in m for m in errors), errors
     assert runs == []
+
+
+def test_a_batch_fails_the_invocation_instead_of_each_record(moto_endpoint: str) -> None:
+    store = DynamoDBStore("NoSuchTable", endpoint_url=moto_endpoint, region_name="us-east-1")
+    sent: list[str] = []
+
+    @idempotent_record(store, operation="emails.send")
+    def send(record: Any) -> None:
+        sent.append(record.message_id)
+
+    records = [{"messageId": f"m-{i}", "body": "{}", "eventSource": "aws:sqs", "attributes": {}} for i in range(2)]
+    with pytest.raises(StoreConfigurationError, match="'NoSuchTable'"):
+        process_batch({"Records": records}, None, send)
+    assert sent == []
