@@ -202,3 +202,12 @@ def restore_environment() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def served_api() -> Iterator[str]:
+    """`make serve` on a free port (the README's local API), shared by the README's client example and its curl."""
+    from tests.doc_examples import serve
+
+    with serve() as url:
+        yield url

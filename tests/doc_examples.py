@@ -131,9 +131,9 @@ def plain_environment() -> Iterator[None]:
 
 
 @contextmanager
-def local_api_environment() -> Iterator[None]:
-    """`make serve` running (the template's HTTP functions, embedded DynamoDB) on a free port, as ``API_URL``."""
-    with serve() as url, _environ(API_URL=url):
+def local_api_environment(url: str) -> Iterator[None]:
+    """`make serve` running (the template's HTTP functions, embedded DynamoDB) at ``url``, given as ``API_URL``."""
+    with _environ(API_URL=url):
         yield
 
 
@@ -146,6 +146,7 @@ def serve(timeout: float = 120.0) -> Iterator[str]:
     process = subprocess.Popen(
         ["make", "--no-print-directory", "serve", f"PORT={port}"],
         cwd=ROOT,
+        env=make_environment(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
@@ -160,6 +161,15 @@ def serve(timeout: float = 120.0) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         _stop(process)
+
+
+def make_environment() -> dict[str, str]:
+    """The environment for running this project's make from a test: ``PYTHON`` is the tests' own interpreter.
+
+    The Makefile removes a .venv made by another Python than ``$(PYTHON)``; with the default ``python3`` on PATH
+    (which may not be the one that made .venv) a test could remove the .venv it runs from.
+    """
+    return {**os.environ, "PYTHON": sys.executable}
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -189,5 +199,19 @@ def _environ(**values: str) -> Iterator[None]:
 FIXTURES: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "default": default_environment,
     "plain": plain_environment,
-    "local_api": local_api_environment,
 }
+SERVED: dict[str, tuple[str, Callable[[str], AbstractContextManager[None]]]] = {
+    "local_api": ("served_api", local_api_environment),
+}
+"""Environments around a session fixture of tests/conftest.py (its name, and what to do with its value)."""
+
+
+def environment(name: str, fixture_value: Callable[[str], Any]) -> AbstractContextManager[None]:
+    """The environment a block asks for; ``fixture_value`` is pytest's ``request.getfixturevalue``."""
+    if name in SERVED:
+        fixture, make = SERVED[name]
+        return make(fixture_value(fixture))
+    if name not in FIXTURES:
+        known = sorted([*FIXTURES, *SERVED])
+        raise LookupError(f"no example fixture {name!r}; known: {known} (tests/doc_examples.py)")
+    return FIXTURES[name]()

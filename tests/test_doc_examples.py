@@ -11,21 +11,20 @@ from typing import Any
 import pytest
 from lambda_idempotency import disable_metrics
 
-from .doc_examples import FIXTURES, ROOT, Block, blocks_of, doc_pages, python_blocks, run_block
+from .doc_examples import FIXTURES, ROOT, Block, blocks_of, doc_pages, environment, python_blocks, run_block
 
 BLOCKS = python_blocks()
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
-def test_example_runs_as_written(block: Block) -> None:
-    assert block.fixture in FIXTURES, f"{block.id} asks for fixture {block.fixture!r}; known: {sorted(FIXTURES)}"
-    environment = dict(os.environ)
+def test_example_runs_as_written(block: Block, request: pytest.FixtureRequest) -> None:
+    saved = dict(os.environ)
     try:
-        with FIXTURES[block.fixture]():
+        with environment(block.fixture, request.getfixturevalue):
             run_block(block)
     finally:  # a block may set variables (LAMBDA_IDEMPOTENCY_DISABLED) or turn metrics on: undo it for the rest
         os.environ.clear()
-        os.environ.update(environment)
+        os.environ.update(saved)
         disable_metrics()
 
 
@@ -54,6 +53,11 @@ def test_new_pages_at_any_depth_and_fixture_comments_are_picked_up(tmp_path: Pat
     assert [b.language for b in blocks_of(page)] == ["python", "text", "python"]
 
 
+def test_an_unknown_fixture_is_named(request: pytest.FixtureRequest) -> None:
+    with pytest.raises(LookupError, match="no example fixture 'kafka'"):
+        environment("kafka", request.getfixturevalue)
+
+
 def test_a_failing_block_fails_its_test(tmp_path: Path) -> None:
     page = tmp_path / "README.md"
     page.write_text("```python\nstore.put()\n```\n")
@@ -79,6 +83,7 @@ def sam_generated_event(body: str) -> dict[str, Any]:
 
 def test_the_readme_validate_hook_reads_the_base64_bodies_sam_generates() -> None:
     (block,) = [b for b in BLOCKS if b.path.name == "README.md" and "def validate(event)" in b.source]
+    assert block.fixture == "default"
     with FIXTURES[block.fixture]():
         example = run_block(block)
         valid, invalid = sam_generated_event('{"amount": 1250}'), sam_generated_event('{"currency": "EUR"}')

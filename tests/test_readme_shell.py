@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lambda_idempotency import DynamoDBStore, idempotent_function
 
-from .doc_examples import ROOT, serve, shell_blocks
+from .doc_examples import ROOT, make_environment, shell_blocks
 
 README = ROOT / "README.md"
 BIN = Path(sys.executable).parent
@@ -54,6 +54,7 @@ def make_dry_run(*targets: str) -> str:
     result = subprocess.run(
         ["make", "--no-print-directory", "-n", *targets],
         cwd=ROOT,
+        env=make_environment(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -121,15 +122,15 @@ def test_pip_install_lines_name_extras_that_exist() -> None:
     assert named and named <= extras, (named, extras)
 
 
-def test_make_serve_and_the_curl_under_it() -> None:
+def test_make_serve_and_the_curl_under_it(served_api: str) -> None:
+    """`served_api` is `make serve PORT=<free port>` (tests/conftest.py); the curl line runs on that port."""
     (curl,) = [c for c in readme_block_commands() if c.startswith("curl ")]
-    with serve() as url:
-        port = url.rsplit(":", 1)[1]
-        line = curl.replace("localhost:3000", f"localhost:{port}")
-        first, second = (
-            subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60, check=True).stdout
-            for _ in range(2)
-        )
+    port = served_api.rsplit(":", 1)[1]
+    line = curl.replace("localhost:3000", f"localhost:{port}")
+    first, second = (
+        subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60, check=True).stdout
+        for _ in range(2)
+    )
     assert first.startswith("HTTP/1.1 201"), first
     assert second.startswith("HTTP/1.1 201") and "idempotent-replayed: true" in second.lower(), second
     assert first.split("\n\n", 1)[1] == second.split("\n\n", 1)[1]  # the same payment, replayed

@@ -11,14 +11,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .doc_examples import ROOT
+from .doc_examples import ROOT, make_environment
 
 README = ROOT / "README.md"
 
 
 def make(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["make", "--no-print-directory", *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+        ["make", "--no-print-directory", *args],
+        cwd=cwd,
+        env=make_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
