@@ -159,12 +159,11 @@ def test_the_operator_commands(moto_endpoint: str) -> None:
 
     run(lines[0])
     store = DynamoDBStore(table, endpoint_url=moto_endpoint, region_name="us-east-1")
-    for scope in (None, "tenant-a"):  # the records the README's show/delete lines name
-
-        @idempotent_function(store, key="key", operation="orders.create", scope=lambda key, s=scope: s)
-        def create(key: str) -> str:
-            return "created"
-
+    unscoped = idempotent_function(store, key="key", operation="orders.create")(lambda key: "created")
+    scoped = idempotent_function(store, key="key", operation="orders.create", scope=lambda key: "tenant-a")(
+        lambda key: "created"
+    )
+    for create in (unscoped, scoped):  # the records the README's show/delete lines name
         create("ORDER-17")
     for line in lines[1:]:
         for command in variants(line):
