@@ -5,6 +5,7 @@ The guide's own examples run in tests/test_doc_examples.py."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,9 +71,13 @@ def test_a_callable_key_still_gets_the_objects() -> None:
 
 
 @pytest.fixture
-def fresh_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+def fresh_warning(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Not warned yet in this process, ours unset, and the logger at WARNING for the whole test (the warning comes
+    when a function is decorated; another test may have left the logger at ERROR, as the demo does)."""
     monkeypatch.setattr(decorators, "_warned_powertools_switch", False)
     monkeypatch.delenv(decorators.DISABLED_ENV, raising=False)
+    with caplog.at_level(logging.WARNING, "lambda_idempotency"):
+        yield
 
 
 def powertools_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
