@@ -198,3 +198,16 @@ def test_a_batch_fails_the_invocation_instead_of_each_record(moto_endpoint: str)
     with pytest.raises(StoreConfigurationError, match="'NoSuchTable'"):
         process_batch({"Records": records}, None, send)
     assert sent == []
+
+
+def test_the_cli_exits_2_with_the_fix_when_no_region_is_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lambda_idempotency import cli
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    assert cli.main(["stats", "--table", "Orders"]) == 2
+    assert "AWS_REGION" in capsys.readouterr().err
