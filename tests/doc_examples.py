@@ -119,7 +119,8 @@ def default_environment() -> Iterator[None]:
     from moto import mock_aws
 
     serialise_moto_dynamodb()
-    with _environ(AWS_DEFAULT_REGION="us-east-1"), mock_aws():
+    fake = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+    with _environ(AWS_DEFAULT_REGION="us-east-1", **fake), mock_aws():
         create_table(DynamoDBStore(DEFAULT_TABLE))
         yield
 
