@@ -88,7 +88,9 @@ def _previous_text_line(lines: list[str], index: int) -> str | None:
 
 
 def python_blocks(root: Path = ROOT) -> list[Block]:
-    return [block for page in doc_pages(root) for block in blocks_of(page) if block.language in ("python", "py")]
+    return [
+        block for page in doc_pages(root) for block in blocks_of(page) if block.language in ("python", "py", "python3")
+    ]
 
 
 def shell_blocks(root: Path = ROOT) -> list[Block]:
