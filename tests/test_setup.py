@@ -5,11 +5,14 @@ made. The Makefile is run with `make -n` (what it would do), in a scratch copy w
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from .doc_examples import ROOT, make_environment
 
@@ -87,3 +90,27 @@ def test_a_venv_made_by_this_python_is_kept(tmp_path: Path) -> None:
     result = make("-n", "demo", f"PYTHON={sys.executable}", cwd=project)
     assert result.returncode == 0, result.stderr
     assert venv.exists() and "-m venv" not in result.stdout
+
+
+def older_pythons() -> list[str]:
+    """Real interpreters older than 3.11 on this machine (pyenv's): the newest and the oldest of them."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found = []
+    for python in pyenv.glob("*/bin/python"):
+        parts = python.parent.parent.name.split(".")
+        if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+            version = (int(parts[0]), int(parts[1]))
+            if version < (3, 11):
+                found.append((version, str(python)))
+    found.sort()
+    return sorted({found[0][1], found[-1][1]}) if found else []
+
+
+def test_a_real_older_python_gets_the_same_one_line() -> None:
+    olds = older_pythons()
+    if not olds:
+        pytest.skip("no Python older than 3.11 on this machine (the PYTHON_MIN test above covers the check)")
+    for old in olds:
+        result = make("-n", "demo", f"PYTHON={old}")
+        (line,) = result.stderr.strip().splitlines()
+        assert result.returncode != 0 and "needs Python >= 3.11; found Python " in line, (old, result.stderr)
