@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         NoActiveExecutionError,
         ResultNotStoredError,
         ResultUnreadableError,
+        StoreConfigurationError,
         StoreUnavailableError,
         WriteConditionError,
     )
@@ -60,6 +61,7 @@ __all__ = [
     "S3Offload",
     "Serializer",
     "Store",
+    "StoreConfigurationError",
     "StoreUnavailableError",
     "TaggedJsonSerializer",
     "WriteConditionError",
@@ -87,6 +89,7 @@ _LAZY = {
     "NoActiveExecutionError": "errors",
     "ResultNotStoredError": "errors",
     "ResultUnreadableError": "errors",
+    "StoreConfigurationError": "errors",
     "StoreUnavailableError": "errors",
     "WriteConditionError": "errors",
     "idempotent": "decorators",

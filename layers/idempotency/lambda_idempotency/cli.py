@@ -25,7 +25,7 @@ from rich.prompt import Confirm
 from rich.table import Table
 from rich.text import Text
 
-from .errors import InvalidKeyError, ResultUnreadableError
+from .errors import InvalidKeyError, ResultUnreadableError, StoreConfigurationError
 from .key_hashing import SECRET_ENV, KeyHasher, is_hidden
 from .keys import SCOPE_DIGEST_PREFIX, check_operation, normalise_key, normalise_scope
 from .payloads import ENCRYPTED, OFFLOADED
@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         err.print(_error(str(exc)))
         return exc.code
-    except (InvalidKeyError, ForeignItemError) as exc:
+    except (InvalidKeyError, ForeignItemError, StoreConfigurationError) as exc:
         err.print(_error(str(exc)))
         return 2
     except (ClientError, BotoCoreError) as exc:

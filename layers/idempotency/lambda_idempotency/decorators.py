@@ -30,6 +30,39 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_TTL = timedelta(hours=24)
 DISABLED_ENV = "LAMBDA_IDEMPOTENCY_DISABLED"
+POWERTOOLS_DISABLED_ENV = "POWERTOOLS_IDEMPOTENCY_DISABLED"
+_TRUTHY = frozenset({"1", "true", "t", "yes", "y", "on"})
+_warned_powertools_switch = False
+
+
+def warn_about_powertools_switch() -> None:
+    """Warn once per process when Powertools' ``POWERTOOLS_IDEMPOTENCY_DISABLED`` is set and ours is not.
+
+    It is not honoured: a variable left over from a migration, or set for another function's Powertools, must not
+    switch protection off in production unnoticed. Checked when a function is decorated (a cold start), not on
+    every call: the calls' hot path reads one variable, ours.
+    """
+    environ = os.environ
+    if (
+        not _warned_powertools_switch
+        and environ.get(DISABLED_ENV) != "1"
+        and environ.get(POWERTOOLS_DISABLED_ENV, "").strip().lower() in _TRUTHY
+    ):
+        _warn_powertools_switch()
+
+
+def _warn_powertools_switch() -> None:
+    global _warned_powertools_switch  # noqa: PLW0603 - warn once per process
+    _warned_powertools_switch = True
+    import logging
+
+    logging.getLogger("lambda_idempotency").warning(
+        "%s is set but lambda-idempotency does not read it: idempotency stays ON. Set %s=1 to turn it off "
+        "(for unit tests), or unset %s",
+        POWERTOOLS_DISABLED_ENV,
+        DISABLED_ENV,
+        POWERTOOLS_DISABLED_ENV,
+    )
 
 
 def idempotent(
@@ -164,6 +197,7 @@ def _guard(
     from .engine import Guard
     from .keys import check_operation
 
+    warn_about_powertools_switch()
     ttl_s = _seconds(ttl, "ttl")
     lease_s = _seconds(lease, "lease") if lease is not None else None
     if isinstance(local_cache, bool):

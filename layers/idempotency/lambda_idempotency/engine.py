@@ -35,6 +35,7 @@ from .errors import (
     ModeError,
     ResultNotStoredError,
     ResultUnreadableError,
+    StoreConfigurationError,
     StoreUnavailableError,
     WriteConditionError,
 )
@@ -160,6 +161,10 @@ class Guard:
             return self._given_keys(self._execution(request, 1, None), key, scope)
         try:
             return self._given_keys(self._claim(request), key, scope)
+        except StoreConfigurationError as exc:  # a retry cannot help, and fail_open must not hide it
+            observe.emit(observe.STORE_ERRORS, self.operation, request.record_id)
+            logger.error("idempotency store misconfigured for %s: %s", self.operation, exc)
+            raise
         except StoreUnavailableError:
             observe.emit(observe.STORE_ERRORS, self.operation, request.record_id)
             if not self.fail_open:
@@ -265,7 +270,11 @@ class Guard:
         if execution.writes:
             self._commit(execution, payload, now_ms, expires_at)
         else:
-            refused = self._finish(execution, Status.COMPLETED, payload, now_ms, expires_at)
+            try:
+                refused = self._finish(execution, Status.COMPLETED, payload, now_ms, expires_at)
+            except StoreUnavailableError as exc:
+                _log_unwritten(execution, exc)
+                return result  # not cached: the table does not hold this completion, and a retry may run again
             if refused is not None:
                 if not _is_mine(refused, execution):
                     observe.emit(observe.LEASE_LOST, self.operation, execution.record_id)
@@ -294,7 +303,10 @@ class Guard:
                 except StoreUnavailableError as exc:
                     logger.error("could not store the failure of %s (%s)", execution.record_id, exc)
             else:
-                self._finish(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s)
+                try:
+                    self._finish(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s)
+                except StoreUnavailableError as exc:
+                    _log_unwritten(execution, exc)
             return
         if not isinstance(error, Exception):
             logger.warning("%s interrupted by %s; its lease will expire", execution.record_id, type(error).__name__)
@@ -511,24 +523,17 @@ class Guard:
     def _finish(
         self, execution: Execution, status: Status, payload: Payload | None, now_ms: int, expires_at: int
     ) -> Refused | None:
-        try:
-            return self._retrying(
-                execution.record_id,
-                self.store.finish,
-                execution.record_id,
-                execution.owner,
-                status,
-                payload,
-                now_ms,
-                expires_at,
-            )
-        except StoreUnavailableError as exc:
-            logger.error(
-                "could not store the outcome of %s (%s); the key stays in flight until its lease ends",
-                execution.record_id,
-                exc,
-            )
-            return None
+        """Write the outcome (tried `FINISH_ATTEMPTS` times); raises `StoreUnavailableError` if it never lands."""
+        return self._retrying(
+            execution.record_id,
+            self.store.finish,
+            execution.record_id,
+            execution.owner,
+            status,
+            payload,
+            now_ms,
+            expires_at,
+        )
 
     def _retrying(self, record_id: str, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``call(*args)``, a store call that must land, tried again after `StoreUnavailableError` (each is safe to
@@ -573,6 +578,15 @@ def _load(loads: Callable[[str], Any], text: str) -> Any:
         return loads(text)
     except RecursionError:
         raise ResultUnreadableError("the stored result nests too deeply to be read") from None
+
+
+def _log_unwritten(execution: Execution, exc: Exception) -> None:
+    logger.error(
+        "could not store the outcome of %s (%s); the key stays in flight until its lease ends, then a retry runs "
+        "the function again (at least once)",
+        execution.record_id,
+        exc,
+    )
 
 
 def _check_fingerprint(found: Record, fingerprint: str | None, key: str, operation: str) -> None:

@@ -48,6 +48,13 @@ class StoreUnavailableError(IdempotencyError):
     """The store could not be reached or refused the call; the function did not run (fail closed)."""
 
 
+class StoreConfigurationError(IdempotencyError):
+    """The store cannot work as configured: a missing table, denied access, missing or rejected credentials, or a
+    wrong region. A retry cannot help, so it is raised whatever ``fail_open`` says; the message names the table,
+    the region and the fix. Only throttling, 5xx answers, timeouts and connection failures are outages
+    (`StoreUnavailableError`)."""
+
+
 class ResultNotStoredError(IdempotencyError):
     """The key completed, but its result could not be stored (too big, or not serialisable).
 
