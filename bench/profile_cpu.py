@@ -46,7 +46,9 @@ def main() -> None:
     parser.add_argument("--library", default=OURS, choices=(OURS, THEIRS))
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--top", type=int, default=25, help="functions shown per profile (0: the CPU table alone)")
-    parser.add_argument("--answers", type=Path)
+    parser.add_argument(
+        "--answers", type=Path, help="a recording to reuse (stale after an hour: Powertools' records expire)"
+    )
     parser.add_argument("--markdown", type=Path, help="also write the CPU table and the profiles here, as Markdown")
     args = parser.parse_args()
     answers = recorded(args.answers)
