@@ -22,13 +22,13 @@ class SimulatedGateway:
         self.table_name = table_name
         self.client = client
         self.latency_s = latency_s
-        """Time a charge takes, as a real gateway's round trip does; the demo sets it to make races visible."""
+        """Time a charge's reply takes to come back (``GatewayLatencyMs`` in template.yaml): the charge is recorded
+        first, so a function stopped while it waits (a Lambda timeout) has charged without knowing it. The demo
+        and the tests set it to make races and mid-charge timeouts happen."""
 
     def charge(
         self, *, idempotency_key: str, amount: int, currency: str, customer: str, description: str | None
     ) -> Charge:
-        if self.latency_s:
-            time.sleep(self.latency_s)
         item = {
             "idempotency_key": {"S": idempotency_key},
             "charge_id": {"S": f"ch_{os.urandom(12).hex()}"},
@@ -47,14 +47,15 @@ class SimulatedGateway:
                 ConditionExpression="attribute_not_exists(idempotency_key)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
+            charged = _charge(item)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
-            first = _charge(exc.response["Item"])  # the first charge, returned with the failed condition
-            if (first.amount, first.currency, first.customer) != (amount, currency, customer):
+            charged = _charge(exc.response["Item"])  # the first charge, returned with the failed condition
+            if (charged.amount, charged.currency, charged.customer) != (amount, currency, customer):
                 raise ProviderKeyReuseError(f"gateway key {idempotency_key!r} was used for another charge") from None
-            return first
-        return _charge(item)
+        time.sleep(self.latency_s)
+        return charged
 
 
 def _charge(item: dict[str, Any]) -> Charge:
