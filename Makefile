@@ -6,8 +6,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
+RUNTIME_VENV := .venv-runtime
+PYTHON312 := PYENV_VERSION=3.12.1 python3.12
 
-.PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench
+.PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench build runtime bench-cold-start
 
 setup: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed
 
@@ -25,6 +27,21 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
 	touch $@
+
+# The local Lambda runtime (tools/runtime_pool.py): awslambdaric and boto3, pinned, in a Python 3.12 venv (the
+# template's runtime); RIE itself comes from the aws-sam-cli wheel in .venv-sam.
+runtime: $(RUNTIME_VENV)/.installed $(SAM_VENV)/.installed
+
+$(RUNTIME_VENV)/.installed: requirements-runtime.txt
+	$(PYTHON312) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-runtime.txt
+	touch $@
+
+# `sam build` into .aws-sam/build (the functions' code and the layer, as Lambda gets them), offline but for pip.
+build: .aws-sam/build/template.yaml
+
+.aws-sam/build/template.yaml: template.yaml $(SAM_VENV)/.installed $(shell find functions layers -type f -not -path '*/__pycache__/*')
+	PYENV_VERSION=3.12.1 SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --build-dir .aws-sam/build --cache-dir .aws-sam/cache
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m demo
@@ -51,11 +68,14 @@ test-long: setup
 	$(BIN)/pytest -m slow -s --durations=0
 	$(BIN)/pytest --hypothesis-profile=long --hypothesis-show-statistics --durations=0 tests/test_bad_input.py tests/test_model.py
 
-# The template's HTTP functions on 127.0.0.1:$(PORT), with an embedded DynamoDB (moto): no Docker, no AWS account.
+# The template's functions on 127.0.0.1:$(PORT) on the local Lambda runtime (RIE + awslambdaric, one sandbox per
+# concurrent request), with an embedded AWS (moto: tables, queues): no Docker, no AWS account. SQS messages reach
+# the email function in batches. SERVE_FLAGS=--in-process runs the functions in this process instead (faster).
 TEMPLATE ?= template.yaml
 PORT ?= 3000
-serve: setup
-	$(BIN)/python tools/local_api.py --template $(TEMPLATE) --port $(PORT) --embedded-dynamodb
+SERVE_FLAGS ?=
+serve: $(VENV)/.installed runtime build
+	$(BIN)/python tools/local_api.py --template $(TEMPLATE) --port $(PORT) --embedded-dynamodb $(SERVE_FLAGS)
 
 # Side-by-side benchmarks against Powertools (not tests): writes docs/benchmarks/. See bench/run.py.
 $(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed

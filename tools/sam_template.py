@@ -106,6 +106,9 @@ class Queue:
     logical_id: str
     name: str
     visibility_timeout_s: int
+    dead_letter_queue: str | None = None
+    """Logical id of the redrive policy's target queue, if any."""
+    max_receive_count: int = 0
 
 
 @dataclass
@@ -113,6 +116,8 @@ class Template:
     functions: list[Function]
     tables: list[Table]
     queues: list[Queue] = field(default_factory=list)
+    parameters: dict[str, str] = field(default_factory=dict)
+    """Every template parameter's value: its default, or the override given."""
 
 
 def load_template(
@@ -140,15 +145,23 @@ def load_template(
         and "KeySchema" in (resource.get("Properties") or {})
     ]
     queues = [
-        Queue(
-            logical_id=logical_id,
-            name=resolver.resource_name(logical_id),
-            visibility_timeout_s=int((resource.get("Properties") or {}).get("VisibilityTimeout", 30)),
-        )
+        _queue(logical_id, resource.get("Properties") or {}, resolver)
         for logical_id, resource in resources.items()
         if resource.get("Type") == "AWS::SQS::Queue"
     ]
-    return Template(functions, tables, queues)
+    return Template(functions, tables, queues, dict(resolver.parameters))
+
+
+def _queue(logical_id: str, properties: dict[str, Any], resolver: _Resolver) -> Queue:
+    redrive = properties.get("RedrivePolicy") or {}
+    target = redrive.get("deadLetterTargetArn")
+    return Queue(
+        logical_id=logical_id,
+        name=resolver.resource_name(logical_id),
+        visibility_timeout_s=int(properties.get("VisibilityTimeout", 30)),
+        dead_letter_queue=target["Fn::GetAtt"][0] if isinstance(target, dict) and "Fn::GetAtt" in target else None,
+        max_receive_count=int(redrive.get("maxReceiveCount", 0)),
+    )
 
 
 def _function(

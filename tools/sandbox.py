@@ -1,7 +1,7 @@
 """One Lambda sandbox on this machine: AWS's Runtime Interface Emulator (RIE) running ``python -m awslambdaric``.
 
 RIE is the emulator `sam local` puts in its containers; it ships in the aws-sam-cli wheel, so no Docker is needed.
-It serves the Invoke API on its own 127.0.0.1 port, starts the runtime process at the first invoke (a cold start),
+It serves the Invoke API on its own 127.0.0.1 port (and the Runtime API the runtime polls on another), starts the runtime process at the first invoke (a cold start),
 gives the handler a context whose remaining time runs from the invoke's deadline, and at the Timeout kills the
 runtime process in the middle of the invocation and starts a new one for the next invoke. Like a Lambda sandbox, it
 serves one invoke at a time: `tools.runtime_pool` keeps as many sandboxes as there are concurrent invokes.
@@ -88,8 +88,16 @@ class Sandbox:
         self.echo = echo
         self.lines: deque[str] = deque(maxlen=5000)
         self.port = free_port()
+        runtime_api = f"127.0.0.1:{free_port()}"  # RIE's default, 127.0.0.1:9001, is one per machine
         self.process = subprocess.Popen(
-            [str(rie), "--runtime-interface-emulator-address", f"127.0.0.1:{self.port}", *command],
+            [
+                str(rie),
+                "--runtime-interface-emulator-address",
+                f"127.0.0.1:{self.port}",
+                "--runtime-api-address",
+                runtime_api,
+                *command,
+            ],
             cwd=cwd,
             env=dict(environment),
             stdin=subprocess.DEVNULL,
@@ -122,7 +130,8 @@ class Sandbox:
         except ValueError:
             raise FunctionError("Runtime.InvalidResponse", body) from None
         if function_error or _is_error(payload):
-            raise FunctionError(str(payload.get("errorType", "Unhandled")), str(payload.get("errorMessage", "")))
+            details = payload if isinstance(payload, dict) else {}
+            raise FunctionError(str(details.get("errorType", "Unhandled")), str(details.get("errorMessage", body)))
         return payload
 
     def init_durations(self) -> list[float]:
