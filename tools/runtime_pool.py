@@ -13,6 +13,7 @@ back when answered, as sam local's warm containers and Lambda's execution enviro
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -33,35 +34,55 @@ PASSED_THROUGH = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOK
 
 
 class FunctionPool:
-    """The warm sandboxes of one function."""
+    """The warm sandboxes of one function.
 
-    def __init__(self, function: Function, start_sandbox: Callable[[int], Sandbox]) -> None:
+    At most ``cold_starts`` sandboxes start at once (the machine's cores): RIE counts a cold start against the
+    first invoke's Timeout, where Lambda gives it its own, so 16 runtimes importing at once on 2 cores would time
+    out. An invoke waits for whichever comes first, an idle sandbox or a free start.
+    """
+
+    def __init__(
+        self, function: Function, start_sandbox: Callable[[int], Sandbox], cold_starts: int = os.cpu_count() or 1
+    ) -> None:
         self.function = function
         self._start_sandbox = start_sandbox
+        self._cold_starts = cold_starts
         self._idle: list[Sandbox] = []
         self._all: list[Sandbox] = []
-        self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(MAX_SANDBOXES)
+        self._starting = 0
+        self._numbers = itertools.count(1)
+        self._changed = threading.Condition()
         self._closed = False
 
     @contextmanager
     def sandbox(self) -> Iterator[Sandbox]:
         """An idle sandbox, or a new one; it is this caller's alone until the block ends."""
-        with self._slots:
-            with self._lock:
+        sandbox, cold = self._take()
+        try:
+            if sandbox is None:
+                sandbox = self._start_sandbox(next(self._numbers))
+                with self._changed:
+                    self._all.append(sandbox)
+            yield sandbox
+        finally:
+            with self._changed:
+                if sandbox is not None:
+                    self._idle.append(sandbox)
+                self._starting -= cold
+                self._changed.notify_all()
+
+    def _take(self) -> tuple[Sandbox | None, int]:
+        """(an idle sandbox, 0), or (None, 1) when this caller may start one."""
+        with self._changed:
+            while True:
                 if self._closed:
                     raise RuntimeError(f"{self.function.logical_id}: the local runtime has stopped")
-                sandbox = self._idle.pop() if self._idle else None
-                number = len(self._all) + 1
-            if sandbox is None:
-                sandbox = self._start_sandbox(number)
-                with self._lock:
-                    self._all.append(sandbox)
-            try:
-                yield sandbox
-            finally:
-                with self._lock:
-                    self._idle.append(sandbox)
+                if self._idle:
+                    return self._idle.pop(), 0
+                if self._starting < self._cold_starts and len(self._all) + self._starting < MAX_SANDBOXES:
+                    self._starting += 1
+                    return None, 1
+                self._changed.wait()
 
     def invoke(self, event: Any) -> Any:
         with self.sandbox() as sandbox:
@@ -69,13 +90,14 @@ class FunctionPool:
 
     @property
     def sandboxes(self) -> list[Sandbox]:
-        with self._lock:
+        with self._changed:
             return list(self._all)
 
     def close(self) -> None:
-        with self._lock:
+        with self._changed:
             self._closed = True
             sandboxes, self._all, self._idle = self._all, [], []
+            self._changed.notify_all()
         for sandbox in sandboxes:
             sandbox.stop()
 

@@ -1,10 +1,11 @@
 """One Lambda sandbox on this machine: AWS's Runtime Interface Emulator (RIE) running ``python -m awslambdaric``.
 
 RIE is the emulator `sam local` puts in its containers; it ships in the aws-sam-cli wheel, so no Docker is needed.
-It serves the Invoke API on its own 127.0.0.1 port (and the Runtime API the runtime polls on another), starts the runtime process at the first invoke (a cold start),
-gives the handler a context whose remaining time runs from the invoke's deadline, and at the Timeout kills the
-runtime process in the middle of the invocation and starts a new one for the next invoke. Like a Lambda sandbox, it
-serves one invoke at a time: `tools.runtime_pool` keeps as many sandboxes as there are concurrent invokes.
+It serves the Invoke API on its own 127.0.0.1 port (and the Runtime API the runtime polls on another), starts the
+runtime process at the first invoke (a cold start, counted against that invoke's Timeout, unlike Lambda), gives the
+handler a context whose remaining time runs from the invoke's deadline, and at the Timeout kills the runtime process
+in the middle of the invocation and starts a new one at the next invoke. Like a Lambda sandbox, it serves one invoke
+at a time: `tools.runtime_pool` keeps as many sandboxes as there are concurrent invokes.
 
 Its output (START/END/REPORT lines, the function's own logs, RIE's ``(rapid)`` lines) is kept, and echoed if asked.
 RIE's REPORT line prints an ``Init Duration`` that does not cover the runtime's start (a fraction of a millisecond

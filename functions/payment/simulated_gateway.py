@@ -22,9 +22,10 @@ class SimulatedGateway:
         self.table_name = table_name
         self.client = client
         self.latency_s = latency_s
-        """Time a charge's reply takes to come back (``GatewayLatencyMs`` in template.yaml): the charge is recorded
-        first, so a function stopped while it waits (a Lambda timeout) has charged without knowing it. The demo
-        and the tests set it to make races and mid-charge timeouts happen."""
+        """Time a new charge's reply takes to come back (``GatewayLatencyMs`` in template.yaml). The charge is
+        recorded first, so a function stopped while it waits (a Lambda timeout) has charged without knowing it; a
+        repeated key is answered at once from the records. The demo and the tests set it to make races and
+        mid-charge timeouts happen."""
 
     def charge(
         self, *, idempotency_key: str, amount: int, currency: str, customer: str, description: str | None
@@ -47,15 +48,15 @@ class SimulatedGateway:
                 ConditionExpression="attribute_not_exists(idempotency_key)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            charged = _charge(item)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
-            charged = _charge(exc.response["Item"])  # the first charge, returned with the failed condition
-            if (charged.amount, charged.currency, charged.customer) != (amount, currency, customer):
+            first = _charge(exc.response["Item"])  # the first charge, returned with the failed condition
+            if (first.amount, first.currency, first.customer) != (amount, currency, customer):
                 raise ProviderKeyReuseError(f"gateway key {idempotency_key!r} was used for another charge") from None
+            return first
         time.sleep(self.latency_s)
-        return charged
+        return _charge(item)
 
 
 def _charge(item: dict[str, Any]) -> Charge:
