@@ -11,7 +11,7 @@ PYTHON312 := PYENV_VERSION=3.12.1 python3.12
 
 .PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench build runtime bench-cold-start
 
-setup: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed
+setup: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed $(RUNTIME_VENV)/.installed
 
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,11 +43,14 @@ build: .aws-sam/build/template.yaml
 .aws-sam/build/template.yaml: template.yaml $(SAM_VENV)/.installed $(shell find functions layers -type f -not -path '*/__pycache__/*')
 	PYENV_VERSION=3.12.1 SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --build-dir .aws-sam/build --cache-dir .aws-sam/cache
 
-demo: $(VENV)/.installed
-	$(BIN)/python -m demo
+# DEMO_FLAGS=--in-process runs the functions in this process (faster, no runtime venv or sam build needed).
+DEMO_FLAGS ?=
+DEMO_NEEDS := $(if $(findstring --in-process,$(DEMO_FLAGS)),,runtime build)
+demo: $(VENV)/.installed $(DEMO_NEEDS)
+	$(BIN)/python -m demo $(DEMO_FLAGS)
 
-demo-dynamodb-local: $(VENV)/.installed node_modules/.installed
-	$(BIN)/python -m demo --dynamodb-local
+demo-dynamodb-local: $(VENV)/.installed node_modules/.installed $(DEMO_NEEDS)
+	$(BIN)/python -m demo --dynamodb-local $(DEMO_FLAGS)
 
 lint: setup
 	$(BIN)/ruff check .
@@ -86,3 +89,8 @@ $(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
 # page says the size was not measured.
 bench: setup $(VENV)/.bench-installed
 	PYENV_VERSION=3.12.1 $(BIN)/python bench/run.py
+
+# Cold start the Lambda way (a few minutes): Init Duration of new runtime processes on RIE, a minimal handler with
+# ours vs with Powertools' idempotency, same layer, 15 cold starts each -> docs/benchmarks/cold-start-rie.md.
+bench-cold-start: $(VENV)/.installed runtime build
+	$(BIN)/python bench/cold_start_rie.py --runs 15

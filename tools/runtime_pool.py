@@ -13,6 +13,7 @@ back when answered, as sam local's warm containers and Lambda's execution enviro
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -125,11 +126,26 @@ class LocalRuntime:
             code = build_dir / function.logical_id
             if not code.is_dir():
                 raise RuntimeConfigurationError(f"no {code}: run `sam build` (`make build`) first")
-            rie = rie_binary(function.architecture)
-            self.pools[function.logical_id] = FunctionPool(function, self._starter(function, rie))
+            rie_binary(function.architecture)  # fails now, not at the first invoke, on a foreign architecture
+            self.pools[function.logical_id] = FunctionPool(
+                function, functools.partial(self.new_sandbox, function.logical_id)
+            )
 
     def invoke(self, logical_id: str, event: Any) -> Any:
         return self.pools[logical_id].invoke(event)
+
+    def new_sandbox(self, logical_id: str, number: int = 0) -> Sandbox:
+        """A sandbox of the function outside its pool (the caller stops it): a cold start on demand."""
+        function = self.pools[logical_id].function
+        return Sandbox(
+            name=f"{function.logical_id}#{number}",
+            rie=rie_binary(function.architecture),
+            command=[str(self.python), "-m", "awslambdaric", function.handler],
+            environment=self.environment(function),
+            cwd=self.build_dir / function.logical_id,
+            timeout_s=function.timeout_s,
+            echo=self.echo,
+        )
 
     def close(self) -> None:
         for pool in self.pools.values():
@@ -177,20 +193,6 @@ class LocalRuntime:
             "PYTHONPATH": os.pathsep.join(str(p) for p in [*layer_paths, *site]),
             "PYTHONDONTWRITEBYTECODE": "1",
         }
-
-    def _starter(self, function: Function, rie: Path) -> Callable[[int], Sandbox]:
-        def start(number: int) -> Sandbox:
-            return Sandbox(
-                name=f"{function.logical_id}#{number}",
-                rie=rie,
-                command=[str(self.python), "-m", "awslambdaric", function.handler],
-                environment=self.environment(function),
-                cwd=self.build_dir / function.logical_id,
-                timeout_s=function.timeout_s,
-                echo=self.echo,
-            )
-
-        return start
 
     def _python_version(self) -> str:
         return next(p.name[len("python") :] for p in (self.python.parent.parent / "lib").glob("python3*"))

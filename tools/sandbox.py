@@ -121,9 +121,15 @@ class Sandbox:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=self.timeout_s + INIT_ALLOWANCE_S) as response:
-            body = response.read().decode()
-            function_error = response.headers.get("X-Amz-Function-Error")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s + INIT_ALLOWANCE_S) as response:
+                body = response.read().decode()
+                function_error = response.headers.get("X-Amz-Function-Error")
+        except urllib.error.HTTPError as error:  # RIE's 502: the runtime process exited or failed its init
+            detail = error.read().decode(errors="replace") or error.reason
+            raise FunctionError(
+                f"Runtime.HTTP{error.code}", f"{detail}; last output: {list(self.lines)[-5:]}"
+            ) from None
         if body.startswith("Task timed out after"):
             raise FunctionError("Sandbox.Timedout", body)
         try:
