@@ -144,6 +144,9 @@ def test_a_lost_201_retried_and_16_concurrent_clients_give_one_charge(stack_fact
     print(f"16 clients: {len(sandboxes)} sandboxes, {conflicts} answers 409 before the 201")
     assert len(sandboxes) > 2, "concurrent requests were served by concurrent sandboxes"
     assert conflicts > 0, "some clients arrived while the first was in flight"
+    output = [line for sandbox in sandboxes for line in sandbox.lines]
+    assert any('"service":"payment"' in line for line in output), "Powertools' metrics name the payment service"
+    assert not any('"service":"email"' in line for line in output), "not the other function's (issue 12)"
 
 
 def test_a_real_timeout_in_the_middle_of_the_charge_then_the_retry_charges_once(stack_factory: Any, serve: Any) -> None:
@@ -199,6 +202,8 @@ def test_an_email_batch_with_a_duplicate_and_a_malformed_message(stack_factory: 
     assert int(ses.get_send_quota()["SentLast24Hours"]) - sent_before == len(email_ids), "one email per email_id"
     failures = {f["itemIdentifier"] for r in responses for f in r["batchItemFailures"]}
     assert failures == malformed, "batchItemFailures names the malformed message, and only it"
+    output = [line for sandbox in stack.runtime.pools["EmailFunction"].sandboxes for line in sandbox.lines]
+    assert any('"service":"email"' in line for line in output)
     attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
     assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1", "only the malformed one was not deleted"
