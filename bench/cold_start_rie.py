@@ -144,16 +144,19 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def write(found: dict[str, list[float]], runs: int) -> str:
+def write(found: dict[str, list[float]], runs: int, load: tuple[float, float]) -> str:
     stats = {name: summary(values) for name, values in found.items()}
+    paired = [o / t for o, t in zip(found["Ours"], found["Powertools"], strict=True)]
+    ratio = summary(paired)
     bare = stats["Bare"]["median"]
     ours, theirs = stats["Ours"]["median"], stats["Powertools"]["median"]
     lines = [
         "# Cold start on the Lambda runtime (Init Duration)",
         "",
-        f"`make bench-cold-start` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, {runs} cold starts each,"
-        " handlers taking turns): RIE's `INIT REPORT(durationMs)` of a new runtime process, Python 3.12,",
-        "awslambdaric 4.2.2, the same `sam build` layer for all three. See bench/cold_start_rie.py for the method.",
+        f"`make bench-cold-start` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, load average"
+        f" {load[0]:.1f} at the start and {load[1]:.1f} at the end, {runs} cold starts each, handlers taking turns):",
+        "RIE's `INIT REPORT(durationMs)` of a new runtime process, Python 3.12, awslambdaric 4.2.2, the same",
+        "`sam build` layer for all three. See bench/cold_start_rie.py for the method.",
         "",
         "| handler | median ms | p25-p75 ms | min-max ms | beyond no idempotency (median) |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -166,12 +169,15 @@ def write(found: dict[str, list[float]], runs: int) -> str:
         )
     lines += [
         "",
-        f"Ours / Powertools, whole Init Duration (medians): {ours / theirs:.2f}x;"
-        f" of what the idempotency adds beyond the bare handler: {(ours - bare) / (theirs - bare):.2f}x.",
+        f"Ours / Powertools, Init Duration: {ratio['median']:.2f}x, the median of the {runs} paired runs (each"
+        f" pair back to back; p25-p75 {ratio['p25']:.2f}-{ratio['p75']:.2f}x); the ratio of the medians is"
+        f" {ours / theirs:.2f}x. What the idempotency adds beyond the bare handler, medians:"
+        f" {ours - bare:+.0f} ms (ours), {theirs - bare:+.0f} ms (Powertools).",
         "",
     ]
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "cold-start-rie.json").write_text(json.dumps({"runs": runs, "init_ms": found, "stats": stats}, indent=2))
+    record = {"runs": runs, "load_average": load, "init_ms": found, "stats": stats, "paired_ratio": ratio}
+    (OUT / "cold-start-rie.json").write_text(json.dumps(record, indent=2))
     page = "\n".join(lines)
     (OUT / "cold-start-rie.md").write_text(page)
     return page
@@ -188,7 +194,9 @@ def main() -> None:
         template = task_folders(Path(folder), args.build_dir / "IdempotencyLayer")
         environ = {**os.environ, "AWS_ENDPOINT_URL_DYNAMODB": endpoint}
         runtime = LocalRuntime(template, build_dir=Path(folder), environ=environ)
-        print(write(measure(runtime, args.runs), args.runs))
+        start_load = os.getloadavg()[0]
+        found = measure(runtime, args.runs)
+        print(write(found, args.runs, (start_load, os.getloadavg()[0])))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -207,6 +208,46 @@ def test_an_email_batch_with_a_duplicate_and_a_malformed_message(stack_factory: 
     attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
     assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1", "only the malformed one was not deleted"
+
+
+def _descendants(pid: int) -> set[int]:
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False)
+    found = {int(child) for child in children.stdout.split()}
+    return found.union(*(_descendants(child) for child in found)) if found else found
+
+
+def test_make_serve_runs_on_the_runtime_logs_like_lambda_and_stops_every_process(
+    sam_build: Path, tmp_path: Path
+) -> None:
+    """`make serve`'s command: the functions on RIE with an embedded AWS; SIGTERM stops RIE and the runtimes."""
+    log = tmp_path / "serve.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    command = [sys.executable, str(ROOT / "tools" / "local_api.py"), "--port", "0", "--embedded-dynamodb"]
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [*command, "--build-dir", str(sam_build)], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "on http://127.0.0.1:" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        port = log.read_text().split("on http://127.0.0.1:", 1)[1].split()[0]
+        first = post(f"http://127.0.0.1:{port}", "serve-1")
+        again = post(f"http://127.0.0.1:{port}", "serve-1")
+        sandboxes = _descendants(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert first.status_code == 201 and again.json() == first.json()
+    assert len(sandboxes) >= 2, "an RIE process and its runtime process"
+    time.sleep(0.5)
+    alive = [pid for pid in sandboxes if Path(f"/proc/{pid}").exists()]
+    assert alive == [], f"left running after SIGTERM: {alive}"
+    text = log.read_text()
+    for mark in ("[PaymentFunction#1] START RequestId:", "[PaymentFunction#1] END RequestId:", "REPORT RequestId:"):
+        assert mark in text, text
+    assert "Polling EmailQueue" in text
 
 
 def _docker_unavailable() -> str | None:

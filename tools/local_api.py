@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
         app = LocalApi(template, principal=None if args.no_auth else args.principal, invoker=invoker)
         server = make_server("127.0.0.1", args.port, app, threaded=True)
         mode = "in this process" if args.in_process else "on the Lambda runtime (RIE)"
-        print(f"Serving {', '.join(app.routes())} on http://127.0.0.1:{server.server_port} {mode}", flush=True)
+        print(f"Serving {', '.join(app.routes())} {mode} on http://127.0.0.1:{server.server_port}", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
