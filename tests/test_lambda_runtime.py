@@ -146,8 +146,8 @@ def test_a_lost_201_retried_and_16_concurrent_clients_give_one_charge(stack_fact
     assert stack.count("PaymentsTable") == 2, "one payment per key"
     assert len(sandboxes) > 2, f"concurrent requests were served by concurrent sandboxes ({len(sandboxes)})"
     assert conflicts > 0, f"some clients arrived while the first was in flight ({len(sandboxes)} sandboxes)"
+    assert sandboxes[0].wait_for_output('"service":"payment"'), "Powertools' metrics name the payment service"
     output = [line for sandbox in sandboxes for line in sandbox.lines]
-    assert any('"service":"payment"' in line for line in output), "Powertools' metrics name the payment service"
     assert not any('"service":"email"' in line for line in output), "not the other function's (issue 12)"
 
 
@@ -162,16 +162,14 @@ def test_a_real_timeout_in_the_middle_of_the_charge_then_the_retry_charges_once(
     timed_out = post(url, "times-out")
     assert timed_out.status_code == 500, timed_out.text
     sandbox = stack.runtime.pools["PaymentFunction"].sandboxes[0]
-    assert any(
-        "Task timed out after 5.00 seconds" in line or "Reset initiated: Timeout" in line for line in sandbox.lines
-    )
+    assert sandbox.wait_for_output("Reset initiated: Timeout"), "RIE killed the runtime at the Timeout"
     assert stack.count("GatewayChargesTable") == 1, "killed after the gateway recorded the charge"
     assert stack.count("PaymentsTable") == 0, "killed before the payment was recorded"
 
     retried, conflicts = post_until_done(url, "times-out")
     waited = time.monotonic() - started
     assert retried.status_code == 201, retried.text
-    assert len(sandbox.init_durations()) == 2, "the killed runtime process was replaced by a new one"
+    assert len(sandbox.init_durations(at_least=2)) == 2, "the killed runtime process was replaced by a new one"
     later = [post(url, "times-out") for _ in range(3)]
     assert all(r.status_code == 201 and r.json() == retried.json() for r in later)
     assert all(r.headers["Idempotent-Replayed"] == "true" for r in later)
@@ -204,8 +202,7 @@ def test_an_email_batch_with_a_duplicate_and_a_malformed_message(stack_factory: 
     assert int(ses.get_send_quota()["SentLast24Hours"]) - sent_before == len(email_ids), "one email per email_id"
     failures = {f["itemIdentifier"] for r in responses for f in r["batchItemFailures"]}
     assert failures == malformed, "batchItemFailures names the malformed message, and only it"
-    output = [line for sandbox in stack.runtime.pools["EmailFunction"].sandboxes for line in sandbox.lines]
-    assert any('"service":"email"' in line for line in output)
+    assert stack.runtime.pools["EmailFunction"].sandboxes[0].wait_for_output('"service":"email"')
     attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
     assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1", "only the malformed one was not deleted"

@@ -20,6 +20,7 @@ import platform
 import re
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import deque
@@ -141,9 +142,22 @@ class Sandbox:
             raise FunctionError(str(details.get("errorType", "Unhandled")), str(details.get("errorMessage", body)))
         return payload
 
-    def init_durations(self) -> list[float]:
-        """Milliseconds of each runtime start so far (one per cold start: the first, and after every timeout)."""
+    def init_durations(self, at_least: int = 0, timeout_s: float = 10) -> list[float]:
+        """Milliseconds of each runtime start so far (one per cold start: the first, and after every timeout).
+
+        The log is read by a thread, so a line may arrive after the invoke's answer: wait up to ``timeout_s`` for
+        ``at_least`` of them."""
+        self.wait_for_output("INIT REPORT", at_least, timeout_s)
         return [float(m.group(1)) for line in list(self.lines) if (m := _INIT_REPORT.search(line))]
+
+    def wait_for_output(self, text: str, count: int = 1, timeout_s: float = 10) -> list[str]:
+        """The output lines containing ``text``, once there are ``count`` of them (or ``timeout_s`` has passed)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = [line for line in list(self.lines) if text in line]
+            if len(found) >= count or time.monotonic() > deadline or not self._reader.is_alive():
+                return found
+            time.sleep(0.05)
 
     def stop(self) -> None:
         """Stop RIE; it kills its runtime process first (SIGKILL, as when Lambda reclaims a sandbox)."""
