@@ -28,11 +28,19 @@ class SimulatedGateway:
         mid-charge timeouts happen."""
 
     def charge(
-        self, *, idempotency_key: str, amount: int, currency: str, customer: str, description: str | None
+        self,
+        *,
+        idempotency_key: str,
+        reference: str,
+        amount: int,
+        currency: str,
+        customer: str,
+        description: str | None,
     ) -> Charge:
         item = {
             "idempotency_key": {"S": idempotency_key},
             "charge_id": {"S": f"ch_{os.urandom(12).hex()}"},
+            "reference": {"S": reference},
             "amount": {"N": str(amount)},
             "currency": {"S": currency},
             "customer": {"S": customer},
@@ -65,5 +73,6 @@ def _charge(item: dict[str, Any]) -> Charge:
         amount=int(item["amount"]["N"]),
         currency=item["currency"]["S"],
         customer=item["customer"]["S"],
+        reference=item["reference"]["S"],
         status=item["status"]["S"],
     )
