@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -80,8 +81,9 @@ def handler(event, context):
 
 
 def task_folders(build: Path, layer: Path) -> Template:
-    """A build folder holding the three handlers' task folders and the layer, as `sam build` lays them out."""
-    (build / "IdempotencyLayer").symlink_to(layer)
+    """A build folder holding the three handlers' task folders and a copy of the layer, as `sam build` lays them
+    out (a copy: a `make build` meanwhile must not change the layer under the measurement)."""
+    shutil.copytree(layer, build / "IdempotencyLayer", symlinks=True)
     functions = []
     for name, source in SOURCES.items():
         (build / name).mkdir()
