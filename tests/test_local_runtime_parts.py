@@ -3,12 +3,14 @@ acknowledgements (AWS's rules for partial batch responses), and the sandbox's en
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tools.runtime_pool import LocalRuntime
+from tools.runtime_pool import FunctionPool, LocalRuntime
 from tools.sam_template import SqsSource, TemplateError, load_template
 from tools.sandbox import RuntimeConfigurationError, rie_binary
 from tools.sqs_source import acknowledged
@@ -99,3 +101,41 @@ def test_a_sandbox_sees_its_own_function_and_only_passed_through_variables(sam_b
     assert environment["AWS_REGION"] == environment["AWS_DEFAULT_REGION"] == "eu-west-1"
     assert environment["PYTHONPATH"].split(":")[0] == str(sam_build / "IdempotencyLayer" / "python")
     assert environment["LAMBDA_TASK_ROOT"] == str(sam_build / "PaymentFunction")
+
+
+class FakeSandbox:
+    """Stands in for an RIE process: counts the invokes it serves at once."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.exit_code: int | None = None
+        self.busy = 0
+        self.most_busy = 0
+        self.process = self
+
+    def poll(self) -> int | None:
+        return self.exit_code
+
+    def invoke(self, event: Any) -> Any:
+        self.busy += 1
+        self.most_busy = max(self.most_busy, self.busy)
+        time.sleep(0.05)
+        self.busy -= 1
+        return event
+
+
+def test_a_sandbox_serves_one_invoke_at_a_time_and_a_dead_one_is_replaced() -> None:
+    started: list[FakeSandbox] = []
+
+    def start(number: int) -> Any:
+        started.append(FakeSandbox(number))
+        return started[-1]
+
+    pool = FunctionPool(load_template(ROOT / "template.yaml").functions[0], start, cold_starts=2)
+    with ThreadPoolExecutor(8) as clients:
+        assert list(clients.map(pool.invoke, range(8))) == list(range(8))
+    assert 2 <= len(started) <= 8 and all(s.most_busy == 1 for s in started)
+    for sandbox in started:
+        sandbox.exit_code = -9
+    pool.invoke("again")
+    assert pool.sandboxes == [started[-1]] and started[-1].exit_code is None, "the dead ones were dropped"

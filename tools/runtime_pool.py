@@ -78,8 +78,11 @@ class FunctionPool:
             while True:
                 if self._closed:
                     raise RuntimeError(f"{self.function.logical_id}: the local runtime has stopped")
-                if self._idle:
-                    return self._idle.pop(), 0
+                while self._idle:
+                    sandbox = self._idle.pop()
+                    if sandbox.process.poll() is None:
+                        return sandbox, 0
+                    self._all.remove(sandbox)  # its RIE exited (crashed or killed): replaced by a new one
                 if self._starting < self._cold_starts and len(self._all) + self._starting < MAX_SANDBOXES:
                     self._starting += 1
                     return None, 1
