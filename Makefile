@@ -90,7 +90,7 @@ $(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
 bench: setup $(VENV)/.bench-installed
 	PYENV_VERSION=3.12.1 $(BIN)/python bench/run.py
 
-# Cold start the Lambda way (a few minutes): Init Duration of new runtime processes on RIE, a minimal handler with
-# ours vs with Powertools' idempotency, same layer, 15 cold starts each -> docs/benchmarks/cold-start-rie.md.
+# Cold start the Lambda way (about 3 minutes): Init Duration of new runtime processes on RIE, a minimal handler with
+# ours vs with Powertools' idempotency, same layer, 30 cold starts each -> docs/benchmarks/cold-start-rie.md.
 bench-cold-start: $(VENV)/.installed runtime build
-	$(BIN)/python bench/cold_start_rie.py --runs 15
+	$(BIN)/python bench/cold_start_rie.py --runs 30

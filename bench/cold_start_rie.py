@@ -1,6 +1,6 @@
 """Cold start measured the Lambda way: the Init Duration of a real runtime process, ours against Powertools'.
 
-make bench-cold-start        # or: .venv/bin/python bench/cold_start_rie.py [--runs 15]
+make bench-cold-start        # or: .venv/bin/python bench/cold_start_rie.py [--runs 30]
 
 Three minimal handlers run on the local Lambda runtime (tools/runtime_pool.py: RIE + awslambdaric, Python 3.12),
 each from its own task folder and all with the same layer, `sam build`'s IdempotencyLayer (lambda_idempotency and
@@ -187,7 +187,7 @@ def write(found: dict[str, list[float]], runs: int, load: tuple[float, float]) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--build-dir", type=Path, default=BUILD_DIR, help="sam build's output (make build)")
     args = parser.parse_args()
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
