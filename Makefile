@@ -3,13 +3,21 @@
 # lint, types and the full test suite, template checks included (tests/test_template.py runs sam build with
 # PYENV_VERSION=3.12.1, which puts python3.12 on PATH).
 PYTHON ?= python3
+PYTHON_MIN := 3.11
 VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 RUNTIME_VENV := .venv-runtime
 PYTHON312 := PYENV_VERSION=3.12.1 python3.12
 
-.PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench build runtime bench-cold-start
+# First of all: is $(PYTHON) new enough? One line saying what is needed and what was found, instead of a resolver's
+# errors. A .venv made by another Python is removed here, so it is rebuilt (tools/check_python.py).
+PYTHON_CHECK := $(shell $(PYTHON) tools/check_python.py $(PYTHON_MIN) $(VENV) || echo "lambda-idempotency needs Python >= $(PYTHON_MIN); found no working $(PYTHON) (run make PYTHON=python3.X)")
+ifneq ($(PYTHON_CHECK),ok)
+$(error $(PYTHON_CHECK))
+endif
+
+.PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench bench-offload build runtime bench-cold-start
 
 setup: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed $(RUNTIME_VENV)/.installed
 
@@ -94,3 +102,7 @@ bench: setup $(VENV)/.bench-installed
 # ours vs with Powertools' idempotency, same layer, 30 cold starts each -> docs/benchmarks/cold-start-rie.md.
 bench-cold-start: $(VENV)/.installed runtime build
 	$(BIN)/python bench/cold_start_rie.py --runs 30
+
+# What offloading results to S3 adds (DynamoDB Local + moto's S3, on this machine): writes docs/benchmarks/offload.md.
+bench-offload: setup
+	$(BIN)/python bench/offload.py
