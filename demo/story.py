@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from lambda_idempotency.engine import LEASE_MARGIN_MS
+from lambda_idempotency.lease import LEASE_MARGIN_MS
 
 from .stack import LambdaContext, LocalStack
 from .template import ROOT

@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from lambda_idempotency.engine import LEASE_MARGIN_MS
+from lambda_idempotency.lease import LEASE_MARGIN_MS
 
 from demo.stack import LambdaContext, LocalStack
 from demo.story import EVENTS, load_event, with_key

@@ -34,8 +34,9 @@ from .errors import (
     StoreUnavailableError,
     WriteConditionError,
 )
-from .execution import Execution, Mode, lambda_context
+from .execution import Execution, Mode
 from .keys import fingerprint_of, normalise_key, normalise_scope, record_id
+from .lease import Lease, length_ms, remaining_ms
 from .record import Payload, Record, Status, pack, unpack
 from .selectors import Arguments
 from .stores.base import ClaimRequest, Refused, Store, WritesRefused
@@ -45,9 +46,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("lambda_idempotency")
 
-DEFAULT_LEASE_MS = 60_000
-LEASE_MARGIN_MS = 1_000
-"""Added to every lease, so a retry after a Lambda timeout can take over a little after the deadline."""
 FINISH_ATTEMPTS = 3
 MAX_CLAIM_ROUNDS = 4
 MODES: tuple[Mode, ...] = ("claim", "optimistic")
@@ -80,6 +78,7 @@ class Guard:
         serializer: Serializer,
         clock: Clock,
         mode: Mode = "claim",
+        renew: bool = True,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -91,6 +90,7 @@ class Guard:
         self._scope = scope
         self.ttl_s = ttl_s
         self.lease_ms = lease_ms
+        self.renew = renew
         self.cache_errors = cache_errors
         self.cache = cache
         self.required = required
@@ -124,21 +124,21 @@ class Guard:
                 observe.emit(observe.REPLAYS, self.operation, rid)
                 return cached
 
-        lease_until = now_ms + self._lease_ms(lambda_context)
+        lease = self._lease(rid, os.urandom(16).hex(), lambda_context, now_ms)
         request = ClaimRequest(
             record_id=rid,
-            owner=os.urandom(16).hex(),
+            owner=lease.owner,
             key=key,
             scope=scope,
             fingerprint=fingerprint,
             now_ms=now_ms,
-            lease_expires_at=lease_until,
-            expires_at=max(now_ms // 1000 + self.ttl_s, math.ceil(lease_until / 1000)),
+            lease_expires_at=lease.expires_at_ms,
+            expires_at=lease.ttl_expires_at,
         )
         if self.mode == "optimistic":
-            return self._execution(request, 1, None)
+            return self._execution(request, 1, None, None)
         try:
-            return self._claim(request)
+            return self._claim(request, lease)
         except StoreUnavailableError:
             observe.emit(observe.STORE_ERRORS, self.operation, request.record_id)
             if not self.fail_open:
@@ -146,17 +146,17 @@ class Guard:
             logger.warning("store unavailable; running %s without idempotency (fail_open)", self.operation)
             return None
 
-    def _claim(self, request: ClaimRequest) -> Execution | Record:
+    def _claim(self, request: ClaimRequest, lease: Lease) -> Execution | Record:
         previous: Record | None = None
         for _ in range(MAX_CLAIM_ROUNDS):
             if previous is None:
                 refused = self.store.claim(request)
                 if refused is None:
-                    return self._execution(request, 1, None)
+                    return self._execution(request, 1, None, lease)
             else:
                 answer = self.store.take_over(request, previous)
                 if isinstance(answer, Record):
-                    return self._execution(request, answer.attempts, answer)
+                    return self._execution(request, answer.attempts, answer, lease)
                 refused = answer
             found = refused.current
             if found is None or found.is_expired(request.now_s):
@@ -164,7 +164,7 @@ class Guard:
                 continue
             if found.owner == request.owner:
                 logger.debug("a resent claim of %s had landed: it is ours", request.record_id)
-                return self._execution(request, found.attempts, found)
+                return self._execution(request, found.attempts, found, lease)
             _check_fingerprint(found, request.fingerprint, request.key, self.operation)
             if found.status is Status.COMPLETED:
                 if self.cache is not None:
@@ -181,9 +181,14 @@ class Guard:
             previous = found
         raise InProgressError(f"key {request.key!r} of {self.operation} is contended", retry_after=1)
 
-    def _execution(self, request: ClaimRequest, attempt: int, holder: Record | None) -> Execution:
-        """The execution that now holds the claim; ``holder`` is the record whose steps it inherits."""
+    def _execution(self, request: ClaimRequest, attempt: int, holder: Record | None, lease: Lease | None) -> Execution:
+        """The execution that now holds the claim (and ``lease``, renewed from now on); ``holder`` is the record whose
+        steps it inherits."""
         observe.emit(observe.EXECUTIONS, self.operation, request.record_id)
+        if lease is not None and lease.renew:
+            from .renewer import renewer
+
+            renewer().schedule(lease, time.monotonic() + lease.period_s)
         return Execution(
             key=request.key,
             scope=request.scope,
@@ -196,23 +201,34 @@ class Guard:
             steps=dict(holder.steps) if holder else {},
             mode=self.mode,
             host=self,
+            lease=lease,
         )
 
-    def _lease_ms(self, lambda_context: Any) -> int:
-        remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
-        left = int(remaining()) if callable(remaining) else None
-        if self.lease_ms is None:
-            lease = DEFAULT_LEASE_MS if left is None else left
-        else:
-            lease = self.lease_ms if left is None else min(self.lease_ms, left)
-        return max(lease, 0) + LEASE_MARGIN_MS
+    def _lease(self, rid: str, owner: str, lambda_context: Any, now_ms: int) -> Lease:
+        """The lease a claim sent now asks for: ``lease=`` (or the default), capped by the invocation's time left."""
+        left = remaining_ms(lambda_context)
+        return Lease(
+            store=self.store,
+            record_id=rid,
+            owner=owner,
+            operation=self.operation,
+            length_ms=length_ms(self.lease_ms, self.renew, left),
+            renew=self.renew,
+            deadline_ms=None if left is None else now_ms + left,
+            ttl_s=self.ttl_s,
+            clock=self.clock,
+            send=self._retrying,
+            now_ms=now_ms,
+        )
 
     def finish(self, execution: Execution, result: Any) -> Any:
         """Store the outcome and return what the caller gets: ``result``, or an optimistic race winner's.
 
         With collected writes the completion and the writes commit together or not at all: a lease lost to
-        another execution raises `LeaseLostError`, a failed condition of a write `WriteConditionError`.
+        another execution raises `LeaseLostError`, a failed condition of a write `WriteConditionError`; so does
+        an execution whose lease was lost while it ran, before anything is sent.
         """
+        _end_renewals(execution, "the completion")
         payload = self._payload(execution, result)
         now_ms = int(self.clock() * 1000)
         expires_at = now_ms // 1000 + self.ttl_s
@@ -236,6 +252,11 @@ class Guard:
 
     def abort(self, execution: Execution, error: BaseException) -> None:
         """After an exception: store a declared failure, release the key, or (BaseException) leave the lease."""
+        if execution.lease is not None:
+            execution.lease.stop()
+            if execution.lease.lost is not None:
+                logger.warning("%s lost its lease before it failed; the record is not its own", execution.record_id)
+                return
         if self.cache_errors and isinstance(error, self.cache_errors):
             now_ms = int(self.clock() * 1000)
             payload = json.dumps({"type": _type_name(type(error)), "message": str(error), "args": _args(error)})
@@ -254,6 +275,8 @@ class Guard:
 
     def add_write(self, execution: Execution, action: Mapping[str, Any], *, resource: bool) -> None:
         """`Host`: check a write against the transaction rules and keep it for the commit."""
+        if execution.lease is not None:
+            execution.lease.check("write()")
         if execution.running_step is not None:
             raise InvalidWriteError(
                 f"write() inside step {execution.running_step!r}: an execution that resumes skips the step and "
@@ -269,7 +292,8 @@ class Guard:
         self, execution: Execution, name: str, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> T:
         """`Host`: the saved result of step ``name``, or run ``fn`` and save its result before returning it."""
-        _need_claim(execution, "step()")
+        lease = _need_claim(execution, "step()")
+        lease.check(f"step {name!r}")
         if not isinstance(name, str) or not name:
             raise ValueError(f"a step needs a non-empty name, got {name!r}")
         serializer = TaggedJsonSerializer(return_annotation(fn))
@@ -278,6 +302,7 @@ class Guard:
             logger.debug("step %r of %s was saved by an earlier attempt; not running it", name, execution.record_id)
             replayed: T = serializer.loads(unpack(saved))
             return replayed
+        lease.fence(f"step {name!r}")
         outer, execution.running_step = execution.running_step, name
         try:
             result = fn(*args, **kwargs)
@@ -298,18 +323,6 @@ class Guard:
             raise LeaseLostError(f"{execution.record_id} was taken over before step {name!r} was saved")
         execution.steps[name] = payload
         return result
-
-    def heartbeat(self, execution: Execution) -> None:
-        """`Host`: extend the execution's lease as if it were claimed now."""
-        _need_claim(execution, "heartbeat()")
-        now_ms = int(self.clock() * 1000)
-        lease_until = now_ms + self._lease_ms(lambda_context())
-        expires_at = max(now_ms // 1000 + self.ttl_s, math.ceil(lease_until / 1000))
-        if self._retrying(
-            execution.record_id, self.store.extend_lease, execution.record_id, execution.owner, lease_until, expires_at
-        ):
-            raise LeaseLostError(f"{execution.record_id} was taken over; its lease cannot be extended")
-        execution.lease_expires_at = lease_until
 
     def _commit(self, execution: Execution, payload: Payload | None, now_ms: int, expires_at: int) -> None:
         """The fenced commit: the writes and the completion in one transaction, conditioned on our owner token."""
@@ -380,7 +393,10 @@ class Guard:
 
         An optimistic execution holds no claim, so there is nothing to give back.
         """
-        if execution.mode != "claim":
+        if execution.lease is None:
+            return
+        execution.lease.stop()
+        if execution.lease.lost is not None:
             return
         try:
             refused = self.store.release(execution.record_id, execution.owner, keep_steps=bool(execution.steps))
@@ -480,9 +496,17 @@ def _in_progress(key: str, now_ms: int, found: Record) -> InProgressError:
     return InProgressError(f"key {key!r} is in progress", retry_after=retry_after)
 
 
-def _need_claim(execution: Execution, what: str) -> None:
-    if execution.mode != "claim":
+def _need_claim(execution: Execution, what: str) -> Lease:
+    if execution.lease is None:
         raise ModeError(f"{what} needs mode='claim': an optimistic execution holds no record until it commits")
+    return execution.lease
+
+
+def _end_renewals(execution: Execution, what: str) -> None:
+    """Stop renewing before the outcome is written (and before the handler returns); lost: `LeaseLostError`."""
+    if execution.lease is not None:
+        execution.lease.stop()
+        execution.lease.check(what)
 
 
 def _finished(execution: Execution, status: Status, payload: Payload | None, now_ms: int, expires_at: int) -> Record:

@@ -59,9 +59,9 @@ class HttpOptions(TypedDict, total=False):
     """The scope of requests without a principal; None (default) answers them 401."""
     ttl: timedelta | float
     lease: timedelta | float | None
+    renew: bool
     max_retry_after: int
-    """Caps the 409's ``Retry-After`` (default 1 s): the lease runs to the Lambda timeout, while the original
-    usually finishes far sooner."""
+    """Caps the 409's ``Retry-After`` (default 1 s): the original usually finishes far sooner than its lease."""
     wait: timedelta | float
     """How long a duplicate waits for an in-flight original before answering 409 (default 0: a waiting Lambda
     is billed)."""
@@ -105,6 +105,7 @@ class HttpIdempotency:
             fail_open=options.get("fail_open", False),
             serializer=TaggedJsonSerializer(),
             clock=options.get("clock", time.time),
+            renew=options.get("renew", True),
         )
 
     def handle(self, event: dict[str, Any], context: Any, run: Callable[[], Any]) -> ProxyResponse:
