@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 
-.PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench
+.PHONY: setup test test-long lint typecheck unit spin-installed demo demo-dynamodb-local serve bench
 
 setup: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed
 
@@ -41,6 +41,12 @@ typecheck: setup
 
 unit: setup
 	$(BIN)/pytest
+
+# spin model-checks the lease protocol (tests/test_lease_model.py); a fresh Debian machine gets it (and a C compiler
+# for its verifier) here. CI runs as root; elsewhere, install the packages `spin` and `gcc` once.
+unit: spin-installed
+spin-installed:
+	@command -v spin >/dev/null && command -v cc >/dev/null || (apt-get update -qq && apt-get install -y -qq spin gcc)
 
 test: lint typecheck unit
 
