@@ -135,25 +135,29 @@ class Lease:
             raise LeaseLostError(f"{self.record_id} lost its lease ({self.lost}); {what} did nothing")
 
     def fence(self, what: str) -> None:
-        """Before a step's function runs: prove the lease is held, renewing it first when it is close to its end.
+        """Before a step's function runs: prove the lease is held for at least a renewal period more, renewing it
+        first (synchronously) when less is left.
 
         A renewal still in flight does not count, so a process frozen between two steps renews (and learns that the
-        key was taken over) before it runs anything.
+        key was taken over) before it runs anything. Once the lease runs to the invocation's deadline it cannot be
+        renewed: the step runs while any of it is left (Lambda stops the invocation at the deadline).
         """
         self.check(what)
-        if self.left_ms() > self._length_ms / RENEWALS_PER_LEASE:
+        period_ms = self._length_ms / RENEWALS_PER_LEASE
+        if self.left_ms() > period_ms:
             return
         with self._lock:  # a background renewal may be in flight: its answer counts
-            self.check(what)
-            if self.left_ms() > self._length_ms / RENEWALS_PER_LEASE:
-                return
-            if self._extends():
+            while self.left_ms() <= period_ms and self._extends():  # renewed until a period is left, or lost
+                self.check(what)
+                if self.left_ms() <= 0:
+                    self._lose("no renewal landed before it ended")
+                    self.check(what)
                 try:
                     self._renew(retried=True)
                 except StoreUnavailableError as exc:
                     logger.warning("could not renew the lease of %s before %s (%s)", self.record_id, what, exc)
             self.check(what)
-            if self.left_ms() <= 0:
+            if self.left_ms() <= 0:  # capped by the invocation's deadline, and past it
                 self._lose("no renewal landed before it ended")
                 self.check(what)
 
