@@ -51,11 +51,13 @@ spin-installed:
 test: lint typecheck unit
 
 # The long run of issue 6, apart from `make test`: the slow tests (the 100,000-invocation storm on moto server and
-# DynamoDB Local, expiry with DynamoDB Local's real TTL deleter), then the property tests at 10,000 cases per target.
+# DynamoDB Local, expiry with DynamoDB Local's real TTL deleter, the lease tests at their literal size), then the
+# property tests at 10,000 cases per target, and spin on the lease model to a longer horizon (minutes, 1.5 GB).
 # Figures and run time: docs/reliability.md.
 test-long: setup
 	$(BIN)/pytest -m slow -s --durations=0
 	$(BIN)/pytest --hypothesis-profile=long --hypothesis-show-statistics --durations=0 tests/test_bad_input.py tests/test_model.py
+	LEASE_MODEL_HORIZON=9 $(BIN)/pytest -s tests/test_lease_model.py
 
 # The template's HTTP functions on 127.0.0.1:$(PORT), with an embedded DynamoDB (moto): no Docker, no AWS account.
 TEMPLATE ?= template.yaml
