@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("lambda_idempotency")
 
+GRANULARITY_S = 0.05
+"""The thread wakes at most this often: the stale entries of many short calls are dropped together, not one wake-up
+each (renewals come a few hundredths of a second late; their periods are seconds)."""
+
 
 class Renewer:
     """A heap of (due, lease) and the thread that renews each lease when it comes due."""
@@ -66,7 +70,7 @@ class Renewer:
                 if self._due and self._due[0][0] <= now:
                     self._wake_at = -math.inf
                     return heapq.heappop(self._due)[2]
-                self._wake_at = self._due[0][0] if self._due else math.inf
+                self._wake_at = max(self._due[0][0], now + GRANULARITY_S) if self._due else math.inf
                 self._ready.wait(None if not self._due else self._wake_at - now)
 
 
