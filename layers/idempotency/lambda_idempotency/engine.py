@@ -19,24 +19,28 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from . import depth
 from . import observability as observe
 from .cache import LocalCache
 from .codec import Serializer, TaggedJsonSerializer, return_annotation
 from .errors import (
     CachedFailureError,
     InProgressError,
+    InputTooDeepError,
     InvalidWriteError,
     KeyReuseError,
     LeaseLostError,
     MissingKeyError,
+    MissingScopeError,
     ModeError,
     ResultNotStoredError,
     StoreUnavailableError,
+    UnusableResultError,
     WriteConditionError,
 )
 from .execution import Execution, Mode
 from .keys import fingerprint_of, normalise_key, normalise_scope, record_id
-from .lease import Lease, length_ms, remaining_ms
+from .lease import Lease
 from .record import Payload, Record, Status, pack, unpack
 from .selectors import Arguments
 from .stores.base import ClaimRequest, Refused, Store, WritesRefused
@@ -112,7 +116,11 @@ class Guard:
             logger.debug("no idempotency key for %s; running without idempotency", self.operation)
             return None
         key = normalise_key(raw_key)
-        scope = normalise_scope(self._scope(call)) if self._scope else None
+        scope = None
+        if self._scope is not None:
+            scope = normalise_scope(self._scope(call))
+            if scope is None:  # never the unscoped record: every caller shares it
+                raise MissingScopeError(f"scope= of {self.operation} returned None for this call")
         fingerprint = fingerprint_of(self._fingerprint(call)) if self._fingerprint else None
         rid = record_id(self.operation, scope, key)
         now_ms = int(self.clock() * 1000)
@@ -124,7 +132,7 @@ class Guard:
                 observe.emit(observe.REPLAYS, self.operation, rid)
                 return cached
 
-        lease = self._lease(rid, os.urandom(16).hex(), lambda_context, now_ms)
+        lease = Lease(self, rid, os.urandom(16).hex(), lambda_context, now_ms)
         request = ClaimRequest(
             record_id=rid,
             owner=lease.owner,
@@ -185,10 +193,8 @@ class Guard:
         """The execution that now holds the claim (and ``lease``, renewed from now on); ``holder`` is the record whose
         steps it inherits."""
         observe.emit(observe.EXECUTIONS, self.operation, request.record_id)
-        if lease is not None and lease.renew:
-            from .renewer import renewer
-
-            renewer().schedule(lease, time.monotonic() + lease.period_s)
+        if lease is not None:
+            lease.hold()
         return Execution(
             key=request.key,
             scope=request.scope,
@@ -202,23 +208,6 @@ class Guard:
             mode=self.mode,
             host=self,
             lease=lease,
-        )
-
-    def _lease(self, rid: str, owner: str, lambda_context: Any, now_ms: int) -> Lease:
-        """The lease a claim sent now asks for: ``lease=`` (or the default), capped by the invocation's time left."""
-        left = remaining_ms(lambda_context)
-        return Lease(
-            store=self.store,
-            record_id=rid,
-            owner=owner,
-            operation=self.operation,
-            length_ms=length_ms(self.lease_ms, self.renew, left),
-            renew=self.renew,
-            deadline_ms=None if left is None else now_ms + left,
-            ttl_s=self.ttl_s,
-            clock=self.clock,
-            send=self._retrying,
-            now_ms=now_ms,
         )
 
     def finish(self, execution: Execution, result: Any) -> Any:
@@ -252,14 +241,11 @@ class Guard:
 
     def abort(self, execution: Execution, error: BaseException) -> None:
         """After an exception: store a declared failure, release the key, or (BaseException) leave the lease."""
-        if execution.lease is not None:
-            execution.lease.stop()
-            if execution.lease.lost is not None:
-                logger.warning("%s lost its lease before it failed; the record is not its own", execution.record_id)
-                return
+        if _stopped_lost(execution):
+            return
         if self.cache_errors and isinstance(error, self.cache_errors):
             now_ms = int(self.clock() * 1000)
-            payload = json.dumps({"type": _type_name(type(error)), "message": str(error), "args": _args(error)})
+            payload = _failure(error)
             if execution.mode == "optimistic":
                 try:
                     self._insert_finished(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s, None)
@@ -300,7 +286,7 @@ class Guard:
         saved = execution.steps.get(name)
         if saved is not None:
             logger.debug("step %r of %s was saved by an earlier attempt; not running it", name, execution.record_id)
-            replayed: T = serializer.loads(unpack(saved))
+            replayed: T = _load(serializer.loads, saved)
             return replayed
         lease.fence(f"step {name!r}")
         outer, execution.running_step = execution.running_step, name
@@ -313,7 +299,7 @@ class Guard:
             raise ModeError(f"step {name!r} returned an awaitable: steps run plain (not async) functions")
         try:
             payload = pack(serializer.dumps(result))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, InputTooDeepError) as exc:
             raise ResultNotStoredError(f"the result of step {name!r} cannot be saved: {exc}") from exc
         if payload is None:
             raise ResultNotStoredError(f"the result of step {name!r} is too big to save")
@@ -393,10 +379,7 @@ class Guard:
 
         An optimistic execution holds no claim, so there is nothing to give back.
         """
-        if execution.lease is None:
-            return
-        execution.lease.stop()
-        if execution.lease.lost is not None:
+        if execution.lease is None or _stopped_lost(execution):
             return
         try:
             refused = self.store.release(execution.record_id, execution.owner, keep_steps=bool(execution.steps))
@@ -417,7 +400,7 @@ class Guard:
             raise ResultNotStoredError(
                 f"{self.operation} completed for key {record.key!r}, but its result was not stored"
             )
-        return self.serializer.loads(unpack(record.result))
+        return _load(self.serializer.loads, record.result)
 
     def _payload(self, execution: Execution, result: Any) -> Payload | None:
         try:
@@ -469,7 +452,7 @@ class Guard:
                 time.sleep(0.05 * 2 ** (attempt - 1))
 
     def _rebuild_error(self, record: Record) -> BaseException:
-        stored = json.loads(unpack(record.result)) if record.result is not None else {}
+        stored = _load(json.loads, record.result) if record.result is not None else {}
         name = str(stored.get("type", "Exception"))
         message = str(stored.get("message", ""))
         for declared in self.cache_errors:
@@ -482,6 +465,16 @@ class Guard:
                     except Exception:
                         break
         return CachedFailureError(f"{name}: {message}", error_type=name)
+
+
+def _load(loads: Callable[[str], Any], payload: Payload) -> Any:
+    """A stored result as a value. This library never stores one nested deeper than `depth.MAX_JSON_DEPTH`; one that
+    is too deep to read (written by something else) is unusable, not a `RecursionError`."""
+    text = unpack(payload)
+    try:
+        return loads(text)
+    except RecursionError:
+        raise UnusableResultError("the stored result nests too deeply to be read") from None
 
 
 def _check_fingerprint(found: Record, fingerprint: str | None, key: str, operation: str) -> None:
@@ -500,6 +493,16 @@ def _need_claim(execution: Execution, what: str) -> Lease:
     if execution.lease is None:
         raise ModeError(f"{what} needs mode='claim': an optimistic execution holds no record until it commits")
     return execution.lease
+
+
+def _stopped_lost(execution: Execution) -> bool:
+    """Stop renewing; whether the lease was lost (then nothing more is sent: the record is another's)."""
+    if execution.lease is None:
+        return False
+    execution.lease.stop()
+    if execution.lease.lost is not None:
+        logger.warning("%s lost its lease; nothing more is sent for it", execution.record_id)
+    return execution.lease.lost is not None
 
 
 def _end_renewals(execution: Execution, what: str) -> None:
@@ -557,9 +560,19 @@ def _with_subclasses(cls: type[BaseException]) -> list[type[BaseException]]:
     return found
 
 
-def _args(error: BaseException) -> list[Any] | None:
+def _failure(error: BaseException) -> str:
+    """The stored form of a declared failure: its type, its message and, when JSON carries them, its arguments."""
     try:
-        json.dumps(error.args)
-    except (TypeError, ValueError):
+        message = str(error)
+    except RecursionError:  # the repr of an argument nested deeper than Python can walk
+        message = "<exception str() failed>"
+    return json.dumps({"type": _type_name(type(error)), "message": message, "args": _args(error)})
+
+
+def _args(error: BaseException) -> list[Any] | None:
+    """The arguments that rebuild the error on replay, or None when JSON cannot carry them within the depth limit."""
+    try:
+        depth.check_depth(json.dumps(error.args))
+    except (TypeError, ValueError, RecursionError, InputTooDeepError):
         return None
     return list(error.args)

@@ -16,7 +16,20 @@ class MissingKeyError(IdempotencyError):
 
 
 class InvalidKeyError(IdempotencyError):
-    """The key (or scope) is empty, too long, or not encodable; nothing was stored."""
+    """The key is empty, too long, or not encodable; nothing was stored."""
+
+
+class MissingScopeError(IdempotencyError):
+    """A ``scope=`` was configured and returned None or an empty value for this call; nothing was claimed.
+
+    Never a fallback to the unscoped record: that record is shared by every caller, so one caller's result would
+    be replayed to another (HTTP: 401 ``principal-required``).
+    """
+
+
+class InputTooDeepError(IdempotencyError):
+    """JSON nests deeper than `depth.MAX_JSON_DEPTH` levels, or a value deeper than Python can encode; nothing was
+    claimed or stored. An HTTP adapter answers 400 ``request-invalid``."""
 
 
 class KeyReuseError(IdempotencyError):
@@ -40,6 +53,11 @@ class ResultNotStoredError(IdempotencyError):
 
     The work ran once and will not run again; only its return value cannot be replayed.
     """
+
+
+class UnusableResultError(ResultNotStoredError):
+    """A stored result cannot be read back: it would inflate past `record.MAX_UNPACKED_BYTES` (a decompression bomb),
+    or it is corrupt. It is not decompressed; the work is not run again, as for any result that is not stored."""
 
 
 class LeaseLostError(IdempotencyError):

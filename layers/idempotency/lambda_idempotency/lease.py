@@ -17,13 +17,27 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import observability as observe
 from .errors import LeaseLostError, StoreUnavailableError
 
 if TYPE_CHECKING:
     from .stores.base import Refused, Store
+
+
+class Terms(Protocol):
+    """What a lease takes from the engine's `Guard` that claims it."""
+
+    store: Store
+    operation: str
+    lease_ms: int | None
+    renew: bool
+    ttl_s: int
+    clock: Clock
+
+    def _retrying(self, record_id: str, call: Callable[..., Any], *args: Any) -> Any: ...
+
 
 logger = logging.getLogger("lambda_idempotency")
 
@@ -75,33 +89,23 @@ class Lease:
         "_lock",
     )
 
-    def __init__(
-        self,
-        *,
-        store: Store,
-        record_id: str,
-        owner: str,
-        operation: str,
-        length_ms: int,
-        renew: bool,
-        deadline_ms: int | None,
-        ttl_s: int,
-        clock: Clock,
-        send: Send,
-        now_ms: int,
-    ) -> None:
-        self.store = store
+    def __init__(self, terms: Terms, record_id: str, owner: str, lambda_context: Any, now_ms: int) -> None:
+        """The lease a claim sent at ``now_ms`` asks for: ``lease=`` (else the default), capped by the invocation's
+        remaining time when ``lambda_context`` gives it."""
+        remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
+        left = int(remaining()) if callable(remaining) else None
+        self.store = terms.store
         self.record_id = record_id
         self.owner = owner
-        self.operation = operation
-        self.renew = renew
+        self.operation = terms.operation
+        self.renew = terms.renew
         self.lost: str | None = None
         """Why the lease was lost (refused, or no renewal landed in time); None while it is held."""
-        self._length_ms = length_ms
-        self._deadline_ms = deadline_ms
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._send = send
+        self._length_ms = _length_ms(terms.lease_ms, terms.renew, left)
+        self._deadline_ms = None if left is None else now_ms + left
+        self._ttl_s = terms.ttl_s
+        self._clock = terms.clock
+        self._send: Send = terms._retrying
         self._sent_ms = now_ms
         self._sent_mono = time.monotonic()
         self.expires_at_ms = self._end(now_ms)
@@ -128,6 +132,13 @@ class Lease:
         """How much longer this execution provably holds the lease, by the more pessimistic of its two clocks."""
         elapsed = max((time.monotonic() - self._sent_mono) * 1000, self._clock() * 1000 - self._sent_ms)
         return self.expires_at_ms - MAX_CLOCK_SKEW_MS - self._sent_ms - elapsed
+
+    def hold(self) -> None:
+        """The claim won: renew from now on (unless ``renew=False``)."""
+        if self.renew:
+            from .renewer import renewer
+
+            renewer().schedule(self, self._sent_mono + self.period_s)
 
     def check(self, what: str) -> None:
         """Raise `LeaseLostError` if the lease was lost, before ``what`` does anything."""
@@ -234,7 +245,7 @@ class Lease:
             logger.warning("lease lost: %s (%s); its next step, write or completion raises", self.record_id, reason)
 
 
-def length_ms(configured_ms: int | None, renew: bool, remaining_ms: int | None) -> int:
+def _length_ms(configured_ms: int | None, renew: bool, remaining_ms: int | None) -> int:
     """The lease an execution asks for, before the invocation's cap: ``lease=``, else the renewed default, else (not
     renewed) the invocation's remaining time."""
     if configured_ms is not None:
@@ -242,9 +253,3 @@ def length_ms(configured_ms: int | None, renew: bool, remaining_ms: int | None) 
     if renew:
         return DEFAULT_LEASE_MS
     return UNRENEWED_LEASE_MS if remaining_ms is None else max(remaining_ms, 0)
-
-
-def remaining_ms(lambda_context: Any) -> int | None:
-    """The invocation's remaining time, when a Lambda context gives it."""
-    remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
-    return int(remaining()) if callable(remaining) else None
