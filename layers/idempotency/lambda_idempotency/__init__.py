@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .codec import Serializer, TaggedJsonSerializer
     from .decorators import idempotent, idempotent_function
+    from .encryption import KmsEncryption
     from .errors import (
         CachedFailureError,
         IdempotencyError,
@@ -26,12 +27,14 @@ if TYPE_CHECKING:
         ModeError,
         NoActiveExecutionError,
         ResultNotStoredError,
+        ResultUnreadableError,
+        StoreConfigurationError,
         StoreUnavailableError,
-        UnusableResultError,
         WriteConditionError,
     )
     from .execution import Execution, current, use_lambda_context
     from .observability import disable_metrics, enable_metrics
+    from .offload import S3Offload
     from .stores.base import Store
     from .stores.dynamodb import DynamoDBStore, create_table
     from .stores.memory import MemoryStore
@@ -46,6 +49,7 @@ __all__ = [
     "InvalidKeyError",
     "InvalidWriteError",
     "KeyReuseError",
+    "KmsEncryption",
     "LeaseLostError",
     "MemoryStore",
     "MissingKeyError",
@@ -53,11 +57,13 @@ __all__ = [
     "ModeError",
     "NoActiveExecutionError",
     "ResultNotStoredError",
+    "ResultUnreadableError",
+    "S3Offload",
     "Serializer",
     "Store",
+    "StoreConfigurationError",
     "StoreUnavailableError",
     "TaggedJsonSerializer",
-    "UnusableResultError",
     "WriteConditionError",
     "create_table",
     "current",
@@ -82,8 +88,9 @@ _LAZY = {
     "ModeError": "errors",
     "NoActiveExecutionError": "errors",
     "ResultNotStoredError": "errors",
+    "ResultUnreadableError": "errors",
+    "StoreConfigurationError": "errors",
     "StoreUnavailableError": "errors",
-    "UnusableResultError": "errors",
     "WriteConditionError": "errors",
     "idempotent": "decorators",
     "idempotent_function": "decorators",
@@ -98,6 +105,8 @@ _LAZY = {
     "MemoryStore": "stores.memory",
     "Serializer": "codec",
     "TaggedJsonSerializer": "codec",
+    "S3Offload": "offload",
+    "KmsEncryption": "encryption",
 }
 
 
