@@ -276,9 +276,18 @@ def test_lease_follows_the_lambda_context_and_the_lease_option(clock: FakeClock)
         if event.get("probe"):
             probe(capped, {"k": event["k"]})
 
+    @idempotent(store, key="k", operation="ctx3", clock=clock, renew=False)
+    def whole(event: Any, context: Any) -> None:
+        if event.get("probe"):
+            probe(whole, {"k": event["k"]})
+
     handler({"k": "a", "probe": True}, Context(120_000))
     capped({"k": "a", "probe": True}, Context(120_000))
-    assert retry_after == [121, 6]  # remaining time + 1 s margin; min(lease, remaining) + margin
+    whole({"k": "a", "probe": True}, Context(120_000))
+    handler({"k": "b", "probe": True}, Context(4_000))
+    # the renewed default lease (20 s) + 1 s margin; min(lease, remaining) + margin; renew=False: one lease for the
+    # whole invocation (remaining time + margin); the remaining time caps the default
+    assert retry_after == [21, 6, 121, 5]
 
 
 def test_use_lambda_context_sizes_function_leases(clock: FakeClock) -> None:
@@ -303,7 +312,7 @@ def test_use_lambda_context_sizes_function_leases(clock: FakeClock) -> None:
         inner("from-context", probe=True)
     finally:
         use_lambda_context(None)
-    assert retry_after == [5, 61, 10]
+    assert retry_after == [5, 21, 10]  # outside an invocation: the default lease (20 s) + margin
 
 
 def test_local_cache_honours_fingerprint_and_expiry(clock: FakeClock) -> None:

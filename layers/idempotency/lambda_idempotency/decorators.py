@@ -93,6 +93,7 @@ def idempotent(
     operation: str | None = None,
     ttl: timedelta | float = DEFAULT_TTL,
     lease: timedelta | float | None = None,
+    renew: bool = True,
     cache_errors: tuple[type[BaseException], ...] = (),
     local_cache: bool | int = True,
     required: bool = True,
@@ -105,7 +106,8 @@ def idempotent(
     """Make a Lambda handler ``(event, context)`` run once per key; retries get the stored result.
 
     ``key``/``fingerprint`` are JMESPath expressions on the event (``json(body).order_id``) or callables of the
-    event; ``scope`` is a callable of the event. The lease defaults to the invocation's remaining time.
+    event; ``scope`` is a callable of the event. The key is held by a lease (``lease``, default 20 s) renewed every
+    lease/3 while the function runs; ``renew=False`` takes one lease for the whole invocation instead.
     ``mode="optimistic"`` claims nothing: for short functions whose effects are all `current().write` calls.
     ``hash_keys`` stores keyed hashes of the key and scope instead of their text (True, or a secret: bytes).
     """
@@ -122,6 +124,7 @@ def idempotent(
             operation=operation,
             ttl=ttl,
             lease=lease,
+            renew=renew,
             cache_errors=cache_errors,
             local_cache=local_cache,
             required=required,
@@ -150,6 +153,7 @@ def idempotent_function(
     operation: str | None = None,
     ttl: timedelta | float = DEFAULT_TTL,
     lease: timedelta | float | None = None,
+    renew: bool = True,
     cache_errors: tuple[type[BaseException], ...] = (),
     local_cache: bool | int = True,
     required: bool = True,
@@ -178,6 +182,7 @@ def idempotent_function(
             operation=operation,
             ttl=ttl,
             lease=lease,
+            renew=renew,
             cache_errors=cache_errors,
             local_cache=local_cache,
             required=required,
@@ -202,6 +207,7 @@ def _guard(
     operation: str | None,
     ttl: timedelta | float,
     lease: timedelta | float | None,
+    renew: bool,
     cache_errors: tuple[type[BaseException], ...],
     local_cache: bool | int,
     required: bool,
@@ -238,6 +244,7 @@ def _guard(
         serializer=serializer or TaggedJsonSerializer(return_annotation(fn)),
         clock=clock,
         mode=mode,
+        renew=renew,
         hash_keys=hash_keys,
     )
 

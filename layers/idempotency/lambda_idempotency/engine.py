@@ -40,8 +40,9 @@ from .errors import (
     StoreUnavailableError,
     WriteConditionError,
 )
-from .execution import Execution, Mode, lambda_context
+from .execution import Execution, Mode
 from .keys import fingerprint_of, normalise_key, normalise_scope, record_id
+from .lease import Lease
 from .record import Payload, Record, Status, pack, unpack
 from .selectors import Arguments
 from .stores.base import ClaimRequest, Refused, Store, WritesRefused
@@ -52,9 +53,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("lambda_idempotency")
 
-DEFAULT_LEASE_MS = 60_000
-LEASE_MARGIN_MS = 1_000
-"""Added to every lease, so a retry after a Lambda timeout can take over a little after the deadline."""
 FINISH_ATTEMPTS = 3
 MAX_CLAIM_ROUNDS = 4
 MODES: tuple[Mode, ...] = ("claim", "optimistic")
@@ -101,6 +99,7 @@ class Guard:
         serializer: Serializer,
         clock: Clock,
         mode: Mode = "claim",
+        renew: bool = True,
         hash_keys: bool | bytes = False,
     ) -> None:
         if mode not in MODES:
@@ -113,6 +112,7 @@ class Guard:
         self._scope = scope
         self.ttl_s = ttl_s
         self.lease_ms = lease_ms
+        self.renew = renew
         self.cache_errors = cache_errors
         self.cache = cache
         self.required = required
@@ -160,22 +160,22 @@ class Guard:
                 observe.emit(observe.REPLAYS, self.operation, rid)
                 return cached
 
-        lease_until = now_ms + self._lease_ms(lambda_context)
+        lease = Lease(self, rid, new_owner(), lambda_context, now_ms)
         stored_key, stored_scope = (key, scope) if self.hasher is None else self._hidden(key, scope)
         request = ClaimRequest(
             record_id=rid,
-            owner=new_owner(),
+            owner=lease.owner,
             key=stored_key,
             scope=stored_scope,
             fingerprint=fingerprint,
             now_ms=now_ms,
-            lease_expires_at=lease_until,
-            expires_at=max(now_ms // 1000 + self.ttl_s, math.ceil(lease_until / 1000)),
+            lease_expires_at=lease.expires_at_ms,
+            expires_at=lease.ttl_expires_at,
         )
         if self.mode == "optimistic":
-            return self._given_keys(self._execution(request, 1, None), key, scope)
+            return self._given_keys(self._execution(request, 1, None, None), key, scope)
         try:
-            return self._given_keys(self._claim(request), key, scope)
+            return self._given_keys(self._claim(request, lease), key, scope)
         except StoreConfigurationError as exc:  # a retry cannot help, and fail_open must not hide it
             observe.emit(observe.STORE_ERRORS, self.operation, request.record_id)
             logger.error("idempotency store misconfigured for %s: %s", self.operation, exc)
@@ -203,17 +203,17 @@ class Guard:
         """The record id of a normalised scope and key, as `begin` computes it."""
         return record_id(self.operation, scope, key) if self.hasher is None else self.hasher.record_id(scope, key)
 
-    def _claim(self, request: ClaimRequest) -> Execution | Record:
+    def _claim(self, request: ClaimRequest, lease: Lease) -> Execution | Record:
         previous: Record | None = None
         for _ in range(MAX_CLAIM_ROUNDS):
             if previous is None:
                 refused = self.store.claim(request)
                 if refused is None:
-                    return self._execution(request, 1, None)
+                    return self._execution(request, 1, None, lease)
             else:
                 answer = self.store.take_over(request, previous)
                 if isinstance(answer, Record):
-                    return self._execution(request, answer.attempts, answer)
+                    return self._execution(request, answer.attempts, answer, lease)
                 refused = answer
             found = refused.current
             if found is None or found.is_expired(request.now_s):
@@ -221,7 +221,7 @@ class Guard:
                 continue
             if found.owner == request.owner:
                 logger.debug("a resent claim of %s had landed: it is ours", request.record_id)
-                return self._execution(request, found.attempts, found)
+                return self._execution(request, found.attempts, found, lease)
             _check_fingerprint(found, request.fingerprint, request.key, self.operation)
             if found.status is Status.COMPLETED:
                 if self.cache is not None:
@@ -238,9 +238,12 @@ class Guard:
             previous = found
         raise InProgressError(f"key {request.key!r} of {self.operation} is contended", retry_after=1)
 
-    def _execution(self, request: ClaimRequest, attempt: int, holder: Record | None) -> Execution:
-        """The execution that now holds the claim; ``holder`` is the record whose steps it inherits."""
+    def _execution(self, request: ClaimRequest, attempt: int, holder: Record | None, lease: Lease | None) -> Execution:
+        """The execution that now holds the claim (and ``lease``, renewed from now on); ``holder`` is the record whose
+        steps it inherits."""
         observe.emit(observe.EXECUTIONS, self.operation, request.record_id)
+        if lease is not None:
+            lease.hold()
         return Execution(  # positional, in Execution's field order: the hot path's busiest constructor
             request.key,
             request.scope,
@@ -254,23 +257,18 @@ class Guard:
             self.mode,
             None,
             self,
+            None,
+            lease,
         )
-
-    def _lease_ms(self, lambda_context: Any) -> int:
-        remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
-        left = int(remaining()) if callable(remaining) else None
-        if self.lease_ms is None:
-            lease = DEFAULT_LEASE_MS if left is None else left
-        else:
-            lease = self.lease_ms if left is None else min(self.lease_ms, left)
-        return max(lease, 0) + LEASE_MARGIN_MS
 
     def finish(self, execution: Execution, result: Any) -> Any:
         """Store the outcome and return what the caller gets: ``result``, or an optimistic race winner's.
 
         With collected writes the completion and the writes commit together or not at all: a lease lost to
-        another execution raises `LeaseLostError`, a failed condition of a write `WriteConditionError`.
+        another execution raises `LeaseLostError`, a failed condition of a write `WriteConditionError`; so does
+        an execution whose lease was lost while it ran, before anything is sent.
         """
+        _end_renewals(execution, "the completion")
         try:
             payload = self._payload(execution, result)
         except StoreUnavailableError as exc:  # S3 or KMS: nothing was written to the record
@@ -305,6 +303,8 @@ class Guard:
 
     def abort(self, execution: Execution, error: BaseException) -> None:
         """After an exception: store a declared failure, release the key, or (BaseException) leave the lease."""
+        if _stopped_lost(execution):
+            return
         if self.cache_errors and isinstance(error, self.cache_errors):
             now_ms = int(self.clock() * 1000)
             failure = _failure(error)
@@ -331,6 +331,8 @@ class Guard:
 
     def add_write(self, execution: Execution, action: Mapping[str, Any], *, resource: bool) -> None:
         """`Host`: check a write against the transaction rules and keep it for the commit."""
+        if execution.lease is not None:
+            execution.lease.check("write()")
         if execution.running_step is not None:
             raise InvalidWriteError(
                 f"write() inside step {execution.running_step!r}: an execution that resumes skips the step and "
@@ -346,7 +348,8 @@ class Guard:
         self, execution: Execution, name: str, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> T:
         """`Host`: the saved result of step ``name``, or run ``fn`` and save its result before returning it."""
-        _need_claim(execution, "step()")
+        lease = _need_claim(execution, "step()")
+        lease.check(f"step {name!r}")
         if not isinstance(name, str) or not name:
             raise ValueError(f"a step needs a non-empty name, got {name!r}")
         serializer = self.serializer if self.custom_serializer else TaggedJsonSerializer(return_annotation(fn))
@@ -355,6 +358,7 @@ class Guard:
             logger.debug("step %r of %s was saved by an earlier attempt; not running it", name, execution.record_id)
             replayed: T = _load(serializer.loads, self._open(execution.record_id, saved))
             return replayed
+        lease.fence(f"step {name!r}")
         outer, execution.running_step = execution.running_step, name
         try:
             result = fn(*args, **kwargs)
@@ -375,18 +379,6 @@ class Guard:
             raise LeaseLostError(f"{execution.record_id} was taken over before step {name!r} was saved")
         execution.steps[name] = payload
         return result
-
-    def heartbeat(self, execution: Execution) -> None:
-        """`Host`: extend the execution's lease as if it were claimed now."""
-        _need_claim(execution, "heartbeat()")
-        now_ms = int(self.clock() * 1000)
-        lease_until = now_ms + self._lease_ms(lambda_context())
-        expires_at = max(now_ms // 1000 + self.ttl_s, math.ceil(lease_until / 1000))
-        if self._retrying(
-            execution.record_id, self.store.extend_lease, execution.record_id, execution.owner, lease_until, expires_at
-        ):
-            raise LeaseLostError(f"{execution.record_id} was taken over; its lease cannot be extended")
-        execution.lease_expires_at = lease_until
 
     def _commit(self, execution: Execution, payload: Payload | None, now_ms: int, expires_at: int) -> None:
         """The fenced commit: the writes and the completion in one transaction, conditioned on our owner token."""
@@ -476,7 +468,7 @@ class Guard:
 
         An optimistic execution holds no claim, so there is nothing to give back.
         """
-        if execution.mode != "claim":
+        if execution.lease is None or _stopped_lost(execution):
             return
         try:
             refused = self.store.release(execution.record_id, execution.owner, keep_steps=bool(execution.steps))
@@ -617,9 +609,27 @@ def _in_progress(key: str, now_ms: int, found: Record) -> InProgressError:
     return InProgressError(f"key {key!r} is in progress", retry_after=retry_after)
 
 
-def _need_claim(execution: Execution, what: str) -> None:
-    if execution.mode != "claim":
+def _need_claim(execution: Execution, what: str) -> Lease:
+    if execution.lease is None:
         raise ModeError(f"{what} needs mode='claim': an optimistic execution holds no record until it commits")
+    return execution.lease
+
+
+def _stopped_lost(execution: Execution) -> bool:
+    """Stop renewing; whether the lease was lost (then nothing more is sent: the record is another's)."""
+    if execution.lease is None:
+        return False
+    execution.lease.stop()
+    if execution.lease.lost is not None:
+        logger.warning("%s lost its lease; nothing more is sent for it", execution.record_id)
+    return execution.lease.lost is not None
+
+
+def _end_renewals(execution: Execution, what: str) -> None:
+    """Stop renewing before the outcome is written (and before the handler returns); lost: `LeaseLostError`."""
+    if execution.lease is not None:
+        execution.lease.stop()
+        execution.lease.check(what)
 
 
 def _completion_size(payload: Payload | None) -> int:

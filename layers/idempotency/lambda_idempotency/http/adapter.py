@@ -75,9 +75,9 @@ class HttpOptions(TypedDict, total=False):
     identity data the ``principal`` reader cannot read is 401 either way (`principal.carries_identity`)."""
     ttl: timedelta | float
     lease: timedelta | float | None
+    renew: bool
     max_retry_after: int
-    """Caps the 409's ``Retry-After`` (default 1 s): the lease runs to the Lambda timeout, while the original
-    usually finishes far sooner."""
+    """Caps the 409's ``Retry-After`` (default 1 s): the original usually finishes far sooner than its lease."""
     wait: timedelta | float
     """How long a duplicate waits for an in-flight original before answering 409 (default 0: a waiting Lambda
     is billed)."""
@@ -129,6 +129,7 @@ class HttpIdempotency:
             fail_open=options.get("fail_open", False),
             serializer=options.get("serializer") or TaggedJsonSerializer(),
             clock=options.get("clock", time.time),
+            renew=options.get("renew", True),
             hash_keys=options.get("hash_keys", True),
         )
 

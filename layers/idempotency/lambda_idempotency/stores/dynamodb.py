@@ -172,10 +172,11 @@ class DynamoDBStore(Store):
             request.record_id,
             Key={"pk": {"S": request.record_id}},
             UpdateExpression="SET #ow = :me, #le = :lease, #ex = :exp, #at = :at",
-            ConditionExpression="#ow = :old AND #st = :ip",
+            ConditionExpression="#ow = :old AND #st = :ip AND #le <= :now",
             ReturnValues="ALL_NEW",
             ExpressionAttributeNames=_names("#ow", "#le", "#ex", "#at", "#st"),
             ExpressionAttributeValues={
+                ":now": {"N": str(request.now_ms)},
                 ":me": {"S": request.owner},
                 ":lease": {"N": str(request.lease_expires_at)},
                 ":exp": {"N": str(request.expires_at)},
