@@ -381,3 +381,35 @@ def test_the_http_adapter_answers_an_unreadable_response_with_a_problem(own_stor
     replay = api(http_event(shape), None)
     assert replay["statusCode"] == 500
     assert problem_of(replay)["code"] == "idempotency-result-unavailable"
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [("status", {"S": "WEIRD"}), ("owner", {"N": "1"}), ("result", {"N": "1"}), ("steps", {"S": "x"})],
+)
+def test_a_malformed_record_is_unusable_not_a_key_error(
+    own_store: DynamoDBStore, attribute: str, value: dict[str, str]
+) -> None:
+    """An item this library did not write raised a bare KeyError from the item's decoding (502 behind API Gateway)."""
+    runs: list[int] = []
+
+    def work(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        runs.append(1)
+        return {"statusCode": 201, "body": "{}"}
+
+    api = idempotent_http(own_store, operation=operation(), local_cache=False, **options_for("http_api"))(work)
+    assert api(http_event("http_api"), None)["statusCode"] == 201
+    (item,) = own_store.client.scan(TableName=own_store.table_name)["Items"]
+    own_store.client.update_item(
+        TableName=own_store.table_name,
+        Key={"pk": item["pk"]},
+        UpdateExpression="SET #a = :v",
+        ExpressionAttributeNames={"#a": attribute},
+        ExpressionAttributeValues={":v": value},
+    )
+    replay = api(http_event("http_api"), None)
+    assert replay["statusCode"] == 500
+    assert problem_of(replay)["code"] == "idempotency-result-unavailable"
+    with pytest.raises(ResultUnreadableError, match="malformed"):
+        own_store.get(item["pk"]["S"])
+    assert runs == [1]

@@ -216,6 +216,8 @@ class HttpIdempotency:
             except KeyReuseError:
                 detail = f"this {HEADER} was already used with a different request (method, path, query or body)"
                 return problem(request, 422, "idempotency-key-reused", detail)
+            except ResultNotStoredError as exc:  # a malformed record (not written by this library)
+                return problem(request, 500, "idempotency-result-unavailable", str(exc))
             except StoreConfigurationError:  # logged at ERROR by the guard, with the table, region and fix
                 return _store_misconfigured(request)
             except StoreUnavailableError as exc:
