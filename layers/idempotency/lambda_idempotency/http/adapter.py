@@ -105,6 +105,11 @@ class HttpIdempotency:
     """The configured rules for one operation; `handle` runs one HTTP event through them."""
 
     def __init__(self, store: Store, *, operation: str, **options: Unpack[HttpOptions]) -> None:
+        unknown = sorted(set(options) - HttpOptions.__annotations__.keys())
+        if unknown:  # a typo (``fail_opn=``, ``requried=``) must not silently leave the default in force
+            raise TypeError(
+                f"unknown option(s) {', '.join(unknown)}; the options are {sorted(HttpOptions.__annotations__)}"
+            )
         warn_about_powertools_switch()
         self.validate = options.get("validate")
         self.required = options.get("required")
