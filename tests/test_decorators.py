@@ -437,3 +437,11 @@ def test_a_set_of_models_is_not_stored_rather_than_unreadable(request: pytest.Fi
             with pytest.raises(ResultNotStoredError):
                 produce("a")
         assert len(runs) == 2  # neither ran twice
+
+
+@pytest.mark.parametrize("bad", ["CardDeclined", (ValueError, "KeyError"), (ValueError("no"),)])
+def test_cache_errors_that_are_not_exception_classes_fail_at_decoration(bad: Any) -> None:
+    """A string was accepted, and the first failure then raised TypeError from ``isinstance`` in place of the
+    function's own exception. Misconfiguration fails loudly, and at once."""
+    with pytest.raises(TypeError, match="cache_errors"):
+        idempotent_function(MemoryStore(), key="k", operation="ce", cache_errors=bad)(lambda k: k)
