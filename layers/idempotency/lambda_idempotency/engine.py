@@ -333,6 +333,11 @@ class Guard:
         _need_claim(execution, "step()")
         if not isinstance(name, str) or not name:
             raise ValueError(f"a step needs a non-empty name, got {name!r}")
+        if not name.isascii():  # the name is a key of the record's ``steps`` map: DynamoDB needs valid UTF-8
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"a step name must be valid Unicode text, got {name!r}") from None
         serializer = self.serializer if self.custom_serializer else TaggedJsonSerializer(return_annotation(fn))
         saved = execution.steps.get(name)
         if saved is not None:
