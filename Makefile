@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 
-.PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench
+.PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench dist release-check docs docs-serve
 
 setup: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed
 
@@ -35,6 +35,7 @@ demo-dynamodb-local: $(VENV)/.installed node_modules/.installed
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/actionlint
 
 typecheck: setup
 	$(BIN)/mypy
@@ -42,7 +43,31 @@ typecheck: setup
 unit: setup
 	$(BIN)/pytest
 
-test: lint typecheck unit
+test: lint typecheck unit release-check docs
+
+# The release: the version is lambda_idempotency.__version__ (hatch reads it). dist/ gets the sdist and the wheel,
+# checked by twine; build/ gets the layer zip, made from `sam build`'s output. The release workflow publishes these.
+VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' layers/idempotency/lambda_idempotency/__init__.py)
+LAYER_ZIP = build/lambda-idempotency-layer-$(VERSION).zip
+
+dist: $(VENV)/.installed $(SAM_VENV)/.installed
+	rm -rf dist build/sam $(LAYER_ZIP)
+	$(BIN)/python -m build --no-isolation --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	PYENV_VERSION=3.12.1 SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build IdempotencyLayer \
+		--build-dir build/sam/build --cache-dir build/sam/cache
+	cd build/sam/build/IdempotencyLayer && $(CURDIR)/$(BIN)/python -m zipfile -c $(CURDIR)/$(LAYER_ZIP) python
+
+# The artifacts checked as a user gets them: the wheel installed in a fresh venv runs the README's first example.
+release-check: dist
+	$(BIN)/pytest -m release tests/test_release.py
+
+# The documentation site (mkdocs.yml): every warning is an error. `make docs-serve` previews it on 127.0.0.1:8000.
+docs: $(VENV)/.installed
+	$(BIN)/mkdocs build --strict --site-dir build/site
+
+docs-serve: $(VENV)/.installed
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 # The long run of issue 6, apart from `make test`: the slow tests (the 100,000-invocation storm on moto server and
 # DynamoDB Local, expiry with DynamoDB Local's real TTL deleter), then the property tests at 10,000 cases per target.
