@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 
-.PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench dist release-check docs docs-serve
+.PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench dist release-check version docs docs-serve
 
 setup: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed
 
@@ -61,6 +61,9 @@ dist: $(VENV)/.installed $(SAM_VENV)/.installed
 # The artifacts checked as a user gets them: the wheel installed in a fresh venv runs the README's first example.
 release-check: dist
 	$(BIN)/pytest -m release tests/test_release.py
+
+version:
+	@echo $(VERSION)
 
 # The documentation site (mkdocs.yml): every warning is an error. `make docs-serve` previews it on 127.0.0.1:8000.
 docs: $(VENV)/.installed
