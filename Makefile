@@ -67,10 +67,10 @@ version:
 
 # The documentation site (mkdocs.yml): every warning is an error. `make docs-serve` previews it on 127.0.0.1:8000.
 docs: $(VENV)/.installed
-	$(BIN)/mkdocs build --strict --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 docs-serve: $(VENV)/.installed
-	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 # The long run of issue 6, apart from `make test`: the slow tests (the 100,000-invocation storm on moto server and
 # DynamoDB Local, expiry with DynamoDB Local's real TTL deleter), then the property tests at 10,000 cases per target.
