@@ -45,6 +45,14 @@ def load_event(name: str) -> dict[str, Any]:
     return event
 
 
+def for_payment(event: dict[str, Any], payment_id: str) -> dict[str, Any]:
+    """``GET /payments/{id}`` (payment-get.json) for ``payment_id``: ids are random, so a file cannot know one."""
+    changed = copy.deepcopy(event)
+    changed["rawPath"] = changed["requestContext"]["http"]["path"] = f"/payments/{payment_id}"
+    changed["pathParameters"] = {"id": payment_id}
+    return changed
+
+
 def with_key(event: dict[str, Any], key: str) -> dict[str, Any]:
     changed = copy.deepcopy(event)
     changed["headers"]["idempotency-key"] = key
@@ -129,8 +137,8 @@ class Story:
         self.say("7. A new payment times out after the charge, as its payment and completion are being committed.")
         self.timeout_then_retry(with_key(create, str(uuid.uuid4())))
 
-        self.say("8. GET /payments/{id} (events/payment-get.json) and an unknown id.")
-        got = self.post(warm, load_event("payment-get.json"))
+        self.say("8. GET /payments/{id} (events/payment-get.json, with the id the 201 gave) and an unknown id.")
+        got = self.post(warm, for_payment(load_event("payment-get.json"), json.loads(first["body"])["payment_id"]))
         self.check(
             got["statusCode"] == 200 and json.loads(got["body"]) == json.loads(first["body"]),
             "the payment reads back as created",

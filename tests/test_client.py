@@ -82,11 +82,41 @@ def test_other_4xx_are_never_retried(status: int) -> None:
     assert len(server.requests) == 1 and sleeps == []
 
 
-@pytest.mark.parametrize("status", [409, 429, 500, 502, 503, 504])
-def test_409_429_and_5xx_are_retried(status: int) -> None:
+@pytest.mark.parametrize("status", [408, 409, 425, 429, 500, 502, 503, 504])
+def test_408_409_425_429_and_5xx_are_retried(status: int) -> None:
     server = Server(status, 201)
     assert client_for(server, []).post("/payments").status_code == 201
     assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("header", [{"Idempotency-Key": "order-7"}, {"idempotency-key": "order-7"}])
+def test_a_key_the_caller_put_in_the_headers_is_the_key(header: dict[str, str]) -> None:
+    server = Server(503, 201)
+    client_for(server, []).post("/payments", headers=header, json={"amount": 1})
+    assert server.keys() == ["order-7", "order-7"]
+    same = Server(201)
+    client_for(same, []).post("/payments", headers=header, idempotency_key="order-7")
+    assert same.keys() == ["order-7"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [[("Idempotency-Key", "order-7")], [("Idempotency-Key", "a"), ("Idempotency-Key", "order-7")]],
+    ids=["header-and-argument", "header-twice"],
+)
+def test_two_different_keys_for_one_request_are_a_value_error(headers: list[tuple[str, str]]) -> None:
+    server = Server(201)
+    with pytest.raises(ValueError, match="Idempotency-Key"):
+        client_for(server, []).post("/payments", headers=headers, idempotency_key="order-8")
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("status", [409, 503])
+def test_a_replayed_response_is_final(status: int) -> None:
+    """A 409 marked replayed is the handler's stored business conflict, not a key in flight: it will not change."""
+    server, sleeps = Server((status, {"Idempotent-Replayed": "true"}), 201), []
+    assert client_for(server, sleeps).post("/payments").status_code == status
+    assert len(server.requests) == 1 and sleeps == []
 
 
 def test_retry_after_seconds_and_http_date_are_honoured() -> None:
@@ -167,3 +197,23 @@ def test_async_client_retries_with_one_key() -> None:
     assert asyncio.run(run()) == 201
     keys = server.keys()
     assert len(set(keys[:3])) == 1 and keys[0] is not None and keys[3] is None
+
+
+def test_async_client_uses_the_callers_header_key_and_stops_at_a_replayed_409() -> None:
+    server = Server(503, (409, {"Idempotent-Replayed": "true"}), 201)
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return server(request)
+
+    async def run() -> int:
+        transport = httpx.MockTransport(handler)
+        async with AsyncIdempotentClient(
+            client=httpx.AsyncClient(transport=transport, base_url="http://api.test"), rng=lambda: 0.0
+        ) as client:
+            with pytest.raises(ValueError):
+                await client.post("/payments", headers={"Idempotency-Key": "a"}, idempotency_key="b")
+            response = await client.post("/payments", headers={"Idempotency-Key": "order-9"})
+            return response.status_code
+
+    assert asyncio.run(run()) == 409
+    assert server.keys() == ["order-9", "order-9"]

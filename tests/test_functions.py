@@ -8,6 +8,7 @@ containers. Charges are counted in the simulated gateway's table, emails in moto
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from lambda_idempotency.engine import LEASE_MARGIN_MS
 
 from demo.stack import LambdaContext, LocalStack
-from demo.story import EVENTS, load_event, with_key
+from demo.story import EVENTS, for_payment, load_event, with_key
 
 pytestmark = pytest.mark.usefixtures("restore_environment")
 
@@ -121,12 +122,36 @@ def test_malformed_bodies_are_400_problems(payment: ModuleType, payload: str) ->
 
 def test_get_reads_the_payment_and_404s_an_unknown_id(payment: ModuleType) -> None:
     created = invoke(payment, load_event("payment-create.json"))
-    got = invoke(payment, load_event("payment-get.json"))
+    got = invoke(payment, for_payment(load_event("payment-get.json"), body(created)["payment_id"]))
     assert got["statusCode"] == 200
     assert body(got) == body(created)
     missing = invoke(payment, load_event("payment-get-missing.json"))
     assert missing["statusCode"] == 404
     assert missing["headers"]["Content-Type"] == "application/problem+json"
+
+
+def test_get_answers_404_to_any_other_caller_exactly_as_to_an_unknown_id(payment: ModuleType) -> None:
+    """Payments are the caller's: another scope cannot read one, even knowing its id (nor tell that it exists)."""
+    created = body(invoke(payment, load_event("payment-create.json")))
+    get = for_payment(load_event("payment-get.json"), created["payment_id"])
+    unknown = invoke(payment, for_payment(load_event("payment-get.json"), "pay_" + "0" * 24))
+    for other in (
+        with_principal(get, "mallory"),
+        with_principal(get, "arn:aws:iam::123456789012:user/payments-client"),
+    ):
+        answer = invoke(payment, other)
+        assert answer["statusCode"] == 404 and answer["body"] == unknown["body"]
+    assert invoke(payment, get)["statusCode"] == 200
+
+
+def test_payment_ids_are_random_not_derived_from_the_key(stack: LocalStack, moto_endpoint: str) -> None:
+    """The same key from the same caller on two fresh stacks: two unrelated ids (the old ids hashed the key)."""
+    first = body(invoke(stack.load_function("PaymentFunction"), load_event("payment-create.json")))
+    other_stack = LocalStack.create(dynamodb_endpoint=moto_endpoint, aws_endpoint=moto_endpoint)
+    second = body(invoke(other_stack.load_function("PaymentFunction"), load_event("payment-create.json")))
+    assert first["payment_id"] != second["payment_id"]
+    for payment_id in (first["payment_id"], second["payment_id"]):
+        assert re.fullmatch(r"pay_[0-9a-f]{24}", payment_id)
 
 
 class LambdaTimeout(BaseException):
@@ -179,7 +204,7 @@ def test_an_error_after_the_charge_releases_the_key_and_the_retry_reuses_the_cha
 ) -> None:
     """An exception releases the key but keeps the saved step: the retry runs at once and calls no gateway."""
 
-    def unreachable(_: dict[str, Any]) -> dict[str, Any]:
+    def unreachable(_: dict[str, Any], **__: Any) -> dict[str, Any]:
         raise RuntimeError("the payments table is unreachable")
 
     payment.payments.put = unreachable
@@ -220,7 +245,7 @@ def test_a_crash_before_the_commit_resumes_after_the_lease_without_charging_agai
     payment = body(created)
     assert charge_ids(racing_stack) == [payment["charge_id"]]
     assert racing_stack.count_items("PaymentsTable") == 1
-    assert resuming.payments.get(payment["payment_id"]) == payment
+    assert resuming.payments.get(payment["payment_id"], scope=resuming.idempotency.rules.caller_scope(event)) == payment
 
 
 def test_an_execution_that_lost_its_lease_commits_nothing_and_answers_409(stack: LocalStack) -> None:
@@ -249,23 +274,40 @@ def test_an_execution_that_lost_its_lease_commits_nothing_and_answers_409(stack:
 
 
 def test_keys_are_scoped_to_the_caller(stack: LocalStack, payment: ModuleType) -> None:
-    """The same key from an authenticated caller is that caller's own payment, never the anonymous caller's 201."""
-    anonymous = invoke(payment, load_event("payment-create.json"))
+    """The same key from another authenticated caller is that caller's own payment, never the first caller's 201."""
+    iam_caller = invoke(payment, load_event("payment-create.json"))
     alice = invoke(payment, with_principal(load_event("payment-create.json"), "alice"))
     assert alice["statusCode"] == 201 and "Idempotent-Replayed" not in alice["headers"]
-    assert body(alice)["payment_id"] != body(anonymous)["payment_id"]
+    assert body(alice)["payment_id"] != body(iam_caller)["payment_id"]
     again = invoke(payment, with_principal(load_event("payment-retry.json"), "alice"))
     assert again["body"] == alice["body"] and again["headers"]["Idempotent-Replayed"] == "true"
     assert stack.count_items("GatewayChargesTable") == 2
 
 
-def test_without_an_anonymous_scope_a_request_without_a_caller_is_401(stack: LocalStack) -> None:
-    strict = stack.load_function("PaymentFunction", ANONYMOUS_SCOPE="")
-    response = invoke(strict, load_event("payment-create.json"))
+def without_caller(event: dict[str, Any]) -> dict[str, Any]:
+    return event | {"requestContext": {k: v for k, v in event["requestContext"].items() if k != "authorizer"}}
+
+
+def test_behind_an_authorizer_a_request_without_a_caller_is_401(stack: LocalStack, payment: ModuleType) -> None:
+    """The template's default Auth=IAM: a request that reached the function without a caller shares nothing."""
+    assert payment.idempotency.rules.anonymous_scope is None
+    response = invoke(payment, without_caller(load_event("payment-create.json")))
     assert response["statusCode"] == 401 and body(response)["code"] == "principal-required"
     assert stack.count_items("IdempotencyTable") == 0 and stack.count_items("GatewayChargesTable") == 0
-    authenticated = invoke(strict, with_principal(load_event("payment-create.json"), "alice"))
-    assert authenticated["statusCode"] == 201
+    missing = invoke(payment, without_caller(load_event("payment-get-missing.json")))
+    assert missing["statusCode"] == 401
+    assert invoke(payment, load_event("payment-create.json"))["statusCode"] == 201
+
+
+def test_auth_none_is_the_demo_opt_in_with_the_anonymous_scope(stack: LocalStack) -> None:
+    demo = stack.load_function("PaymentFunction", API_AUTH="NONE")
+    created = invoke(demo, without_caller(load_event("payment-create.json")))
+    assert created["statusCode"] == 201
+    replay = invoke(demo, without_caller(load_event("payment-retry.json")))
+    assert replay["headers"]["Idempotent-Replayed"] == "true" and replay["body"] == created["body"]
+    get = for_payment(load_event("payment-get.json"), body(created)["payment_id"])
+    assert invoke(demo, without_caller(get))["statusCode"] == 200
+    assert invoke(demo, get)["statusCode"] == 404  # an authenticated caller is never the anonymous scope
 
 
 def test_a_key_sent_again_after_its_record_expired_cannot_overwrite_its_payment(
@@ -278,7 +320,8 @@ def test_a_key_sent_again_after_its_record_expired_cannot_overwrite_its_payment(
     stack.dynamodb.delete_item(TableName=stack.names["IdempotencyTable"], Key={"pk": record["pk"]})
     again = invoke(stack.load_function("PaymentFunction"), load_event("payment-create.json"))
     assert again["statusCode"] == 409 and body(again)["code"] == "payment-exists"
-    assert payment.payments.get(created["payment_id"]) == created
+    scope = payment.idempotency.rules.caller_scope(load_event("payment-create.json"))
+    assert payment.payments.get(created["payment_id"], scope=scope) == created
     assert stack.count_items("GatewayChargesTable") == 1 and stack.count_items("PaymentsTable") == 1
 
 

@@ -4,6 +4,7 @@ and the properties the issue asks of it, read from the template itself."""
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import subprocess
@@ -175,3 +176,92 @@ def test_queue_timeouts_and_redrive_fit_the_function() -> None:
 
 def test_outputs_name_the_api_queue_and_tables() -> None:
     assert {"ApiUrl", "EmailQueueUrl", "IdempotencyTableName", "PaymentsTableName"} <= set(TEMPLATE["Outputs"])
+
+
+TRANSLATE = """
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+template = yaml_parse(open("template.yaml").read())
+for resource in template["Resources"].values():  # the translator wants built artifacts: any S3 address will do
+    for uri in ("CodeUri", "ContentUri"):
+        if uri in resource.get("Properties", {}):
+            resource["Properties"][uri] = "s3://bucket/key"
+
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+
+print(json.dumps(transform(template, json.loads(sys.argv[1]), NoManagedPolicies())))
+"""
+
+
+def _resolved(value: Any, conditions: dict[str, bool]) -> Any:
+    """``value`` with Fn::If evaluated and AWS::NoValue dropped, as CloudFormation resolves it."""
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            name, if_true, if_false = value["Fn::If"]
+            return _resolved(if_true if conditions[name] else if_false, conditions)
+        resolved = {k: _resolved(v, conditions) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v != {"Ref": "AWS::NoValue"}}
+    if isinstance(value, list):
+        return [_resolved(v, conditions) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("auth", ["IAM", "JWT", "NONE"])
+def test_the_payment_api_authenticates_as_the_auth_parameter_says_and_throttles(auth: str) -> None:
+    """SAM's own transform of the template (what CloudFormation deploys), with the conditions evaluated."""
+    parameters = {"Auth": auth, "JwtIssuer": "https://issuer.example.com", "JwtAudience": "payments-client"}
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    result = subprocess.run(
+        [str(SAM_BIN / "python"), "-c", TRANSLATE, json.dumps(parameters)],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    resources = json.loads(result.stdout)["Resources"]
+    apis = {k: r for k, r in resources.items() if r["Type"] == "AWS::ApiGatewayV2::Api"}
+    assert list(apis) == ["PaymentApi"], "one API; no implicit ServerlessHttpApi without the authorizer"
+    conditions = {"AuthIsIam": auth == "IAM", "AuthIsJwt": auth == "JWT"}
+    body = _resolved(apis["PaymentApi"]["Properties"]["Body"], conditions)
+    operations = [op for path in body["paths"].values() for op in path.values() if isinstance(op, dict)]
+    assert len(operations) == 2 and all("x-amazon-apigateway-integration" in op for op in operations)
+    schemes = body["components"]["securitySchemes"]
+    if auth == "IAM":
+        assert all(op["security"] == [{"AWS_IAM": []}] for op in operations)
+        assert schemes["AWS_IAM"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+    elif auth == "JWT":
+        assert all(op["security"] == [{"JwtAuthorizer": []}] for op in operations)
+        jwt = schemes["JwtAuthorizer"]["x-amazon-apigateway-authorizer"]
+        assert jwt["type"] == "jwt" and jwt["identitySource"] == "$request.header.Authorization"
+        assert _resolved(jwt["jwtConfiguration"], conditions) == {
+            "issuer": {"Ref": "JwtIssuer"},
+            "audience": [{"Ref": "JwtAudience"}],
+        }
+    else:
+        assert all("security" not in op for op in operations)
+    (stage,) = [r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Stage"]
+    assert stage["Properties"]["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"},
+    }
+
+
+def test_auth_defaults_to_iam_throttles_by_default_and_jwt_needs_issuer_and_audience() -> None:
+    parameters = TEMPLATE["Parameters"]
+    assert parameters["Auth"]["Default"] == "IAM" and parameters["Auth"]["AllowedValues"] == ["IAM", "JWT", "NONE"]
+    assert 0 < parameters["ThrottlingRateLimit"]["Default"] <= parameters["ThrottlingBurstLimit"]["Default"] <= 100
+    rule = TEMPLATE["Rules"]["JwtAuthNeedsIssuerAndAudience"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "Auth"}, "JWT"]}
+    checked = {a["Assert"]["Fn::Not"][0]["Fn::Equals"][0]["Ref"] for a in rule["Assertions"]}
+    assert checked == {"JwtIssuer", "JwtAudience"}
+    environment = FUNCTIONS["PaymentFunction"]["Properties"]["Environment"]["Variables"]
+    assert environment["API_AUTH"] == {"Ref": "Auth"}

@@ -5,6 +5,7 @@ file wires them to the HTTP API. ``POST /payments`` runs behind the HTTP adapter
 comes from the ``Idempotency-Key`` header, scoped to the caller, and the body is checked before the claim. Inside,
 the charge is a step (saved in the record before the function goes on, with a gateway key derived from the
 request's) and the payment record is a write of the fenced commit (applied with the key's completion, or not at all).
+Payment ids are random, each payment keeps its caller's scope, and ``GET`` shows a payment to that scope only.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from lambda_idempotency import DynamoDBStore, LeaseLostError, WriteConditionError, current
+from lambda_idempotency import DynamoDBStore, LeaseLostError, MissingScopeError, WriteConditionError, current
 from lambda_idempotency.http import IdempotencyMiddleware
 from payment_request import parse_payment_request
-from payments_table import PaymentsTable, payment_id_for
+from payments_table import PaymentsTable, new_payment_id
 from problems import problem
 from provider import PaymentProvider
 from simulated_gateway import SimulatedGateway
@@ -41,11 +42,11 @@ idempotency = IdempotencyMiddleware(
     store,
     operation="payments.create",
     validate=parse_payment_request,
-    anonymous_scope=os.environ["ANONYMOUS_SCOPE"] or None,
+    anonymous_scope=os.environ["ANONYMOUS_SCOPE"] if os.environ["API_AUTH"] == "NONE" else None,
     ttl=timedelta(hours=24),
 )
-"""A request without an authenticated caller is scoped to ``ANONYMOUS_SCOPE`` (the example API has no authorizer);
-set it empty once an authorizer is in place, and such requests are answered 401."""
+"""Callers are scoped by the API's authorizer (``API_AUTH``: IAM or JWT). Only an API deployed with ``Auth=NONE``, a
+demo, scopes requests without identity data to ``ANONYMOUS_SCOPE``; with an authorizer such requests are 401."""
 
 
 def count_outcome(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
@@ -76,29 +77,36 @@ def create_payment() -> Response[str]:
         "charge",
         provider.charge,
         idempotency_key=execution.derived_key("charge"),
+        reference=new_payment_id(),  # the gateway returns the first charge's after a crash or an expired record
         amount=request.amount,
         currency=request.currency,
         customer=request.customer,
         description=request.description,
     )
     payment = {
-        "payment_id": payment_id_for(execution.record_id),
+        "payment_id": charge.reference,
         **request.as_dict(),
         "charge_id": charge.charge_id,
         "status": charge.status,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    execution.write(payments.put(payment))
+    assert execution.scope is not None  # the adapter always scopes a key to its caller
+    execution.write(payments.put(payment, scope=execution.scope))
     headers = {"Location": f"/payments/{payment['payment_id']}"}
     return Response(status_code=201, content_type="application/json", body=json.dumps(payment), headers=headers)
 
 
 @api.get("/payments/<payment_id>")
 def get_payment(payment_id: str) -> Response[str]:
+    """The caller's own payment; another caller's answers 404, exactly as an unknown id does."""
     metrics.add_metric(name="PaymentRead", unit=MetricUnit.Count, value=1)
-    payment = payments.get(payment_id)
+    try:
+        scope = idempotency.rules.caller_scope(api.current_event.raw_event)
+    except MissingScopeError as exc:
+        return rejected(401, "principal-required", str(exc))
+    payment = payments.get(payment_id, scope=scope)
     if payment is None:
-        return rejected(404, "payment-not-found", f"no payment {payment_id}")
+        return rejected(404, "payment-not-found", "no such payment")
     return Response(status_code=200, content_type="application/json", body=json.dumps(payment))
 
 

@@ -2,7 +2,8 @@
 
 Real gateways (Stripe, Adyen, ...) take an idempotency key with each charge and answer a repeated key with the
 first charge. The function hands them a key derived from the request's Idempotency-Key, so even an execution that
-crashed after charging and was taken over cannot charge twice.
+crashed after charging and was taken over cannot charge twice. Each charge also carries the function's own
+``reference`` for it (its payment id, as gateways keep metadata), and a repeated key returns the first charge's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ class Charge:
     amount: int
     currency: str
     customer: str
+    reference: str
+    """The payment id the charge was made for: the first one, when the key was repeated."""
     status: str = "succeeded"
 
 
@@ -26,7 +29,14 @@ class ProviderKeyReuseError(Exception):
 
 class PaymentProvider(Protocol):
     def charge(
-        self, *, idempotency_key: str, amount: int, currency: str, customer: str, description: str | None
+        self,
+        *,
+        idempotency_key: str,
+        reference: str,
+        amount: int,
+        currency: str,
+        customer: str,
+        description: str | None,
     ) -> Charge:
-        """Charge once per ``idempotency_key``; a repeated key returns the first charge."""
+        """Charge once per ``idempotency_key``; a repeated key returns the first charge (with its ``reference``)."""
         ...

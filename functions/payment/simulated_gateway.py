@@ -25,13 +25,21 @@ class SimulatedGateway:
         """Time a charge takes, as a real gateway's round trip does; the demo sets it to make races visible."""
 
     def charge(
-        self, *, idempotency_key: str, amount: int, currency: str, customer: str, description: str | None
+        self,
+        *,
+        idempotency_key: str,
+        reference: str,
+        amount: int,
+        currency: str,
+        customer: str,
+        description: str | None,
     ) -> Charge:
         if self.latency_s:
             time.sleep(self.latency_s)
         item = {
             "idempotency_key": {"S": idempotency_key},
             "charge_id": {"S": f"ch_{os.urandom(12).hex()}"},
+            "reference": {"S": reference},
             "amount": {"N": str(amount)},
             "currency": {"S": currency},
             "customer": {"S": customer},
@@ -63,5 +71,6 @@ def _charge(item: dict[str, Any]) -> Charge:
         amount=int(item["amount"]["N"]),
         currency=item["currency"]["S"],
         customer=item["customer"]["S"],
+        reference=item["reference"]["S"],
         status=item["status"]["S"],
     )

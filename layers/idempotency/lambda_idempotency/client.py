@@ -1,11 +1,14 @@
 """A client for APIs that take ``Idempotency-Key``: one key per logical operation, reused across its retries.
 
 Each call of `IdempotentClient.request` is one logical operation. Unsafe methods (POST, PATCH, PUT, DELETE) get an
-``Idempotency-Key`` (a UUID4 unless the caller gives one) and every retry of that call sends the same key, so a
-retry after a lost response replays the first outcome instead of doing the work twice.
+``Idempotency-Key`` (a UUID4 unless the caller gives one, as ``idempotency_key=`` or as the header itself) and every
+retry of that call sends the same key, so a retry after a lost response replays the first outcome instead of doing
+the work twice.
 
 Retried: connection errors, timeouts, a connection dropped before the response (``RemoteProtocolError``), and the
-statuses 409 (the key is in flight), 429 and 5xx. Never retried: any other 4xx, whose answer will not change.
+statuses 408, 425, 429, 5xx and 409 (the key is in flight). Never retried: any other 4xx, whose answer will not
+change, and any response marked ``Idempotent-Replayed: true``: that is a stored outcome (a 409 then is the
+handler's own business conflict, not a key in flight), and every retry would get it back.
 Delays are exponential with full jitter; a ``Retry-After`` the server sends is honoured (a retry never comes
 sooner), and one longer than ``max_delay`` ends the retries with that response.
 
@@ -30,7 +33,8 @@ logger = logging.getLogger("lambda_idempotency.client")
 
 HEADER = "Idempotency-Key"
 UNSAFE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
-RETRIED_STATUSES = frozenset({409, 429})
+RETRIED_STATUSES = frozenset({408, 409, 425, 429})
+REPLAYED_HEADER = "Idempotent-Replayed"
 RETRIED_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 """Transport failures after which the request may or may not have reached the server: the key makes a retry safe."""
 
@@ -61,6 +65,8 @@ class RetryPolicy:
         status = response.status_code
         if attempt >= self.max_attempts or not (status in RETRIED_STATUSES or status >= 500):
             return None
+        if response.headers.get(REPLAYED_HEADER, "").strip().lower() == "true":
+            return None  # a stored outcome: the same answer would come back
         delay = self.backoff(attempt, rng)
         asked = retry_after(response)
         if asked is None:
@@ -92,10 +98,20 @@ class _Options:
         self.on_retry = on_retry
 
     def start(self, method: str, key: str | None, kwargs: dict[str, Any]) -> _Operation:
-        """Begin one logical operation: its key goes into ``kwargs``' headers for every attempt."""
+        """Begin one logical operation: its key goes into ``kwargs``' headers for every attempt.
+
+        A key the caller put in the headers is the key, as one passed as ``idempotency_key`` is; both, with
+        different values (or the header twice, differently), is a `ValueError`: which one the server saw would be
+        a guess.
+        """
         headers = httpx.Headers(kwargs.get("headers"))
-        if key is not None or method.upper() in UNSAFE_METHODS:
-            headers[HEADER] = key if key is not None else str(uuid.uuid4())
+        given = set(headers.get_list(HEADER))
+        if key is not None:
+            given.add(key)
+        if len(given) > 1:
+            raise ValueError(f"two different {HEADER}s for one request: {sorted(given)!r}")
+        if given or method.upper() in UNSAFE_METHODS:
+            headers[HEADER] = given.pop() if given else str(uuid.uuid4())
         kwargs["headers"] = headers
         return _Operation(self)
 

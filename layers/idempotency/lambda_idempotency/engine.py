@@ -29,6 +29,7 @@ from .errors import (
     KeyReuseError,
     LeaseLostError,
     MissingKeyError,
+    MissingScopeError,
     ModeError,
     ResultNotStoredError,
     StoreUnavailableError,
@@ -112,7 +113,11 @@ class Guard:
             logger.debug("no idempotency key for %s; running without idempotency", self.operation)
             return None
         key = normalise_key(raw_key)
-        scope = normalise_scope(self._scope(call)) if self._scope else None
+        scope = None
+        if self._scope is not None:
+            scope = normalise_scope(self._scope(call))
+            if scope is None:  # never the unscoped record: every caller shares it
+                raise MissingScopeError(f"scope= of {self.operation} returned None for this call")
         fingerprint = fingerprint_of(self._fingerprint(call)) if self._fingerprint else None
         rid = record_id(self.operation, scope, key)
         now_ms = int(self.clock() * 1000)

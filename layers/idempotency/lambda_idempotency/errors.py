@@ -16,7 +16,15 @@ class MissingKeyError(IdempotencyError):
 
 
 class InvalidKeyError(IdempotencyError):
-    """The key (or scope) is empty, too long, or not encodable; nothing was stored."""
+    """The key is empty, too long, or not encodable; nothing was stored."""
+
+
+class MissingScopeError(IdempotencyError):
+    """A ``scope=`` was configured and returned None or an empty value for this call; nothing was claimed.
+
+    Never a fallback to the unscoped record: that record is shared by every caller, so one caller's result would
+    be replayed to another (HTTP: 401 ``principal-required``).
+    """
 
 
 class KeyReuseError(IdempotencyError):

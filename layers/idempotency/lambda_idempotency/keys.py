@@ -12,10 +12,12 @@ from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from .codec import compact_json
-from .errors import InvalidKeyError
+from .errors import InvalidKeyError, MissingScopeError
 
 MAX_KEY_LENGTH = 255
 MAX_SCOPE_LENGTH = 1024
+"""Scopes up to this length are stored as given; longer ones are stored as their digest (see `normalise_scope`)."""
+SCOPE_DIGEST_PREFIX = "sha256:"
 MAX_OPERATION_LENGTH = 1024
 
 
@@ -37,18 +39,35 @@ def normalise_key(value: Any) -> str:
 
 
 def normalise_scope(value: Any) -> str | None:
-    """The scope (a tenant, a caller) as stored, or None for an unscoped key."""
+    """The scope (a tenant, a caller) as stored, or None for an unscoped key; raises `MissingScopeError` if empty.
+
+    Any other value is usable, because a scope is whatever an authorizer produced (a 2 KB token as ``principalId``,
+    text with lone surrogates): one that is longer than `MAX_SCOPE_LENGTH`, is not valid Unicode, or starts with
+    `SCOPE_DIGEST_PREFIX` is stored as ``sha256:<hex>`` of its bytes instead. That keeps records bounded and
+    stays one-to-one: a scope written literally can never equal the digest of another.
+    """
     if value is None:
         return None
+    if isinstance(value, (str, bytes, dict, list, tuple, set, frozenset)) and not value:
+        raise MissingScopeError("the idempotency scope is empty; a scoped call needs a scope")
     text = value if isinstance(value, str) else str(value)
-    _check_text("idempotency scope", text, MAX_SCOPE_LENGTH)
-    return text
+    if len(text) <= MAX_SCOPE_LENGTH and not text.startswith(SCOPE_DIGEST_PREFIX) and _is_unicode(text):
+        return text
+    return SCOPE_DIGEST_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def check_operation(operation: str) -> str:
     """Operations prefix record ids; they must be non-empty and fit a DynamoDB key comfortably."""
     _check_text("operation", operation, MAX_OPERATION_LENGTH)
     return operation
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_text(what: str, text: str, limit: int) -> None:

@@ -4,9 +4,10 @@
 the key comes from the header, its scope from the authenticated caller, its fingerprint from method, path, query
 and body. Outcomes the caller can act on are HTTP answers (problem+json), never unhandled exceptions:
 400 missing/invalid key or invalid request, 401 no caller to scope the key to, 409 in flight (``Retry-After``),
-422 key reused with another request, 503 store unreachable. Responses below 500 are stored once the handler has
-run and replayed with ``Idempotent-Replayed: true``; a 5xx, an exception or a `RequestValidationError` releases
-the key, so a retry runs again.
+422 key reused with another request, 503 store unreachable. Safe methods (GET, HEAD, OPTIONS, TRACE) never claim.
+A response is stored once the handler has run and replayed with ``Idempotent-Replayed: true``, except what tells a
+client to retry (408, 425, 429, 5xx): that, an exception or a `RequestValidationError` releases the key, so a
+retry runs again.
 """
 
 from __future__ import annotations
@@ -26,14 +27,20 @@ from ..cache import DEFAULT_SIZE, LocalCache
 from ..codec import TaggedJsonSerializer
 from ..decorators import DISABLED_ENV
 from ..engine import Clock, Guard
-from ..errors import InProgressError, KeyReuseError, ResultNotStoredError, StoreUnavailableError
+from ..errors import (
+    InProgressError,
+    KeyReuseError,
+    MissingScopeError,
+    ResultNotStoredError,
+    StoreUnavailableError,
+)
 from ..execution import Execution
 from ..keys import check_operation, normalise_scope, record_id
 from ..record import Record, Status
 from ..selectors import Arguments
 from ..stores.base import Store
 from .idempotency_key import HEADER, InvalidIdempotencyKeyError, parse_idempotency_key
-from .principal import principal_of
+from .principal import carries_identity, principal_of
 from .problem import problem
 from .request import HttpRequest, MalformedRequestError, read_request
 from .response import ProxyResponse, mark_replayed, proxy_response
@@ -43,7 +50,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger("lambda_idempotency")
 
 KEY_REQUIRED_BY_DEFAULT = frozenset({"POST", "PATCH"})
-"""Methods that are not idempotent by nature; PUT and DELETE are, and GET is safe."""
+"""Methods that are not idempotent by nature; PUT and DELETE are (a key they carry is honoured), and GET is safe."""
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+"""RFC 9110 safe methods: they change nothing, so they never claim a key (Stripe ignores keys on GET, and the IETF
+draft scopes the header to non-idempotent methods); a key they carry is ignored, and they run every time."""
+RETRY_STATUSES = frozenset({408, 425, 429})
+"""Statuses below 500 that tell a client to retry: like 5xx they are never stored, or the retry would get them back."""
 FIRST_POLL_S = 0.05
 MAX_POLL_S = 1.0
 
@@ -54,9 +66,11 @@ class HttpOptions(TypedDict, total=False):
     required: bool | None
     """Whether a request without the header is a 400; None: for POST and PATCH only."""
     principal: Callable[[dict[str, Any]], str | None] | None
-    """Reads the caller's identity from the event; default: `principal_of` (JWT, authorizer, IAM, API key)."""
+    """Reads the caller's identity from the event; default: `principal_of` (JWT, authorizer, IAM, API key). Any text
+    is usable (an int counts as its text); None or "" means no principal; any other value is answered 401."""
     anonymous_scope: str | None
-    """The scope of requests without a principal; None (default) answers them 401."""
+    """The scope of requests that carry no identity data at all; None (default) answers them 401. A request with
+    identity data the ``principal`` reader cannot read is 401 either way (`principal.carries_identity`)."""
     ttl: timedelta | float
     lease: timedelta | float | None
     max_retry_after: int
@@ -87,6 +101,8 @@ class HttpIdempotency:
         self.required = options.get("required")
         self.principal = options.get("principal") or principal_of
         self.anonymous_scope = options.get("anonymous_scope")
+        if self.anonymous_scope is not None and (not isinstance(self.anonymous_scope, str) or not self.anonymous_scope):
+            raise ValueError(f"anonymous_scope must be a non-empty string or None, got {self.anonymous_scope!r}")
         self.wait_s = _seconds(options.get("wait", 0), "wait", allow_zero=True)
         self.max_retry_after = max(1, int(options.get("max_retry_after", 1)))
         lease = options.get("lease")
@@ -111,7 +127,8 @@ class HttpIdempotency:
         """Answer one HTTP event; ``run`` calls the handler and returns its (proxy) response."""
         request = read_request(event)
         key = None
-        if os.environ.get(DISABLED_ENV) != "1":  # disabled (users' unit tests): validate and run, nothing else
+        # A safe method, or disabled (users' unit tests): validate and run, nothing else.
+        if request.method not in SAFE_METHODS and os.environ.get(DISABLED_ENV) != "1":
             try:
                 key = parse_idempotency_key(request.header(HEADER))
             except InvalidIdempotencyKeyError as exc:
@@ -125,16 +142,40 @@ class HttpIdempotency:
                 return _invalid(request, exc)
         if key is None:
             return self._run_unguarded(request, run)
-        scope = self.principal(event) or self.anonymous_scope
-        if scope is None:
-            return problem(
-                request, 401, "principal-required", f"an {HEADER} is scoped to its caller, and this request has none"
-            )
+        try:
+            scope = self._raw_scope(event)
+        except MissingScopeError as exc:
+            return problem(request, 401, "principal-required", str(exc))
         try:
             claim = _Claim(key, scope, request.fingerprint_payload())
         except MalformedRequestError as exc:
             return problem(request, 400, "request-invalid", str(exc))
         return self._run_claimed(request, claim, context, run)
+
+    def caller_scope(self, event: dict[str, Any]) -> str:
+        """The scope this request's keys are stored under (``current().scope`` of its execution); raises
+        `MissingScopeError` when it has none. For handlers that keep data per caller, e.g. a GET of what a POST made.
+        """
+        scope = normalise_scope(self._raw_scope(event))
+        assert scope is not None  # _raw_scope never returns None
+        return scope
+
+    def _raw_scope(self, event: dict[str, Any]) -> str:
+        """The caller's principal, else the anonymous scope for a request with no identity data at all."""
+        principal = self.principal(event)
+        if isinstance(principal, int) and not isinstance(principal, bool):
+            principal = str(principal)
+        if principal is not None and not isinstance(principal, str):
+            logger.error("principal= returned a %s, not a str: answering 401", type(principal).__name__)
+            raise MissingScopeError(f"the caller's identity could not be read as text (a {type(principal).__name__})")
+        if principal:
+            return principal
+        identified = carries_identity(event)
+        if self.anonymous_scope is not None and not identified:
+            return self.anonymous_scope
+        if identified:  # an authenticated caller must never share the anonymous scope (nor replay its responses)
+            raise MissingScopeError(f"an {HEADER} is scoped to its caller, whose identity this API cannot read")
+        raise MissingScopeError(f"an {HEADER} is scoped to its caller, and this request has none")
 
     def _requires_key(self, request: HttpRequest) -> bool:
         return request.method in KEY_REQUIRED_BY_DEFAULT if self.required is None else self.required
@@ -146,7 +187,11 @@ class HttpIdempotency:
             try:
                 started = self.guard.begin(call, context)
             except InProgressError as busy:
-                if self._await_change(claim, deadline):
+                try:
+                    changed = self._await_change(claim, deadline)
+                except StoreUnavailableError as exc:  # the original runs: never unguarded, whatever fail_open says
+                    return self._store_unavailable(request, exc)
+                if changed:
                     continue
                 detail = f"a request with this {HEADER} is still being processed"
                 retry_after = min(busy.retry_after, self.max_retry_after)
@@ -155,17 +200,20 @@ class HttpIdempotency:
                 detail = f"this {HEADER} was already used with a different request (method, path, query or body)"
                 return problem(request, 422, "idempotency-key-reused", detail)
             except StoreUnavailableError as exc:
-                logger.error("idempotency store unavailable for %s: %s", self.guard.operation, exc)
-                return problem(request, 503, "store-unavailable", "the idempotency store is unreachable", retry_after=1)
+                return self._store_unavailable(request, exc)
             break
         if started is None:
             return self._run_unguarded(request, run)
         if isinstance(started, Record):
             try:
-                return mark_replayed(self.guard.replay(started))
+                return mark_replayed(self.guard.replay(started), request)
             except ResultNotStoredError as exc:
                 return problem(request, 500, "idempotency-result-unavailable", str(exc))
         return self._run_execution(request, started, context, run)
+
+    def _store_unavailable(self, request: HttpRequest, error: StoreUnavailableError) -> ProxyResponse:
+        logger.error("idempotency store unavailable for %s: %s", self.guard.operation, error)
+        return problem(request, 503, "store-unavailable", "the idempotency store is unreachable", retry_after=1)
 
     def _await_change(self, claim: _Claim, deadline: float) -> bool:
         """Poll the record (consistent reads, backoff) until it is no longer a live claim; False once out of time."""
@@ -194,7 +242,7 @@ class HttpIdempotency:
             raise
         finally:
             running.leave(tokens)
-        if response["statusCode"] >= 500:
+        if response["statusCode"] >= 500 or response["statusCode"] in RETRY_STATUSES:
             self.guard.release(execution)
         else:
             self.guard.finish(execution, response)

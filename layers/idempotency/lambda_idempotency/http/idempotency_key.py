@@ -3,6 +3,8 @@
 The draft defines the value as a Structured Field string (``"8e03978e-..."``); many clients send it bare, as
 Stripe documents it. Both are accepted. The key must be 1-255 printable ASCII characters: anything else is a
 400, never silently normalised, so two clients cannot collide on a key that was changed behind their backs.
+A bare key may not contain a comma: HTTP API v2 and Function URL events join a header sent twice with commas, so
+``k1,k2`` is two keys, not one; a key that must contain a comma is sent quoted (``"a,b"``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ def parse_idempotency_key(values: tuple[str, ...]) -> str | None:
         raise InvalidIdempotencyKeyError(f"{HEADER} was sent more than once with different values")
     raw = values[0].strip(" \t")
     key = _unquote(raw) if raw.startswith('"') else raw
+    if "," in key and not raw.startswith('"'):
+        raise InvalidIdempotencyKeyError(
+            f"{HEADER} holds more than one key (a header sent twice arrives joined by commas): send one key, "
+            'quoted as a structured-field string ("a,b") if it must contain a comma'
+        )
     if not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise InvalidIdempotencyKeyError(f"{HEADER} must be 1-{MAX_KEY_LENGTH} characters, got {len(key)}")
     bad = next((c for c in key if not " " <= c <= "~"), None)

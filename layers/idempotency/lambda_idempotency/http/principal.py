@@ -9,7 +9,8 @@ The first that is present wins, most specific first:
 - an API key id (REST APIs).
 
 ALB events carry no verified identity, and HTTP API Lambda authorizers return a context of the user's design:
-pass ``principal=`` to read those.
+pass ``principal=`` to read those. `carries_identity` tells a request with no identity data at all (the only kind
+an anonymous scope may cover) from one whose caller is authenticated in a way the reader does not understand.
 """
 
 from __future__ import annotations
@@ -37,6 +38,37 @@ def principal_of(event: dict[str, Any]) -> str | None:
     if _text(identity.get("apiKeyId")):
         return f"apikey:{identity['apiKeyId']}"
     return None
+
+
+NETWORK_FIELDS = frozenset({"sourceIp", "userAgent", "vpcId", "vpceId"})
+"""Fields of a REST ``requestContext.identity`` that every request has: where it came from, not who sent it."""
+ALB_IDENTITY_HEADERS = ("x-amzn-oidc-", "x-amzn-mtls-clientcert")
+"""Header prefixes an ALB adds for an authenticated caller (an OIDC/Cognito authenticate action, mutual TLS)."""
+
+
+def carries_identity(event: dict[str, Any]) -> bool:
+    """Whether the request carries any authorizer or identity data: an authorizer's output (JWT, Lambda, IAM,
+    Cognito), a client certificate, a REST identity field beyond the network's, or an ALB's OIDC or mTLS headers.
+    Unknown fields count as identity, so a caller is never taken for anonymous because this list is out of date."""
+    context = _dict(event.get("requestContext"))
+    if _has_data(context.get("authorizer")) or _has_data(context.get("authentication")):  # v2 mutual TLS
+        return True
+    identity = _dict(context.get("identity"))
+    if any(_has_data(value) for name, value in identity.items() if name not in NETWORK_FIELDS):
+        return True
+    if "elb" in context:
+        names = [*_dict(event.get("headers")), *_dict(event.get("multiValueHeaders"))]
+        return any(str(name).lower().startswith(ALB_IDENTITY_HEADERS) for name in names)
+    return False
+
+
+def _has_data(value: Any) -> bool:
+    """Anything but null, an empty string or an empty container, at any depth."""
+    if isinstance(value, dict):
+        return any(_has_data(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_data(v) for v in value)
+    return value is not None and value != ""
 
 
 def _dict(value: Any) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 HTTP APIs and Function URLs accept any JSON value and infer a 200 from it; REST APIs and ALBs need a dict with
 ``statusCode``. An ALB also wants ``statusDescription``, and with multi-value headers on it reads only
 ``multiValueHeaders``. Responses the adapter writes itself (problems) follow those rules; stored responses are
-replayed as the handler wrote them, plus one header.
+replayed as the handler wrote them, plus one header, in the map the *request's* shape reads.
 """
 
 from __future__ import annotations
@@ -50,11 +50,27 @@ def respond(request: HttpRequest, status: int, headers: dict[str, str], body: st
     return response
 
 
-def mark_replayed(response: ProxyResponse) -> ProxyResponse:
-    """A copy of a stored response with ``Idempotent-Replayed: true`` (replacing any header of that name)."""
-    replay = dict(response)
-    field = "multiValueHeaders" if isinstance(response.get("multiValueHeaders"), dict) else "headers"
-    headers = {k: v for k, v in (response.get(field) or {}).items() if k.lower() != REPLAYED_HEADER.lower()}
-    headers[REPLAYED_HEADER] = ["true"] if field == "multiValueHeaders" else "true"
-    replay[field] = headers
+def mark_replayed(response: ProxyResponse, request: HttpRequest) -> ProxyResponse:
+    """A copy of a stored response with ``Idempotent-Replayed: true`` (replacing any header of that name).
+
+    The header goes where ``request``'s shape reads headers, whatever the stored response carried: a multi-value
+    ALB target reads only ``multiValueHeaders`` (its ``headers`` are merged in there), every other shape ``headers``.
+    """
+    replay = {k: v for k, v in response.items() if k not in ("headers", "multiValueHeaders")}
+    single = _without_replayed(response.get("headers"))
+    multi = _without_replayed(response.get("multiValueHeaders"))
+    if request.multi_value:
+        for name, value in single.items():
+            multi.setdefault(name, value if isinstance(value, list) else [value])
+        multi[REPLAYED_HEADER] = ["true"]
+        replay["multiValueHeaders"] = multi
+        return replay
+    single[REPLAYED_HEADER] = "true"
+    replay["headers"] = single
+    if multi:
+        replay["multiValueHeaders"] = multi
     return replay
+
+
+def _without_replayed(headers: Any) -> dict[str, Any]:
+    return {k: v for k, v in (headers or {}).items() if str(k).lower() != REPLAYED_HEADER.lower()}
