@@ -110,9 +110,11 @@ print("README example ran")
 
 def test_the_wheel_installs_in_a_fresh_venv_and_runs_the_readme_example(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    # This suite's pip installs into the new venv (--python): the venv needs no pip of its own, and stays empty of
+    # anything but the wheel, its dependency and moto.
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, str(wheel), *FRESH_VENV_PINS], check=True, timeout=300, cwd=tmp_path)
     # -I: no PYTHONPATH, no user site, no script directory; the cwd is outside the repository.
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "PYTHON"))}
