@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 from collections import Counter
 from typing import Any
@@ -189,3 +190,31 @@ def test_an_empty_batch_has_no_failures_and_an_unknown_source_is_an_error() -> N
     assert process_batch({"Records": []}, None, never) == {"batchItemFailures": []}
     with pytest.raises(ValueError, match="unsupported batch event source"):
         process_batch({"Records": [{"eventSource": "aws:s3"}]}, None, never)
+
+
+@BACKENDS
+def test_each_failed_record_is_logged_with_its_id_and_error_type_never_its_body(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    consume = Consumer(store, key="json(body).order_id")
+    secret = "4111-1111-1111-1111"
+    assert consume([sqs("m0", {"order_id": "o-1", "card": secret})]) == []
+    batch = [
+        sqs("m1", {"order_id": "o-2", "card": secret}),
+        sqs("m2", {"order_id": "o-3", "card": secret, "note": "poison"}),  # the handler raises ValueError
+        sqs("m3", {"card": secret}),  # no business key
+        sqs("m4", {"order_id": "o-1", "card": secret, "amount": 2}),  # the key again, another payload
+    ]
+    with caplog.at_level(logging.WARNING, logger="lambda_idempotency"):
+        assert consume(batch) == ["m2", "m3", "m4"]
+    warned = {r.batch_record_id: r for r in caplog.records if r.levelno == logging.WARNING}  # type: ignore[attr-defined]
+    assert {name: r.error_type for name, r in warned.items()} == {  # type: ignore[attr-defined]
+        "m2": "ValueError",
+        "m3": "lambda_idempotency.errors.MissingKeyError",
+        "m4": "lambda_idempotency.errors.KeyReuseError",
+    }
+    for record in warned.values():
+        assert record.getMessage() == f"batch record {record.batch_record_id} failed: {record.error_type}"  # type: ignore[attr-defined]
+        assert record.exc_info is None
+    assert secret not in caplog.text
+    assert "o-1" not in caplog.text  # not even the business key an error message would quote

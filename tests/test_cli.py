@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,13 @@ import pytest
 from botocore.exceptions import ClientError
 from lambda_idempotency import DynamoDBStore, create_table, idempotent_function
 from lambda_idempotency.cli import _explain, main
+from lambda_idempotency.http import idempotent_http
 from lambda_idempotency.keys import record_id
+from lambda_idempotency.record import MAX_UNPACKED_BYTES, Status
 from lambda_idempotency.stores.base import ClaimRequest
+from rich.prompt import Confirm
+
+from .http_events import http_event
 
 
 class Table:
@@ -104,11 +110,74 @@ def test_show_prints_the_record_with_its_raw_key_scope_and_result(table: Table) 
 
 
 def test_show_of_a_missing_key_says_so(table: Table) -> None:
-    table.completed("charge", "order-17", 1, scope="tenant-a")
-    code, out, err = table.run("show", "order-17", "--operation", "charge")  # not in that scope
+    table.completed("charge", "order-18", 1, scope="tenant-a")
+    code, out, err = table.run("show", "order-17", "--operation", "charge")
     assert code == 1
     assert out == ""
-    assert "no record for key 'order-17' of operation 'charge'" in err
+    assert "no record for key 'order-17' of operation 'charge', in any scope" in err
+    code, out, err = table.run("show", "order-18", "--operation", "charge", "--scope", "tenant-b")
+    assert (code, out) == (1, "")
+    assert "no record for key 'order-18' of operation 'charge' in scope 'tenant-b'" in err
+
+
+@pytest.mark.parametrize("command", ["show", "delete"])
+def test_without_scope_the_scopes_that_hold_the_key_are_listed(table: Table, command: str) -> None:
+    for scope in ("tenant-a", "tenant-b"):
+        table.completed("charge", "order-17", 1, scope=scope)
+    table.completed("charge", "order-18", 1, scope="tenant-c")  # another key
+    table.completed("refund", "order-17", 1, scope="tenant-d")  # another operation
+    code, out, _ = table.run(command, "order-17", "--operation", "charge")
+    assert code == 1  # nothing shown or deleted: the operator picks the scope
+    assert "tenant-a" in out and "tenant-b" in out
+    assert "tenant-c" not in out and "tenant-d" not in out
+    assert "pass --scope" in out
+    code, out, _ = table.run(command, "order-17", "--operation", "charge", "--json")
+    found = json.loads(out)
+    assert code == 1
+    assert sorted(row["scope"] for row in found["scopes"]) == ["tenant-a", "tenant-b"]
+    assert found["complete"] is True
+    for scope in ("tenant-a", "tenant-b"):
+        assert table.store.get(record_id("charge", scope, "order-17")) is not None
+
+
+def test_a_key_stored_through_the_http_adapter_is_found_under_its_callers_scope(table: Table) -> None:
+    api = idempotent_http(table.store, operation="payments.create", local_cache=False)(
+        lambda event, context: {"statusCode": 201, "body": "{}"}
+    )
+    assert api(http_event("http_api", key="key-of-alice", principal="alice"), None)["statusCode"] == 201
+    (stored,) = [r for r in table.json("list") if r["key"] == "key-of-alice"]
+    code, out, _ = table.run("show", "key-of-alice", "--operation", "payments.create", "--json")
+    assert code == 1
+    assert [row["scope"] for row in json.loads(out)["scopes"]] == [stored["scope"]]
+    shown = table.json("show", "key-of-alice", "--operation", "payments.create", "--scope", stored["scope"])
+    assert shown["status"] == "COMPLETED"
+
+
+def test_a_long_principal_is_listed_as_its_digest_and_found_by_it(table: Table) -> None:
+    api = idempotent_http(table.store, operation="payments.create", local_cache=False)(
+        lambda event, context: {"statusCode": 201, "body": "{}"}
+    )
+    token = "t" * 2000  # an authorizer that returns the caller's token as its principal
+    assert api(http_event("http_api", key="key-of-token", principal=token), None)["statusCode"] == 201
+    code, out, _ = table.run("show", "key-of-token", "--operation", "payments.create", "--json")
+    (listed,) = [row["scope"] for row in json.loads(out)["scopes"]]
+    assert code == 1 and listed.startswith("sha256:")
+    shown = table.json("show", "key-of-token", "--operation", "payments.create", "--scope", listed)
+    assert shown["scope"] == listed
+
+
+def test_the_search_under_any_scope_is_bounded(table: Table, monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(6):
+        table.completed("charge", f"other-{i}", i)
+    table.completed("charge", "order-17", 1, scope="tenant-a")
+    code, out, err = table.run("show", "order-17", "--operation", "charge", "--max-scan", "2")
+    assert code == 1
+    assert "(searched the first 2 items: --max-scan to read more)" in " ".join((out + err).split())  # however wrapped
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich treats stderr as a terminal: the search shows a progress bar
+    code, out, err = table.run("show", "order-17", "--operation", "charge")
+    assert code == 1
+    assert "tenant-a" in out
+    assert f"scanning {table.name}" in err
 
 
 def test_list_filters_by_status_and_operation(table: Table) -> None:
@@ -181,6 +250,38 @@ def test_delete_asks_first(table: Table, monkeypatch: pytest.MonkeyPatch, answer
     assert (table.store.get(_record_id("charge", "stuck")) is None) is deleted
 
 
+@pytest.mark.parametrize("meanwhile", ["a new claim", "a delete"])
+def test_delete_refuses_a_record_that_changed_during_the_prompt(
+    table: Table, monkeypatch: pytest.MonkeyPatch, meanwhile: str
+) -> None:
+    @idempotent_function(table.store, key="key", operation="charge", ttl=60, clock=lambda: time.time() - 3600)
+    def charge(key: str) -> int:
+        return 1
+
+    charge("k")  # COMPLETED, and expired an hour ago: what the operator is shown
+    rid = _record_id("charge", "k")
+
+    def answer_yes_while_it_changes(*args: Any, **kwargs: Any) -> bool:
+        if meanwhile == "a new claim":
+            table.in_progress("charge", "k")  # claims over the expired record: a new owner, IN_PROGRESS
+        else:
+            table.store.client.delete_item(TableName=table.name, Key={"pk": {"S": rid}})
+        return True
+
+    monkeypatch.setattr(Confirm, "ask", answer_yes_while_it_changes)
+    code, out, err = table.run("delete", "k", "--operation", "charge")
+    assert "COMPLETED record of key 'k'" in err
+    assert code == 1
+    now = table.store.get(rid)
+    if meanwhile == "a new claim":
+        assert now is not None and now.status is Status.IN_PROGRESS and now.owner == "crashed"
+        assert "not deleted: the record changed since it was shown" in out
+        assert "IN_PROGRESS" in out and "crashed" in out  # the new record, shown
+    else:
+        assert now is None
+        assert "the record was already gone" in err
+
+
 def test_delete_of_a_missing_key_fails_clearly(table: Table) -> None:
     code, _, err = table.run("delete", "nope", "--operation", "charge", "--yes")
     assert code == 1
@@ -240,3 +341,27 @@ def test_the_console_script_runs(table: Table) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert [r["key"] for r in json.loads(done.stdout)] == ["a"]
+
+
+def test_an_item_that_is_not_a_record_is_named(table: Table) -> None:
+    table.store.client.put_item(TableName=table.name, Item={"pk": {"S": "powertools#abc"}, "data": {"S": "x"}})
+    code, _, err = table.run("list")
+    assert code == 2
+    assert "item powertools#abc is not a lambda-idempotency record" in err
+
+
+def test_show_reports_a_result_that_would_inflate_past_the_bound_without_inflating_it(table: Table) -> None:
+    table.completed("charge", "k", "done")
+    bomb = zlib.compress(b'"' + b"a" * (MAX_UNPACKED_BYTES + 1) + b'"', 9)
+    table.store.client.update_item(
+        TableName=table.name,
+        Key={"pk": {"S": _record_id("charge", "k")}},
+        UpdateExpression="SET #r = :r",
+        ExpressionAttributeNames={"#r": "result"},
+        ExpressionAttributeValues={":r": {"B": bomb}},
+    )
+    shown = table.json("show", "k", "--operation", "charge")
+    assert shown["result"] is None
+    assert f"inflates past {MAX_UNPACKED_BYTES} bytes" in shown["result_error"]
+    code, out, _ = table.run("show", "k", "--operation", "charge")
+    assert code == 0 and "result_error" in out

@@ -120,6 +120,19 @@ def test_malformed_bodies_are_400_problems(payment: ModuleType, payload: str) ->
     assert body(response)["errors"]
 
 
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain"])
+def test_a_body_nested_100k_levels_deep_is_a_400_problem(
+    stack: LocalStack, payment: ModuleType, content_type: str
+) -> None:
+    event = load_event("payment-invalid-body.json")
+    event["headers"]["content-type"] = content_type
+    event["body"] = '{"amount": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = invoke(payment, event)
+    assert response["statusCode"] == 400
+    assert "128 levels" in response["body"]
+    assert stack.count_items("IdempotencyTable") == 0
+
+
 def test_get_reads_the_payment_and_404s_an_unknown_id(payment: ModuleType) -> None:
     created = invoke(payment, load_event("payment-create.json"))
     got = invoke(payment, for_payment(load_event("payment-get.json"), body(created)["payment_id"]))

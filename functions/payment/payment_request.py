@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from lambda_idempotency import InputTooDeepError, depth
 from lambda_idempotency.http import RequestValidationError
 
 MAX_AMOUNT = 99_999_999
@@ -74,9 +74,11 @@ def _json_body(event: dict[str, Any]) -> dict[str, Any]:
         raise InvalidPaymentRequest([{"field": "body", "detail": "a JSON object is required"}])
     try:
         text = base64.b64decode(body, validate=True).decode() if event.get("isBase64Encoded") else body
-        data = json.loads(text)
+        data = depth.loads(text)  # whatever the content type says: json.loads recurses once per level
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidPaymentRequest([{"field": "body", "detail": "not valid JSON"}]) from None
+    except InputTooDeepError as exc:
+        raise InvalidPaymentRequest([{"field": "body", "detail": str(exc)}]) from None
     if not isinstance(data, dict):
         raise InvalidPaymentRequest([{"field": "body", "detail": "a JSON object is required"}])
     return data

@@ -15,6 +15,7 @@ enqueued twice. Powertools is imported only when `process_batch` runs (pip extra
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ from .selectors import Selector, event_selector
 from .stores.base import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger("lambda_idempotency")
 
 _SOURCE_IDS = {"aws:sqs": "messageId", "aws:kinesis": "eventID", "aws:dynamodb": "eventID"}
 _EVENT_TYPES = {"aws:sqs": "SQS", "aws:kinesis": "KinesisDataStreams", "aws:dynamodb": "DynamoDBStreams"}
@@ -99,7 +101,8 @@ def process_batch(event: dict[str, Any], context: Any, record_handler: Callable[
 
     Returns the partial batch response (``{"batchItemFailures": [...]}``) for ``ReportBatchItemFailures``, also
     when every record failed (Powertools would raise instead; the queue or stream retries the same records either
-    way, and the response says which). Leases of the records follow the invocation's remaining time.
+    way, and the response says which); each failed record is logged at WARNING with its id and the error's type.
+    Leases of the records follow the invocation's remaining time.
     """
     from aws_lambda_powertools.utilities.batch import (
         BatchProcessor,
@@ -125,4 +128,25 @@ def process_batch(event: dict[str, Any], context: Any, record_handler: Callable[
         response: dict[str, Any] = dict(process_partial_response(event, record_handler, processor, context))
     finally:
         use_lambda_context(None)
+    _log_failures(processor.fail_messages, processor.exceptions)
     return response
+
+
+def _log_failures(records: list[Any], errors: list[tuple[Any, ...]]) -> None:
+    """One WARNING per failed record, with its id and the error's type: never its body, nor the error's message,
+    which may quote the body (personal data, secrets). The queue or stream retries it; this says which and why."""
+    for record, (error_type, *_) in zip(records, errors, strict=False):
+        try:
+            failed: str | None = record_id(record)
+        except MissingKeyError:
+            failed = None
+        name = _type_name(error_type)
+        fields = {"batch_record_id": failed, "error_type": name}
+        logger.warning("batch record %s failed: %s", failed, name, extra=fields)
+
+
+def _type_name(error_type: type[BaseException] | None) -> str:
+    if error_type is None:
+        return "unknown"
+    module = error_type.__module__
+    return error_type.__qualname__ if module == "builtins" else f"{module}.{error_type.__qualname__}"

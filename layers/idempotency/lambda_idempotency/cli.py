@@ -12,24 +12,29 @@ import argparse
 import datetime
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
-from rich.console import Console
-from rich.progress import Progress
+from rich.console import Console, Group, RenderableType
 from rich.prompt import Confirm
 from rich.table import Table
+from rich.text import Text
 
-from .errors import InvalidKeyError
-from .keys import check_operation, normalise_key, normalise_scope, record_id
+from .errors import InvalidKeyError, UnusableResultError
+from .keys import SCOPE_DIGEST_PREFIX, check_operation, normalise_key, normalise_scope, record_id
 from .record import Record, Status, unpack
-from .stores.dynamodb import DynamoDBStore, create_table, record_from_item
+from .scan import ForeignItemError, Scan, operation_of, record_of
+from .stores.dynamodb import DynamoDBStore, create_table
+from .terminal import shown
 
 TABLE_ENV = "LAMBDA_IDEMPOTENCY_TABLE"
+MAX_SCAN = 100_000
+"""Items `show` and `delete` read, at most, looking for a key under any scope (``--max-scan`` to change)."""
 CREDENTIAL_ERRORS = {
     "UnrecognizedClientException",
     "InvalidSignatureException",
@@ -37,20 +42,6 @@ CREDENTIAL_ERRORS = {
     "AccessDeniedException",
     "MissingAuthenticationTokenException",
 }
-LISTED = [
-    "pk",
-    "key",
-    "scope",
-    "status",
-    "owner",
-    "expires_at",
-    "lease_expires_at",
-    "attempts",
-    "created_at",
-    "completed_at",
-]
-"""What `list` and `stats` read: everything but results, fingerprints and steps, so scans stay cheap."""
-FOREIGN_ITEM = "is not a lambda-idempotency record (a Powertools table? its records differ: see the migration guide)"
 
 
 class CliError(Exception):
@@ -63,21 +54,22 @@ class CliError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    out = Console(highlight=False, soft_wrap=args.json)
-    err = Console(stderr=True, highlight=False)
+    # No markup and no emoji codes: stored keys and scopes are caller-controlled text (`[/oops]`, `[link=...]`).
+    out = Console(highlight=False, soft_wrap=args.json, markup=False, emoji=False)
+    err = Console(stderr=True, highlight=False, markup=False, emoji=False)
     try:
         if not args.table:
             raise CliError(f"no table: pass --table or set {TABLE_ENV}")
         store = DynamoDBStore(args.table, endpoint_url=args.endpoint_url, region_name=args.region)
         result: Output = args.command(store, args, err)
     except CliError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(_error(str(exc)))
         return exc.code
-    except InvalidKeyError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+    except (InvalidKeyError, ForeignItemError) as exc:
+        err.print(_error(str(exc)))
         return 2
     except (ClientError, BotoCoreError) as exc:
-        err.print(f"[red]error:[/red] {_explain(exc, args.table, args.endpoint_url)}")
+        err.print(_error(_explain(exc, args.table, args.endpoint_url)))
         return 2
     except KeyboardInterrupt:
         return 130
@@ -88,10 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result.code
 
 
+def _error(message: str) -> Text:
+    return Text.assemble(("error:", "red"), " ", shown(message))
+
+
 class Output:
     """What a command shows: ``data`` for ``--json``, ``view`` (a rich renderable or text) for people."""
 
-    def __init__(self, data: Any, view: Any, code: int = 0) -> None:
+    def __init__(self, data: Any, view: RenderableType, code: int = 0) -> None:
         self.data = data
         self.view = view
         self.code = code
@@ -120,7 +116,17 @@ def _parser() -> argparse.ArgumentParser:
         sub = command(name, handler, help_text)
         sub.add_argument("key", help="the raw idempotency key")
         sub.add_argument("--operation", required=True, help="the operation the key belongs to")
-        sub.add_argument("--scope", help="the scope (tenant, caller) the key was stored under")
+        sub.add_argument(
+            "--scope",
+            help="the scope (tenant, caller) the key was stored under; without it, and with no unscoped record, "
+            "the scopes that hold the key are listed",
+        )
+        sub.add_argument(
+            "--max-scan",
+            type=int,
+            default=MAX_SCAN,
+            help=f"items read at most, looking for the key under any scope (default {MAX_SCAN})",
+        )
         if name == "delete":
             sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     listing = command("list", _list, "list records with their raw keys and scopes")
@@ -139,30 +145,52 @@ def _create_table(store: DynamoDBStore, args: argparse.Namespace, err: Console) 
 
 
 def _show(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
-    record = _get(store, args)
+    record = _get(store, args, err)
+    if isinstance(record, Output):
+        return record
     fields = _fields(record, with_result=True)
+    return Output(fields, _record_view(fields))
+
+
+def _record_view(fields: dict[str, Any]) -> Table:
     view = Table(show_header=False, box=None)
     for name, value in fields.items():
-        view.add_row(f"[bold]{name}[/bold]", "" if value is None else str(value))
-    return Output(fields, view)
+        view.add_row(Text(name, style="bold"), shown(value))
+    return view
 
 
 def _delete(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
-    record = _get(store, args)
+    """Delete the record shown, only if its owner and status are still those shown (a new claim may have replaced an
+    expired record while the operator read the prompt)."""
+    record = _get(store, args, err)
+    if isinstance(record, Output):
+        return record
     if not args.yes:
-        err.print(f"{record.status} record of key {record.key!r} in {args.operation} (attempts: {record.attempts})")
+        err.print(
+            shown(f"{record.status} record of key '{record.key}' in {args.operation} (attempts: {record.attempts})")
+        )
         if not _confirm("Delete it, so the next call runs the operation again?", err):
             return Output({"deleted": False}, "not deleted", code=1)
     try:
         store.client.delete_item(
             TableName=store.table_name,
             Key={"pk": {"S": record.record_id}},
-            ConditionExpression="attribute_exists(pk)",
+            ConditionExpression="#ow = :owner AND #st = :status",
+            ExpressionAttributeNames={"#ow": "owner", "#st": "status"},
+            ExpressionAttributeValues={":owner": {"S": record.owner}, ":status": {"S": record.status.value}},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
             raise
-        raise CliError("the record was already gone", code=1) from None
+        item = exc.response.get("Item") or _item(store, record.record_id)
+        if item is None:
+            raise CliError("the record was already gone", code=1) from None
+        fields = _fields(record_of(item), with_result=True)
+        was = f"{record.status}, owner {record.owner}"
+        note = f"not deleted: the record changed since it was shown (it was {was}); now it is:"
+        view = Group(shown(note), _record_view(fields))
+        return Output({"deleted": False, "changed": True, "record": fields}, view, code=1)
     note = "deleted; a warm container may still replay it from its local cache until the entry expires"
     return Output({"deleted": True, "record_id": record.record_id}, note)
 
@@ -170,29 +198,30 @@ def _delete(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Out
 def _list(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
     operation = check_operation(args.operation) if args.operation else None
     rows = []
-    for record in _scan(store, err, args.page_size, status=args.status, operation=operation):
+    for record in Scan(store, err, args.page_size, status=args.status, operation=operation):
         rows.append(_fields(record, with_result=False))
         if args.limit is not None and len(rows) >= args.limit:
             break
     view = Table("operation", "key", "scope", "status", "attempts", "expires")
     for row in rows:
         status = f"{row['status']} (expired)" if row["expired"] else row["status"]
-        view.add_row(row["operation"], row["key"], row["scope"] or "", status, str(row["attempts"]), row["expires_at"])
+        stored = (shown(row[name]) for name in ("operation", "key", "scope"))
+        view.add_row(*stored, status, str(row["attempts"]), row["expires_at"])
     return Output(rows, view if rows else "no records")
 
 
 def _stats(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
     now_s = int(time.time())
     counts: Counter[tuple[str, str]] = Counter()
-    for record in _scan(store, err, args.page_size):
-        counts[_operation_of(record), "EXPIRED" if record.is_expired(now_s) else record.status.value] += 1
+    for record in Scan(store, err, args.page_size):
+        counts[operation_of(record), "EXPIRED" if record.is_expired(now_s) else record.status.value] += 1
     columns = [s.value for s in Status] + ["EXPIRED"]
     by_operation: dict[str, dict[str, int]] = {}
     for (operation, status), count in sorted(counts.items()):
         by_operation.setdefault(operation, dict.fromkeys(columns, 0))[status] = count
     view = Table("operation", *columns, "total", caption="EXPIRED: past expires_at, waiting for TTL deletion")
     for operation, row in by_operation.items():
-        view.add_row(operation, *(str(row[c]) for c in columns), str(sum(row.values())))
+        view.add_row(shown(operation), *(str(row[c]) for c in columns), str(sum(row.values())))
     total = sum(counts.values())
     return Output({"operations": by_operation, "total": total}, view if total else "no records")
 
@@ -205,74 +234,59 @@ def _confirm(question: str, err: Console) -> bool:
         return False
 
 
-def _get(store: DynamoDBStore, args: argparse.Namespace) -> Record:
+def _get(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Record | Output:
+    """The record of the key in ``--scope``; without it, the unscoped record, or else the scopes that hold the key.
+
+    A record written through the HTTP adapter is stored under its caller's scope, which an operator rarely knows:
+    the scopes found are listed (exit code 1), and none is picked for them. `Scan` knows how keys are stored.
+    """
     operation = check_operation(args.operation)
     key = normalise_key(args.key)
-    rid = record_id(operation, normalise_scope(args.scope), key)
+    for scope in _stored_scopes(args.scope):
+        item = _item(store, record_id(operation, scope, key))
+        if item is not None:
+            return record_of(item)
+    if args.scope is not None:
+        raise CliError(f"no record for key '{key}' of operation '{operation}' in scope '{args.scope}'", code=1)
+    scan = Scan(store, err, None, operation=operation, key=key, max_scanned=args.max_scan)
+    rows = [_fields(record, with_result=False) for record in scan]
+    searched = "" if scan.complete else f" (searched the first {scan.scanned} items: --max-scan to read more)"
+    if not rows:
+        raise CliError(f"no record for key '{key}' of operation '{operation}', in any scope{searched}", code=1)
+    view = Table(
+        "scope",
+        "status",
+        "attempts",
+        "expires",
+        title=f"no unscoped record; the key is stored in these scopes{searched}",
+    )
+    for row in rows:
+        view.add_row(shown(row["scope"]), row["status"], str(row["attempts"]), row["expires_at"])
+    hint = "pass --scope to pick one"
+    return Output({"key": key, "operation": operation, "scopes": rows, "complete": scan.complete}, Group(view, hint), 1)
+
+
+def _stored_scopes(scope: str | None) -> list[str | None]:
+    """The stored forms ``--scope`` may stand for: the scope as the library stores it, and, for a digest as `list` and
+    the scope search show a long or odd scope (``sha256:<hex>``), that digest itself."""
+    stored = [normalise_scope(scope)]
+    if scope is not None and _DIGEST.fullmatch(scope):
+        stored.append(scope)
+    return stored
+
+
+_DIGEST = re.compile(re.escape(SCOPE_DIGEST_PREFIX) + "[0-9a-f]{64}")
+
+
+def _item(store: DynamoDBStore, rid: str) -> dict[str, Any] | None:
     response = store.client.get_item(TableName=store.table_name, Key={"pk": {"S": rid}}, ConsistentRead=True)
-    item = response.get("Item")
-    if item is None:
-        scope = f" in scope {args.scope!r}" if args.scope is not None else ""
-        raise CliError(f"no record for key {key!r} of operation {operation!r}{scope}", code=1)
-    return _record(item)
-
-
-def _record(item: dict[str, Any]) -> Record:
-    try:
-        return record_from_item(item)
-    except (KeyError, ValueError):
-        raise CliError(f"item {item.get('pk') or item} {FOREIGN_ITEM}") from None
-
-
-def _scan(
-    store: DynamoDBStore,
-    err: Console,
-    page_size: int | None,
-    *,
-    status: str | None = None,
-    operation: str | None = None,
-) -> Iterator[Record]:
-    """Every record that matches, page by page, with a progress bar on a terminal (the table's size is approximate)."""
-    names = {f"#a{i}": name for i, name in enumerate(LISTED)}
-    request: dict[str, Any] = {
-        "TableName": store.table_name,
-        "ProjectionExpression": ", ".join(names),
-        "ExpressionAttributeNames": names,
-    }
-    if page_size is not None:
-        request["Limit"] = page_size
-    conditions, values = [], {}
-    if status is not None:
-        conditions.append(f"#a{LISTED.index('status')} = :status")
-        values[":status"] = {"S": status}
-    if operation is not None:
-        conditions.append("begins_with(#a0, :prefix)")
-        values[":prefix"] = {"S": f"{operation}#"}
-    if conditions:
-        request["FilterExpression"] = " AND ".join(conditions)
-        request["ExpressionAttributeValues"] = values
-    size = store.client.describe_table(TableName=store.table_name)["Table"].get("ItemCount") or None
-    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
-        task = progress.add_task(f"scanning {store.table_name}", total=size)
-        while True:
-            page = store.client.scan(**request)
-            progress.advance(task, page.get("ScannedCount", 0))
-            for item in page.get("Items", []):
-                record = _record(item)
-                if operation is None or _operation_of(record) == operation:
-                    yield record
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def _operation_of(record: Record) -> str:
-    return record.record_id.rsplit("#", 1)[0]
+    item: dict[str, Any] | None = response.get("Item")
+    return item
 
 
 def _fields(record: Record, *, with_result: bool) -> dict[str, Any]:
     fields: dict[str, Any] = {
-        "operation": _operation_of(record),
+        "operation": operation_of(record),
         "key": record.key,
         "scope": record.scope,
         "status": record.status.value,
@@ -288,7 +302,11 @@ def _fields(record: Record, *, with_result: bool) -> dict[str, Any]:
         fields["owner"] = record.owner
         fields["fingerprint"] = record.fingerprint
         fields["steps"] = sorted(record.steps)
-        fields["result"] = unpack(record.result) if record.result is not None else None
+        try:
+            fields["result"] = unpack(record.result) if record.result is not None else None
+        except UnusableResultError as exc:
+            fields["result"] = None
+            fields["result_error"] = str(exc)
     return fields
 
 

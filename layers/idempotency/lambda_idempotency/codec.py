@@ -22,11 +22,14 @@ from decimal import Decimal
 from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Protocol
 
+from . import depth
+
 TAG = "$li"
 
 
 class Serializer(Protocol):
-    """What a stored result goes through; `dumps` may raise TypeError/ValueError for unsupported values."""
+    """What a stored result goes through; `dumps` may raise TypeError/ValueError for unsupported values
+    (the default one `InputTooDeepError` for values nested too deeply)."""
 
     def dumps(self, value: Any) -> str: ...
 
@@ -42,10 +45,13 @@ class TaggedJsonSerializer:
         self._is_resolved = return_type is None
 
     def dumps(self, value: Any) -> str:
-        data = value if _is_plain(value) else _encode(value)
-        text = _compact(data)
-        if not text.isascii() and not _is_utf8(text):
-            return _ascii(data)  # lone surrogates: only JSON's \u escapes can carry them into UTF-8
+        """The stored JSON; `InputTooDeepError` past `depth.MAX_JSON_DEPTH` levels (tags included), so every stored
+        result can be loaded again."""
+        try:
+            text = _dumps(value)
+        except RecursionError:
+            raise depth.too_deep_to_encode() from None
+        depth.check_depth(text)
         return text
 
     def loads(self, text: str) -> Any:
@@ -56,6 +62,14 @@ class TaggedJsonSerializer:
             self._resolved = self._return_type() if self._return_type else None
             self._is_resolved = True
         return _rebuild(self._resolved, value) if self._resolved is not None else value
+
+
+def _dumps(value: Any) -> str:
+    data = value if _is_plain(value) else _encode(value)
+    text = _compact(data)
+    if not text.isascii() and not _is_utf8(text):
+        return _ascii(data)  # lone surrogates: only JSON's \u escapes can carry them into UTF-8
+    return text
 
 
 def compact_json(

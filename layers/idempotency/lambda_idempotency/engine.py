@@ -19,12 +19,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from . import depth
 from . import observability as observe
 from .cache import LocalCache
 from .codec import Serializer, TaggedJsonSerializer, return_annotation
 from .errors import (
     CachedFailureError,
     InProgressError,
+    InputTooDeepError,
     InvalidWriteError,
     KeyReuseError,
     LeaseLostError,
@@ -33,6 +35,7 @@ from .errors import (
     ModeError,
     ResultNotStoredError,
     StoreUnavailableError,
+    UnusableResultError,
     WriteConditionError,
 )
 from .execution import Execution, Mode, lambda_context
@@ -243,7 +246,7 @@ class Guard:
         """After an exception: store a declared failure, release the key, or (BaseException) leave the lease."""
         if self.cache_errors and isinstance(error, self.cache_errors):
             now_ms = int(self.clock() * 1000)
-            payload = json.dumps({"type": _type_name(type(error)), "message": str(error), "args": _args(error)})
+            payload = _failure(error)
             if execution.mode == "optimistic":
                 try:
                     self._insert_finished(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s, None)
@@ -281,7 +284,7 @@ class Guard:
         saved = execution.steps.get(name)
         if saved is not None:
             logger.debug("step %r of %s was saved by an earlier attempt; not running it", name, execution.record_id)
-            replayed: T = serializer.loads(unpack(saved))
+            replayed: T = _load(serializer.loads, saved)
             return replayed
         outer, execution.running_step = execution.running_step, name
         try:
@@ -293,7 +296,7 @@ class Guard:
             raise ModeError(f"step {name!r} returned an awaitable: steps run plain (not async) functions")
         try:
             payload = pack(serializer.dumps(result))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, InputTooDeepError) as exc:
             raise ResultNotStoredError(f"the result of step {name!r} cannot be saved: {exc}") from exc
         if payload is None:
             raise ResultNotStoredError(f"the result of step {name!r} is too big to save")
@@ -406,7 +409,7 @@ class Guard:
             raise ResultNotStoredError(
                 f"{self.operation} completed for key {record.key!r}, but its result was not stored"
             )
-        return self.serializer.loads(unpack(record.result))
+        return _load(self.serializer.loads, record.result)
 
     def _payload(self, execution: Execution, result: Any) -> Payload | None:
         try:
@@ -458,7 +461,7 @@ class Guard:
                 time.sleep(0.05 * 2 ** (attempt - 1))
 
     def _rebuild_error(self, record: Record) -> BaseException:
-        stored = json.loads(unpack(record.result)) if record.result is not None else {}
+        stored = _load(json.loads, record.result) if record.result is not None else {}
         name = str(stored.get("type", "Exception"))
         message = str(stored.get("message", ""))
         for declared in self.cache_errors:
@@ -471,6 +474,16 @@ class Guard:
                     except Exception:
                         break
         return CachedFailureError(f"{name}: {message}", error_type=name)
+
+
+def _load(loads: Callable[[str], Any], payload: Payload) -> Any:
+    """A stored result as a value. This library never stores one nested deeper than `depth.MAX_JSON_DEPTH`; one that
+    is too deep to read (written by something else) is unusable, not a `RecursionError`."""
+    text = unpack(payload)
+    try:
+        return loads(text)
+    except RecursionError:
+        raise UnusableResultError("the stored result nests too deeply to be read") from None
 
 
 def _check_fingerprint(found: Record, fingerprint: str | None, key: str, operation: str) -> None:
@@ -538,9 +551,19 @@ def _with_subclasses(cls: type[BaseException]) -> list[type[BaseException]]:
     return found
 
 
-def _args(error: BaseException) -> list[Any] | None:
+def _failure(error: BaseException) -> str:
+    """The stored form of a declared failure: its type, its message and, when JSON carries them, its arguments."""
     try:
-        json.dumps(error.args)
-    except (TypeError, ValueError):
+        message = str(error)
+    except RecursionError:  # the repr of an argument nested deeper than Python can walk
+        message = "<exception str() failed>"
+    return json.dumps({"type": _type_name(type(error)), "message": message, "args": _args(error)})
+
+
+def _args(error: BaseException) -> list[Any] | None:
+    """The arguments that rebuild the error on replay, or None when JSON cannot carry them within the depth limit."""
+    try:
+        depth.check_depth(json.dumps(error.args))
+    except (TypeError, ValueError, RecursionError, InputTooDeepError):
         return None
     return list(error.args)

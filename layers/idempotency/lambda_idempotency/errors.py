@@ -27,6 +27,11 @@ class MissingScopeError(IdempotencyError):
     """
 
 
+class InputTooDeepError(IdempotencyError):
+    """JSON nests deeper than `depth.MAX_JSON_DEPTH` levels, or a value deeper than Python can encode; nothing was
+    claimed or stored. An HTTP adapter answers 400 ``request-invalid``."""
+
+
 class KeyReuseError(IdempotencyError):
     """The key was already used with a different payload (fingerprint): HTTP 422, never a replay."""
 
@@ -48,6 +53,11 @@ class ResultNotStoredError(IdempotencyError):
 
     The work ran once and will not run again; only its return value cannot be replayed.
     """
+
+
+class UnusableResultError(ResultNotStoredError):
+    """A stored result cannot be read back: it would inflate past `record.MAX_UNPACKED_BYTES` (a decompression bomb),
+    or it is corrupt. It is not decompressed; the work is not run again, as for any result that is not stored."""
 
 
 class LeaseLostError(IdempotencyError):

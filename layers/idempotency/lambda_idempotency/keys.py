@@ -11,6 +11,7 @@ import math
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from . import depth
 from .codec import compact_json
 from .errors import InvalidKeyError, MissingScopeError
 
@@ -98,11 +99,15 @@ def canonical_json(value: Any) -> str:
     """Deterministic JSON: sorted keys, no spaces; sets sorted; other values JSON lacks are written as their text.
 
     Dicts whose keys JSON cannot order or write (``{1: .., "a": ..}``, tuple keys) become sorted [key, value] pairs.
+    A value too deep to encode raises `InputTooDeepError`; any depth the encoder manages is hashed as it is.
     """
     try:
-        return _canonical(value)
-    except TypeError:
-        return _canonical(_with_text_keys(value))
+        try:
+            return _canonical(value)
+        except TypeError:
+            return _canonical(_with_text_keys(value))
+    except RecursionError:
+        raise depth.too_deep_to_encode() from None
 
 
 def _json_default(value: Any) -> Any:

@@ -10,12 +10,18 @@ import enum
 import zlib
 from typing import Any, Final
 
+from .errors import UnusableResultError
+
 Payload = str | bytes
 """A stored result: JSON text, or zlib-compressed JSON once it is past `COMPRESS_ABOVE` bytes."""
 
 COMPRESS_ABOVE = 4096
 MAX_PAYLOAD_BYTES = 350_000
 """A result bigger than this after compression is not stored (DynamoDB's item limit is 400 KB in all)."""
+MAX_UNPACKED_BYTES = 8 * 1024 * 1024
+"""The most a stored result may inflate to when it is read back: a synchronous Lambda response carries 6 MiB, as
+base64 8 MiB. zlib packs a run of one byte about 1,000 to 1, so a 350 KB record could otherwise become 350 MB in
+the memory of every replay; one past this is `UnusableResultError`, and is not inflated further."""
 
 
 class Status(enum.StrEnum):
@@ -104,15 +110,31 @@ class Record:
 
 
 def pack(text: str) -> Payload | None:
-    """The stored form of a result's JSON text, or None when it is too big to store."""
+    """The stored form of a result's JSON text, or None when it is too big to store (or to read back)."""
     if len(text) <= COMPRESS_ABOVE and text.isascii():  # one byte a character: no need to encode to measure
         return text
     data = text.encode()
     if len(data) <= COMPRESS_ABOVE:
         return text
+    if len(data) > MAX_UNPACKED_BYTES:  # however well it compresses, it could not be read back
+        return None
     packed = zlib.compress(data, 6)
     return packed if len(packed) <= MAX_PAYLOAD_BYTES else None
 
 
 def unpack(payload: Payload) -> str:
-    return payload if isinstance(payload, str) else zlib.decompress(payload).decode()
+    """The result's JSON text; raises `UnusableResultError` past `MAX_UNPACKED_BYTES` or for a corrupt payload."""
+    if isinstance(payload, str):
+        return payload
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(payload, MAX_UNPACKED_BYTES + 1)  # stops at the bound, whatever the input holds
+        if len(data) > MAX_UNPACKED_BYTES:
+            raise UnusableResultError(
+                f"the stored result inflates past {MAX_UNPACKED_BYTES} bytes (MAX_UNPACKED_BYTES); it was not read"
+            )
+        if not inflater.eof:
+            raise UnusableResultError("the stored result is truncated")
+        return data.decode()
+    except (zlib.error, UnicodeDecodeError) as exc:
+        raise UnusableResultError(f"the stored result is corrupt ({exc})") from None

@@ -8,11 +8,11 @@ object body work too. Expressions compile on first use, not at import: a cold st
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Callable
 from typing import Any
 
-from .errors import MissingKeyError
+from . import depth
+from .errors import InputTooDeepError, MissingKeyError
 
 Selector = str | Callable[..., Any]
 Arguments = tuple[tuple[Any, ...], dict[str, Any]]
@@ -31,7 +31,7 @@ def _parse_json(value: Any) -> Any:
     last = _last_parsed
     if last[0] is value:
         return last[1]
-    parsed = json.loads(value)
+    parsed = depth.loads(value)  # InputTooDeepError, typed, for a body nested past the limit
     _last_parsed = (value, parsed)
     return parsed
 
@@ -109,6 +109,8 @@ class _JmesPath:
             return self._search(data)
         except (ValueError, TypeError) as exc:
             raise MissingKeyError(f"{self.expression!r} could not be read from the input: {exc}") from None
+        except RecursionError:  # JMESPath's own functions (to_string, comparisons) on a deeply nested input
+            raise InputTooDeepError(f"{self.expression!r} recursed too deeply into the input") from None
         except Exception as exc:
             if type(exc).__module__.startswith("jmespath"):
                 raise MissingKeyError(f"{self.expression!r} could not be read from the input: {exc}") from None

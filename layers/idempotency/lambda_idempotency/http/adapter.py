@@ -29,6 +29,7 @@ from ..decorators import DISABLED_ENV
 from ..engine import Clock, Guard
 from ..errors import (
     InProgressError,
+    InputTooDeepError,
     KeyReuseError,
     MissingScopeError,
     ResultNotStoredError,
@@ -135,6 +136,10 @@ class HttpIdempotency:
                 return problem(request, 400, "idempotency-key-invalid", str(exc))
             if key is None and self._requires_key(request):
                 return problem(request, 400, "idempotency-key-missing", f"this request requires an {HEADER} header")
+        try:
+            request.check_depth()
+        except InputTooDeepError as exc:
+            return problem(request, 400, "request-invalid", str(exc))
         if self.validate is not None:
             try:
                 self.validate(event)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import enum
 import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
+
+from .. import depth
 
 
 class Shape(enum.Enum):
@@ -64,11 +67,28 @@ class HttpRequest:
         """Method + path + query + body; a JSON body counts by its value, so whitespace and key order do not."""
         return {"method": self.method, "path": self.path, "query": list(self.query), "body": self._body_value()}
 
-    def _body_value(self) -> Any:
-        body = self.body()
+    def check_depth(self) -> None:
+        """`InputTooDeepError` for a JSON body nested past `MAX_JSON_DEPTH`, so the adapter refuses it before a
+        validate hook, the fingerprint or the handler parse it (Python's json recurses once per level).
+
+        Bodies read as bytes pass: a binary upload is full of ``[`` that open nothing.
+        """
+        try:
+            body = self.body()
+        except MalformedRequestError:
+            return  # answered where the body is read for the fingerprint
+        if self._reads_as_json(body):
+            with contextlib.suppress(ValueError):  # not text, so not JSON either: fingerprinted as bytes
+                depth.check_depth(body)
+
+    def _reads_as_json(self, body: bytes) -> bool:
         content_type = self.header("content-type")
         media = content_type[0].split(";")[0].strip().lower() if content_type else ""
-        if body and (not media or media.endswith("/json") or media.endswith("+json")):
+        return bool(body) and (not media or media.endswith("/json") or media.endswith("+json"))
+
+    def _body_value(self) -> Any:
+        body = self.body()
+        if self._reads_as_json(body):
             try:
                 return {"json": json.loads(body)}
             except ValueError:
