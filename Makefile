@@ -3,11 +3,19 @@
 # lint, types and the full test suite, template checks included (tests/test_template.py runs sam build with
 # PYENV_VERSION=3.12.1, which puts python3.12 on PATH).
 PYTHON ?= python3
+PYTHON_MIN := 3.11
 VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 
-.PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench dist release-check version docs docs-serve
+# First of all: is $(PYTHON) new enough? One line saying what is needed and what was found, instead of a resolver's
+# errors. A .venv made by another Python is removed here, so it is rebuilt (tools/check_python.py).
+PYTHON_CHECK := $(shell $(PYTHON) tools/check_python.py $(PYTHON_MIN) $(VENV) || echo "lambda-idempotency needs Python >= $(PYTHON_MIN); found no working $(PYTHON) (run make PYTHON=python3.X)")
+ifneq ($(PYTHON_CHECK),ok)
+$(error $(PYTHON_CHECK))
+endif
+
+.PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench bench-offload dist release-check version docs docs-serve
 
 setup: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed
 
@@ -79,10 +87,11 @@ test-long: setup
 	$(BIN)/pytest -m slow -s --durations=0
 	$(BIN)/pytest --hypothesis-profile=long --hypothesis-show-statistics --durations=0 tests/test_bad_input.py tests/test_model.py
 
-# The template's HTTP functions on 127.0.0.1:$(PORT), with an embedded DynamoDB (moto): no Docker, no AWS account.
+# The template's HTTP functions on 127.0.0.1:$(PORT), with an embedded DynamoDB (moto): no Docker, no AWS account,
+# and, like `make demo`, nothing but Python (no npm, no SAM CLI).
 TEMPLATE ?= template.yaml
 PORT ?= 3000
-serve: setup
+serve: $(VENV)/.installed
 	$(BIN)/python tools/local_api.py --template $(TEMPLATE) --port $(PORT) --embedded-dynamodb
 
 # Side-by-side benchmarks against Powertools (not tests): writes docs/benchmarks/. See bench/run.py.
@@ -94,3 +103,7 @@ $(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
 # page says the size was not measured.
 bench: setup $(VENV)/.bench-installed
 	PYENV_VERSION=3.12.1 $(BIN)/python bench/run.py
+
+# What offloading results to S3 adds (DynamoDB Local + moto's S3, on this machine): writes docs/benchmarks/offload.md.
+bench-offload: setup
+	$(BIN)/python bench/offload.py

@@ -102,12 +102,17 @@ Resources:
 """
 
 
+TEMPLATE_LAYER = "template.yaml's IdempotencyLayer"
+"""The layer the project deploys: our package with its bytecode, plus Powertools for the example functions."""
+
+
 def layer_sizes(sam: Path) -> dict[str, dict[str, int]] | None:
     """Bytes on disk and zipped of each layer as ``sam build`` builds it; None when sam is not installed.
 
-    Ours is the ``lambda_idempotency`` package as a clean checkout has it (no bytecode) and nothing else: the
-    project's own layer may add Powertools for its example functions. Powertools' is a layer whose requirements.txt
-    holds aws-lambda-powertools (pip compiles its bytecode), built by the same command.
+    Ours is the ``lambda_idempotency`` package as a clean checkout has it (no bytecode) and nothing else.
+    Powertools' is a layer whose requirements.txt holds aws-lambda-powertools (pip compiles its bytecode), built by
+    the same command. `TEMPLATE_LAYER` is what template.yaml deploys: `layers/idempotency/Makefile` adds Powertools
+    (for the example functions) and the bytecode of both.
     """
     if not sam.exists():
         return None
@@ -130,10 +135,18 @@ def layer_sizes(sam: Path) -> dict[str, dict[str, int]] | None:
             check=True,
             capture_output=True,
         )
+        subprocess.run(  # the project's own layer, exactly as template.yaml builds it (Makefile, with Powertools)
+            [str(sam), "build", "IdempotencyLayer", "--template-file", str(ROOT / "template.yaml"),
+             "--build-dir", str(work / "project"), "--cache-dir", str(work / "cache")],
+            cwd=ROOT, env=env, check=True, capture_output=True,
+        )  # fmt: skip
         found = {}
-        for name, resource in ((OURS, "IdempotencyLayer"), (THEIRS, "PowertoolsLayer")):
-            built = work / "build" / resource
-            found[name] = {"bytes": _bytes(built), "zipped": _zipped(built, work / f"{resource}.zip")}
+        for name, built in (
+            (OURS, work / "build" / "IdempotencyLayer"),
+            (THEIRS, work / "build" / "PowertoolsLayer"),
+            (TEMPLATE_LAYER, work / "project" / "IdempotencyLayer"),
+        ):
+            found[name] = {"bytes": _bytes(built), "zipped": _zipped(built, work / "layer.zip")}
         return found
 
 
@@ -160,6 +173,11 @@ def sam_on_path() -> Path:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="import costs beyond boto3 (medians over fresh processes)")
     parser.add_argument("--runs", type=int, default=21)
-    costs = import_costs(parser.parse_args().runs)
+    parser.add_argument("--layers", action="store_true", help="print the layer sizes (sam build) instead")
+    options = parser.parse_args()
+    if options.layers:
+        print(json.dumps(layer_sizes(sam_on_path()), indent=2))
+        sys.exit(0)
+    costs = import_costs(options.runs)
     print(json.dumps(costs, indent=2))
     print(f"ratio ours/Powertools: {costs[OURS]['median'] / costs[THEIRS]['median']:.3f}", file=sys.stderr)

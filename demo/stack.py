@@ -91,6 +91,10 @@ class LocalStack:
                 "QueueArn"
             ]
             names[logical_id] = url
+        s3 = boto3.client("s3", endpoint_url=aws_endpoint, region_name=REGION)
+        for logical_id in resources_of(template, "AWS::S3::Bucket"):
+            names[logical_id] = f"{logical_id.lower()}-{suffix}"
+            s3.create_bucket(Bucket=names[logical_id])
         sesv2.create_email_identity(EmailIdentity=SENDER)
         endpoints = {
             "AWS_ENDPOINT_URL": aws_endpoint,

@@ -202,3 +202,18 @@ def restore_environment() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+def table_items(store: DynamoDBStore) -> list[dict[str, Any]]:
+    """Every item of a store's table, as DynamoDB holds it (a Scan): what someone reading the table sees."""
+    items: list[dict[str, Any]] = store.client.scan(TableName=store.table_name)["Items"]
+    return items
+
+
+@pytest.fixture(scope="session")
+def served_api() -> Iterator[str]:
+    """`make serve` on a free port (the README's local API), shared by the README's client example and its curl."""
+    from tests.doc_examples import serve
+
+    with serve() as url:
+        yield url

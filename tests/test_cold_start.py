@@ -18,6 +18,11 @@ OPTIONAL = {
     f"{PACKAGE}.testing",
     f"{PACKAGE}.writes",
     f"{PACKAGE}.stores.memory",
+    f"{PACKAGE}.payloads",
+    f"{PACKAGE}.offload",
+    f"{PACKAGE}.encryption",
+    f"{PACKAGE}.key_hashing",
+    "aws_encryption_sdk",
     "aws_lambda_powertools",
     "asyncio",
 }
@@ -60,3 +65,17 @@ def test_a_decorated_handler_answering_calls_loads_no_optional_part() -> None:
     loaded = loaded_after(script)
     assert f"{PACKAGE}.engine" in loaded  # the handler did run through the engine
     assert loaded & OPTIONAL == set()
+
+
+def test_an_offload_loads_nothing_of_s3_until_a_result_needs_it() -> None:
+    """A store configured to offload and encrypt costs a cold start its small modules, not the S3 client or the
+    Encryption SDK (which `KmsEncryption` loads on its first payload)."""
+    script = (
+        f"from {PACKAGE} import DynamoDBStore, KmsEncryption, S3Offload, idempotent\n"
+        "offload = S3Offload('results-bucket')\n"
+        "store = DynamoDBStore('t', client=object(), offload=offload, encryption=KmsEncryption('arn:aws:kms:x'))\n"
+        "assert offload._client is None\n"
+    )
+    loaded = loaded_after(script)
+    assert {f"{PACKAGE}.payloads", f"{PACKAGE}.offload", f"{PACKAGE}.encryption"} <= loaded
+    assert "aws_encryption_sdk" not in loaded

@@ -23,7 +23,7 @@ from lambda_idempotency import (
     DynamoDBStore,
     InputTooDeepError,
     ResultNotStoredError,
-    UnusableResultError,
+    ResultUnreadableError,
     current,
     idempotent,
     idempotent_function,
@@ -238,7 +238,7 @@ def test_a_decompression_bomb_is_reported_unusable_and_not_inflated(own_store: D
     plant(own_store, BOMB)
     tracemalloc.start()
     try:
-        with pytest.raises(UnusableResultError, match=f"inflates past {MAX_UNPACKED_BYTES} bytes"):
+        with pytest.raises(ResultUnreadableError, match=f"inflates past {MAX_UNPACKED_BYTES} bytes"):
             work("k")
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -264,7 +264,7 @@ def test_a_truncated_or_corrupt_result_is_reported_unusable(own_store: DynamoDBS
 
     work("k")
     plant(own_store, payload)
-    with pytest.raises(UnusableResultError):
+    with pytest.raises(ResultUnreadableError):
         work("k")
 
 
@@ -343,5 +343,5 @@ def test_a_stored_failure_nested_too_deeply_to_read_is_unusable(own_store: Dynam
     with pytest.raises(ValueError):
         refuse("k")
     plant(own_store, zlib.compress(b"[" * VERY_DEEP + b"]" * VERY_DEEP))
-    with pytest.raises(UnusableResultError, match="nests too deeply"):
+    with pytest.raises(ResultUnreadableError, match="nests too deeply"):
         refuse("k")

@@ -19,7 +19,7 @@ from lambda_idempotency import (
     InProgressError,
     KeyReuseError,
     MemoryStore,
-    StoreUnavailableError,
+    StoreConfigurationError,
     disable_metrics,
     enable_metrics,
     idempotent_function,
@@ -143,7 +143,7 @@ def test_store_errors_are_counted(metrics: None, capsys: pytest.CaptureFixture[s
     @idempotent_function(store, key="order_id", operation="charge")
     def charge(order_id: str) -> None: ...
 
-    with pytest.raises(StoreUnavailableError):
+    with pytest.raises(StoreConfigurationError):  # a missing table: misconfigured, and counted as a store error
         charge("o-1")
     assert observed(capsys.readouterr().out) == [("StoreErrors", "charge", 1.0)]
 

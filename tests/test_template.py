@@ -48,6 +48,7 @@ def test_sam_build_packs_the_layer_and_the_handlers(tmp_path: Path) -> None:
     layer = tmp_path / "build" / "IdempotencyLayer" / "python"
     assert (layer / "lambda_idempotency" / "batch.py").is_file()
     assert (layer / "aws_lambda_powertools" / "__init__.py").is_file()
+    assert (layer / "aws_encryption_sdk" / "__init__.py").is_file(), "IdempotencyKmsKeyArn needs the [encryption] extra"
     assert not (layer / "boto3").exists(), "boto3 is in the Lambda runtime; the layer must not ship it"
     sources = sorted((layer / "lambda_idempotency").rglob("*.py"))
     for source in sources:
@@ -64,7 +65,8 @@ def test_the_idempotency_table_is_the_shape_create_table_makes() -> None:
     assert create_table_request(properties, "t") == table_definition("t")
     assert properties["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    with_key = {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": {"Ref": "IdempotencyKmsKeyArn"}}
+    assert properties["SSESpecification"] == {"Fn::If": ["HasIdempotencyKey", with_key, {"SSEEnabled": True}]}
     assert properties["DeletionProtectionEnabled"] == {"Fn::If": ["ProtectTables", True, False]}
 
 
@@ -265,3 +267,23 @@ def test_auth_defaults_to_iam_throttles_by_default_and_jwt_needs_issuer_and_audi
     assert checked == {"JwtIssuer", "JwtAudience"}
     environment = FUNCTIONS["PaymentFunction"]["Properties"]["Environment"]["Variables"]
     assert environment["API_AUTH"] == {"Ref": "Auth"}
+
+
+def test_offloaded_results_expire_with_their_records_encrypted_with_the_kms_key() -> None:
+    """The payment function's records live 24 h (functions/payment/app.py): its objects expire after 1 day."""
+    bucket = TEMPLATE["Resources"]["IdempotencyResultsBucket"]["Properties"]
+    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    with_key, without = encryption["ServerSideEncryptionByDefault"]["Fn::If"][1:]
+    assert with_key == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Ref": "IdempotencyKmsKeyArn"}}
+    assert without == {"SSEAlgorithm": "AES256"}
+    rules = {rule.get("Prefix"): rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    app = (ROOT / "functions/payment/app.py").read_text()
+    assert 'prefix="payment/"' in app
+    assert "ttl=timedelta(hours=24)" in app
+    assert rules["payment/"]["ExpirationInDays"] == 1
+    payment = FUNCTIONS["PaymentFunction"]["Properties"]["Environment"]["Variables"]
+    assert payment["RESULTS_BUCKET"] == {"Ref": "IdempotencyResultsBucket"}
+    assert payment["IDEMPOTENCY_KMS_KEY_ARN"] == {"Ref": "IdempotencyKmsKeyArn"}
+    granted = {s["Sid"]: s for s in _statements("PaymentFunction")}
+    assert granted["IdempotencyResults"]["Resource"] == {"Fn::Sub": "${IdempotencyResultsBucket.Arn}/payment/*"}
+    assert set(granted["IdempotencyEncryption"]["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}

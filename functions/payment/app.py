@@ -20,7 +20,15 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from lambda_idempotency import DynamoDBStore, LeaseLostError, MissingScopeError, WriteConditionError, current
+from lambda_idempotency import (
+    DynamoDBStore,
+    KmsEncryption,
+    LeaseLostError,
+    MissingScopeError,
+    S3Offload,
+    WriteConditionError,
+    current,
+)
 from lambda_idempotency.http import IdempotencyMiddleware
 from payment_request import parse_payment_request
 from payments_table import PaymentsTable, new_payment_id
@@ -32,7 +40,12 @@ logger = Logger()
 metrics = Metrics()
 api = APIGatewayHttpResolver()
 
-store = DynamoDBStore(os.environ["IDEMPOTENCY_TABLE"])
+key_arn = os.environ.get("IDEMPOTENCY_KMS_KEY_ARN")
+store = DynamoDBStore(
+    os.environ["IDEMPOTENCY_TABLE"],
+    offload=S3Offload(os.environ["RESULTS_BUCKET"], prefix="payment/"),
+    encryption=KmsEncryption(key_arn) if key_arn else None,
+)
 payments = PaymentsTable(os.environ["PAYMENTS_TABLE"], store.client)
 provider: PaymentProvider = SimulatedGateway(
     os.environ["GATEWAY_TABLE"], store.client, latency_s=float(os.environ.get("GATEWAY_LATENCY_MS", "0")) / 1000

@@ -14,6 +14,7 @@ __version__ = "0.2.0"
 if TYPE_CHECKING:
     from .codec import Serializer, TaggedJsonSerializer
     from .decorators import idempotent, idempotent_function
+    from .encryption import KmsEncryption
     from .errors import (
         CachedFailureError,
         IdempotencyError,
@@ -28,12 +29,14 @@ if TYPE_CHECKING:
         ModeError,
         NoActiveExecutionError,
         ResultNotStoredError,
+        ResultUnreadableError,
+        StoreConfigurationError,
         StoreUnavailableError,
-        UnusableResultError,
         WriteConditionError,
     )
     from .execution import Execution, current, use_lambda_context
     from .observability import disable_metrics, enable_metrics
+    from .offload import S3Offload
     from .stores.base import Store
     from .stores.dynamodb import DynamoDBStore, create_table
     from .stores.memory import MemoryStore
@@ -48,6 +51,7 @@ __all__ = [
     "InvalidKeyError",
     "InvalidWriteError",
     "KeyReuseError",
+    "KmsEncryption",
     "LeaseLostError",
     "MemoryStore",
     "MissingKeyError",
@@ -55,11 +59,13 @@ __all__ = [
     "ModeError",
     "NoActiveExecutionError",
     "ResultNotStoredError",
+    "ResultUnreadableError",
+    "S3Offload",
     "Serializer",
     "Store",
+    "StoreConfigurationError",
     "StoreUnavailableError",
     "TaggedJsonSerializer",
-    "UnusableResultError",
     "WriteConditionError",
     "create_table",
     "current",
@@ -84,8 +90,9 @@ _LAZY = {
     "ModeError": "errors",
     "NoActiveExecutionError": "errors",
     "ResultNotStoredError": "errors",
+    "ResultUnreadableError": "errors",
+    "StoreConfigurationError": "errors",
     "StoreUnavailableError": "errors",
-    "UnusableResultError": "errors",
     "WriteConditionError": "errors",
     "idempotent": "decorators",
     "idempotent_function": "decorators",
@@ -100,6 +107,8 @@ _LAZY = {
     "MemoryStore": "stores.memory",
     "Serializer": "codec",
     "TaggedJsonSerializer": "codec",
+    "S3Offload": "offload",
+    "KmsEncryption": "encryption",
 }
 
 

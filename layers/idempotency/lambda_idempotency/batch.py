@@ -15,12 +15,13 @@ enqueued twice. Powertools is imported only when `process_batch` runs (pip extra
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .decorators import idempotent_function
-from .errors import MissingKeyError
+from .errors import MissingKeyError, StoreConfigurationError
 from .selectors import Selector, event_selector
 from .stores.base import Store
 
@@ -102,7 +103,9 @@ def process_batch(event: dict[str, Any], context: Any, record_handler: Callable[
     Returns the partial batch response (``{"batchItemFailures": [...]}``) for ``ReportBatchItemFailures``, also
     when every record failed (Powertools would raise instead; the queue or stream retries the same records either
     way, and the response says which); each failed record is logged at WARNING with its id and the error's type.
-    Leases of the records follow the invocation's remaining time.
+    Leases of the records follow the invocation's remaining time. A `StoreConfigurationError` (a missing table,
+    denied access...) fails the whole invocation instead: no record can succeed until it is fixed, and a failed
+    invocation trips the function's error alarm.
     """
     from aws_lambda_powertools.utilities.batch import (
         BatchProcessor,
@@ -123,12 +126,24 @@ def process_batch(event: dict[str, Any], context: Any, record_handler: Callable[
     fifo = source == "aws:sqs" and str(first.get("eventSourceARN", "")).endswith(".fifo")
     processor = SqsFifoPartialProcessor() if fifo else BatchProcessor(event_type=EventType(_EVENT_TYPES[source]))
     processor.raise_on_entire_batch_failure = False
+    misconfigured: list[StoreConfigurationError] = []
+
+    @functools.wraps(record_handler)  # keeps its signature: Powertools passes lambda_context if it asks for it
+    def handle(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return record_handler(*args, **kwargs)
+        except StoreConfigurationError as exc:
+            misconfigured.append(exc)
+            raise
+
     use_lambda_context(context)
     try:
-        response: dict[str, Any] = dict(process_partial_response(event, record_handler, processor, context))
+        response: dict[str, Any] = dict(process_partial_response(event, handle, processor, context))
     finally:
         use_lambda_context(None)
     _log_failures(processor.fail_messages, processor.exceptions)
+    if misconfigured:  # no record can succeed until it is fixed: fail the invocation, loudly, not record by record
+        raise misconfigured[0]
     return response
 
 

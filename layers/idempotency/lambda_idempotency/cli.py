@@ -25,9 +25,11 @@ from rich.prompt import Confirm
 from rich.table import Table
 from rich.text import Text
 
-from .errors import InvalidKeyError, UnusableResultError
-from .keys import SCOPE_DIGEST_PREFIX, check_operation, normalise_key, normalise_scope, record_id
-from .record import Record, Status, unpack
+from .errors import InvalidKeyError, ResultUnreadableError, StoreConfigurationError
+from .key_hashing import SECRET_ENV, KeyHasher, is_hidden
+from .keys import SCOPE_DIGEST_PREFIX, check_operation, normalise_key, normalise_scope
+from .payloads import ENCRYPTED, OFFLOADED
+from .record import Payload, Record, Status, unpack
 from .scan import ForeignItemError, Scan, operation_of, record_of
 from .stores.dynamodb import DynamoDBStore, create_table
 from .terminal import shown
@@ -65,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         err.print(_error(str(exc)))
         return exc.code
-    except (InvalidKeyError, ForeignItemError) as exc:
+    except (InvalidKeyError, ForeignItemError, StoreConfigurationError) as exc:
         err.print(_error(str(exc)))
         return 2
     except (ClientError, BotoCoreError) as exc:
@@ -242,13 +244,22 @@ def _get(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Record
     """
     operation = check_operation(args.operation)
     key = normalise_key(args.key)
+    hasher = KeyHasher(operation, os.environb.get(SECRET_ENV.encode()))
     for scope in _stored_scopes(args.scope):
-        item = _item(store, record_id(operation, scope, key))
+        item = _item(store, hasher.record_id(scope, key))
         if item is not None:
-            return record_of(item)
+            return _as_typed(record_of(item), hasher, key, scope)
+    stored_keys = [key, hasher.hide("key", key)]
+    if args.scope is not None and is_hidden(args.scope):
+        # A hashed scope (hash_keys), as the search below lists it: the record id needs the raw scope, so find the
+        # record by its stored key and scope hashes instead.
+        for found in Scan(store, err, None, operation=operation, keys=stored_keys, scope=args.scope):
+            item = _item(store, found.record_id)
+            if item is not None:
+                return _as_typed(record_of(item), hasher, key, None)
     if args.scope is not None:
         raise CliError(f"no record for key '{key}' of operation '{operation}' in scope '{args.scope}'", code=1)
-    scan = Scan(store, err, None, operation=operation, key=key, max_scanned=args.max_scan)
+    scan = Scan(store, err, None, operation=operation, keys=stored_keys, max_scanned=args.max_scan)
     rows = [_fields(record, with_result=False) for record in scan]
     searched = "" if scan.complete else f" (searched the first {scan.scanned} items: --max-scan to read more)"
     if not rows:
@@ -273,6 +284,16 @@ def _stored_scopes(scope: str | None) -> list[str | None]:
     if scope is not None and _DIGEST.fullmatch(scope):
         stored.append(scope)
     return stored
+
+
+def _as_typed(record: Record, hasher: KeyHasher, key: str, scope: str | None) -> Record:
+    """The record with stored hashes of key and scope (``hash_keys``) replaced by what the operator typed, once they
+    are checked to match: the table holds no text to show."""
+    if is_hidden(record.key) and record.key == hasher.hide("key", key):
+        record = record.replace(key=key)
+    if is_hidden(record.scope) and scope is not None and record.scope == hasher.hide("scope", scope):
+        record = record.replace(scope=scope)
+    return record
 
 
 _DIGEST = re.compile(re.escape(SCOPE_DIGEST_PREFIX) + "[0-9a-f]{64}")
@@ -303,11 +324,20 @@ def _fields(record: Record, *, with_result: bool) -> dict[str, Any]:
         fields["fingerprint"] = record.fingerprint
         fields["steps"] = sorted(record.steps)
         try:
-            fields["result"] = unpack(record.result) if record.result is not None else None
-        except UnusableResultError as exc:
+            fields["result"] = _result_text(record.result) if record.result is not None else None
+        except ResultUnreadableError as exc:
             fields["result"] = None
             fields["result_error"] = str(exc)
     return fields
+
+
+def _result_text(payload: Payload) -> str:
+    """A stored result as text; an encrypted or offloaded one as what it is (the CLI holds no key to read it)."""
+    if isinstance(payload, bytes) and payload[:1] == ENCRYPTED:
+        return f"(encrypted: {len(payload)} bytes)"
+    if isinstance(payload, bytes) and payload[:1] == OFFLOADED:
+        return f"(in S3: {payload[1:].decode(errors='replace')})"
+    return unpack(payload)
 
 
 def _time(epoch_s: float | None) -> str | None:

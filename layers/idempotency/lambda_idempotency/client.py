@@ -12,7 +12,7 @@ handler's own business conflict, not a key in flight), and every retry would get
 Delays are exponential with full jitter; a ``Retry-After`` the server sends is honoured (a retry never comes
 sooner), and one longer than ``max_delay`` ends the retries with that response.
 
-Built on httpx (the ``client`` extra): ``pip install lambda-idempotency[client]``.
+Built on httpx (the ``client`` extra): ``pip install ".[client]"`` from a clone (no release is published yet).
 """
 
 from __future__ import annotations

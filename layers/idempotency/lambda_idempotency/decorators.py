@@ -30,6 +30,39 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_TTL = timedelta(hours=24)
 DISABLED_ENV = "LAMBDA_IDEMPOTENCY_DISABLED"
+POWERTOOLS_DISABLED_ENV = "POWERTOOLS_IDEMPOTENCY_DISABLED"
+_TRUTHY = frozenset({"1", "true", "t", "yes", "y", "on"})
+_warned_powertools_switch = False
+
+
+def warn_about_powertools_switch() -> None:
+    """Warn once per process when Powertools' ``POWERTOOLS_IDEMPOTENCY_DISABLED`` is set and ours is not.
+
+    It is not honoured: a variable left over from a migration, or set for another function's Powertools, must not
+    switch protection off in production unnoticed. Checked when a function is decorated (a cold start), not on
+    every call: the calls' hot path reads one variable, ours.
+    """
+    environ = os.environ
+    if (
+        not _warned_powertools_switch
+        and environ.get(DISABLED_ENV) != "1"
+        and environ.get(POWERTOOLS_DISABLED_ENV, "").strip().lower() in _TRUTHY
+    ):
+        _warn_powertools_switch()
+
+
+def _warn_powertools_switch() -> None:
+    global _warned_powertools_switch  # noqa: PLW0603 - warn once per process
+    _warned_powertools_switch = True
+    import logging
+
+    logging.getLogger("lambda_idempotency").warning(
+        "%s is set but lambda-idempotency does not read it: idempotency stays ON. Set %s=1 to turn it off "
+        "(for unit tests), or unset %s",
+        POWERTOOLS_DISABLED_ENV,
+        DISABLED_ENV,
+        POWERTOOLS_DISABLED_ENV,
+    )
 
 
 def idempotent(
@@ -48,12 +81,14 @@ def idempotent(
     serializer: Serializer | None = None,
     clock: Clock = time.time,
     mode: Mode = "claim",
+    hash_keys: bool | bytes = False,
 ) -> Callable[[F], F]:
     """Make a Lambda handler ``(event, context)`` run once per key; retries get the stored result.
 
     ``key``/``fingerprint`` are JMESPath expressions on the event (``json(body).order_id``) or callables of the
     event; ``scope`` is a callable of the event. The lease defaults to the invocation's remaining time.
     ``mode="optimistic"`` claims nothing: for short functions whose effects are all `current().write` calls.
+    ``hash_keys`` stores keyed hashes of the key and scope instead of their text (True, or a secret: bytes).
     """
 
     def decorate(fn: F) -> F:
@@ -75,6 +110,7 @@ def idempotent(
             serializer=serializer,
             clock=clock,
             mode=mode,
+            hash_keys=hash_keys,
         )
 
         def context_of(call: Arguments) -> Any:
@@ -102,6 +138,7 @@ def idempotent_function(
     serializer: Serializer | None = None,
     clock: Clock = time.time,
     mode: Mode = "claim",
+    hash_keys: bool | bytes = False,
 ) -> Callable[[F], F]:
     """Make any function run once per key taken from its own arguments.
 
@@ -129,6 +166,7 @@ def idempotent_function(
             serializer=serializer,
             clock=clock,
             mode=mode,
+            hash_keys=hash_keys,
         )
         return _wrap(fn, guard, lambda call: running.lambda_context())
 
@@ -152,12 +190,14 @@ def _guard(
     serializer: Serializer | None,
     clock: Clock,
     mode: Mode,
+    hash_keys: bool | bytes,
 ) -> Guard:
     from .cache import DEFAULT_SIZE, LocalCache
     from .codec import TaggedJsonSerializer, return_annotation
     from .engine import Guard
     from .keys import check_operation
 
+    warn_about_powertools_switch()
     ttl_s = _seconds(ttl, "ttl")
     lease_s = _seconds(lease, "lease") if lease is not None else None
     if isinstance(local_cache, bool):
@@ -179,6 +219,7 @@ def _guard(
         serializer=serializer or TaggedJsonSerializer(return_annotation(fn)),
         clock=clock,
         mode=mode,
+        hash_keys=hash_keys,
     )
 
 

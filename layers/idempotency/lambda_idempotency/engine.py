@@ -34,8 +34,9 @@ from .errors import (
     MissingScopeError,
     ModeError,
     ResultNotStoredError,
+    ResultUnreadableError,
+    StoreConfigurationError,
     StoreUnavailableError,
-    UnusableResultError,
     WriteConditionError,
 )
 from .execution import Execution, Mode, lambda_context
@@ -45,6 +46,7 @@ from .selectors import Arguments
 from .stores.base import ClaimRequest, Refused, Store, WritesRefused
 
 if TYPE_CHECKING:
+    from .key_hashing import KeyHasher
     from .writes import Write
 
 logger = logging.getLogger("lambda_idempotency")
@@ -84,6 +86,7 @@ class Guard:
         serializer: Serializer,
         clock: Clock,
         mode: Mode = "claim",
+        hash_keys: bool | bytes = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -100,7 +103,15 @@ class Guard:
         self.required = required
         self.fail_open = fail_open
         self.serializer = serializer
+        self.custom_serializer = type(serializer) is not TaggedJsonSerializer
+        """A serializer the user chose serializes steps and stored failures too (DESIGN.md, "One serializer")."""
+        self.payloads = store.payloads
         self.clock = clock
+        self.hasher: KeyHasher | None = None
+        if hash_keys is not False:
+            from .key_hashing import KeyHasher
+
+            self.hasher = KeyHasher(operation, None if hash_keys is True else hash_keys)
 
     def begin(self, call: Arguments, lambda_context: Any) -> Execution | Record | None:
         """Claim the call's key: an `Execution` to run, a `Record` to replay, or None to run unguarded."""
@@ -122,7 +133,9 @@ class Guard:
             if scope is None:  # never the unscoped record: every caller shares it
                 raise MissingScopeError(f"scope= of {self.operation} returned None for this call")
         fingerprint = fingerprint_of(self._fingerprint(call)) if self._fingerprint else None
-        rid = record_id(self.operation, scope, key)
+        if fingerprint is not None and self.hasher is not None and self.hasher.secret is not None:
+            fingerprint = self.hasher.hide("fingerprint", fingerprint)  # a payload hash is guessable too
+        rid = record_id(self.operation, scope, key) if self.hasher is None else self.hasher.record_id(scope, key)
         now_ms = int(self.clock() * 1000)
 
         if self.cache is not None:
@@ -133,26 +146,47 @@ class Guard:
                 return cached
 
         lease_until = now_ms + self._lease_ms(lambda_context)
+        stored_key, stored_scope = (key, scope) if self.hasher is None else self._hidden(key, scope)
         request = ClaimRequest(
             record_id=rid,
             owner=os.urandom(16).hex(),
-            key=key,
-            scope=scope,
+            key=stored_key,
+            scope=stored_scope,
             fingerprint=fingerprint,
             now_ms=now_ms,
             lease_expires_at=lease_until,
             expires_at=max(now_ms // 1000 + self.ttl_s, math.ceil(lease_until / 1000)),
         )
         if self.mode == "optimistic":
-            return self._execution(request, 1, None)
+            return self._given_keys(self._execution(request, 1, None), key, scope)
         try:
-            return self._claim(request)
+            return self._given_keys(self._claim(request), key, scope)
+        except StoreConfigurationError as exc:  # a retry cannot help, and fail_open must not hide it
+            observe.emit(observe.STORE_ERRORS, self.operation, request.record_id)
+            logger.error("idempotency store misconfigured for %s: %s", self.operation, exc)
+            raise
         except StoreUnavailableError:
             observe.emit(observe.STORE_ERRORS, self.operation, request.record_id)
             if not self.fail_open:
                 raise
             logger.warning("store unavailable; running %s without idempotency (fail_open)", self.operation)
             return None
+
+    def _hidden(self, key: str, scope: str | None) -> tuple[str, str | None]:
+        """What the record stores of a key and scope: their keyed hashes when ``hash_keys`` is on."""
+        if self.hasher is None:
+            return key, scope
+        return self.hasher.hide("key", key), None if scope is None else self.hasher.hide("scope", scope)
+
+    def _given_keys(self, started: Execution | Record, key: str, scope: str | None) -> Execution | Record:
+        """`current().key` and ``.scope`` are what the caller gave, even where the record keeps their hashes."""
+        if self.hasher is not None and isinstance(started, Execution):
+            started.key, started.scope = key, scope
+        return started
+
+    def record_id_of(self, scope: str | None, key: str) -> str:
+        """The record id of a normalised scope and key, as `begin` computes it."""
+        return record_id(self.operation, scope, key) if self.hasher is None else self.hasher.record_id(scope, key)
 
     def _claim(self, request: ClaimRequest) -> Execution | Record:
         previous: Record | None = None
@@ -221,7 +255,14 @@ class Guard:
         With collected writes the completion and the writes commit together or not at all: a lease lost to
         another execution raises `LeaseLostError`, a failed condition of a write `WriteConditionError`.
         """
-        payload = self._payload(execution, result)
+        try:
+            payload = self._payload(execution, result)
+        except StoreUnavailableError as exc:  # S3 or KMS: nothing was written to the record
+            observe.emit(observe.STORE_ERRORS, self.operation, execution.record_id)
+            if execution.writes or execution.mode == "optimistic":
+                raise  # the writes were not applied: the caller must not see a success
+            logger.error("could not store the result of %s (%s); the key stays in flight", execution.record_id, exc)
+            return result
         now_ms = int(self.clock() * 1000)
         expires_at = now_ms // 1000 + self.ttl_s
         if execution.mode == "optimistic":
@@ -229,7 +270,11 @@ class Guard:
         if execution.writes:
             self._commit(execution, payload, now_ms, expires_at)
         else:
-            refused = self._finish(execution, Status.COMPLETED, payload, now_ms, expires_at)
+            try:
+                refused = self._finish(execution, Status.COMPLETED, payload, now_ms, expires_at)
+            except StoreUnavailableError as exc:
+                _log_unwritten(execution, exc)
+                return result  # not cached: the table does not hold this completion, and a retry may run again
             if refused is not None:
                 if not _is_mine(refused, execution):
                     observe.emit(observe.LEASE_LOST, self.operation, execution.record_id)
@@ -239,21 +284,29 @@ class Guard:
                     )
                 return result
         if self.cache is not None:
-            self.cache.put(_finished(execution, Status.COMPLETED, payload, now_ms, expires_at))
+            self.cache.put(self._finished(execution, Status.COMPLETED, payload, now_ms, expires_at))
         return result
 
     def abort(self, execution: Execution, error: BaseException) -> None:
         """After an exception: store a declared failure, release the key, or (BaseException) leave the lease."""
         if self.cache_errors and isinstance(error, self.cache_errors):
             now_ms = int(self.clock() * 1000)
-            payload = _failure(error)
+            failure = _failure(error)
+            try:
+                payload = self._payload(execution, failure, self._plain_serializer())
+            except StoreUnavailableError as exc:
+                logger.error("could not store the failure of %s (%s); its lease will expire", execution.record_id, exc)
+                return
             if execution.mode == "optimistic":
                 try:
                     self._insert_finished(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s, None)
                 except StoreUnavailableError as exc:
                     logger.error("could not store the failure of %s (%s)", execution.record_id, exc)
             else:
-                self._finish(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s)
+                try:
+                    self._finish(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s)
+                except StoreUnavailableError as exc:
+                    _log_unwritten(execution, exc)
             return
         if not isinstance(error, Exception):
             logger.warning("%s interrupted by %s; its lease will expire", execution.record_id, type(error).__name__)
@@ -280,11 +333,11 @@ class Guard:
         _need_claim(execution, "step()")
         if not isinstance(name, str) or not name:
             raise ValueError(f"a step needs a non-empty name, got {name!r}")
-        serializer = TaggedJsonSerializer(return_annotation(fn))
+        serializer = self.serializer if self.custom_serializer else TaggedJsonSerializer(return_annotation(fn))
         saved = execution.steps.get(name)
         if saved is not None:
             logger.debug("step %r of %s was saved by an earlier attempt; not running it", name, execution.record_id)
-            replayed: T = _load(serializer.loads, saved)
+            replayed: T = _load(serializer.loads, self._open(execution.record_id, saved))
             return replayed
         outer, execution.running_step = execution.running_step, name
         try:
@@ -295,7 +348,7 @@ class Guard:
             getattr(result, "close", lambda: None)()  # never awaited: close it quietly
             raise ModeError(f"step {name!r} returned an awaitable: steps run plain (not async) functions")
         try:
-            payload = pack(serializer.dumps(result))
+            payload = self._seal(execution, f"step:{name}", serializer.dumps(result))
         except (TypeError, ValueError, InputTooDeepError) as exc:
             raise ResultNotStoredError(f"the result of step {name!r} cannot be saved: {exc}") from exc
         if payload is None:
@@ -359,7 +412,7 @@ class Guard:
         result: Any,
     ) -> Any:
         """The optimistic commit: our finished record and writes, or (when another won) the winner's outcome."""
-        record = _finished(execution, status, payload, now_ms, expires_at)
+        record = self._finished(execution, status, payload, now_ms, expires_at)
         writes: Sequence[Write] = execution.writes if status is Status.COMPLETED else ()
         if writes:
             from . import writes as transaction
@@ -382,6 +435,25 @@ class Guard:
         if self.cache is not None:
             self.cache.put(found)
         return self.replay(found)
+
+    def _finished(
+        self, execution: Execution, status: Status, payload: Payload | None, now_ms: int, expires_at: int
+    ) -> Record:
+        """The record a finished execution leaves (the key and scope as stored: hashed with ``hash_keys``)."""
+        key, scope = self._hidden(execution.key, execution.scope)
+        return Record(
+            record_id=execution.record_id,
+            status=status,
+            owner=execution.owner,
+            expires_at=expires_at,
+            key=key,
+            scope=scope,
+            fingerprint=execution.fingerprint,
+            result=payload,
+            attempts=execution.attempt,
+            created_at=now_ms // 1000,
+            completed_at=now_ms // 1000,
+        )
 
     def release(self, execution: Execution) -> None:
         """Give the key back so a retry runs again (a failure, an HTTP 5xx); saved steps stay, so a retry resumes them.
@@ -409,12 +481,36 @@ class Guard:
             raise ResultNotStoredError(
                 f"{self.operation} completed for key {record.key!r}, but its result was not stored"
             )
-        return _load(self.serializer.loads, record.result)
+        return _load(self.serializer.loads, self._open(record.record_id, record.result))
 
-    def _payload(self, execution: Execution, result: Any) -> Payload | None:
+    def _seal(self, execution: Execution, slot: str, text: str) -> Payload | None:
+        """The stored form of serialized ``text`` (`record.pack`, or the store's offload and encryption)."""
+        if self.payloads is None:
+            return pack(text)
+        return self.payloads.seal(
+            text, operation=self.operation, record_id=execution.record_id, owner=execution.owner, slot=slot
+        )
+
+    def _open(self, record_id: str, payload: Payload) -> str:
+        """The serialized text of a stored payload; `ResultUnreadableError` when it cannot be read back."""
+        if self.payloads is not None:
+            return self.payloads.open(payload, operation=self.operation, record_id=record_id)
+        if type(payload) is str or payload[:1] == b"x":  # text, or zlib: the forms `pack` writes
+            return unpack(payload)
+        from .payloads import open_plain
+
+        return open_plain(payload, record_id)
+
+    def _plain_serializer(self) -> Serializer:
+        """The serializer of stored failures: the user's, or the default without the function's return type."""
+        return self.serializer if self.custom_serializer else TaggedJsonSerializer()
+
+    def _payload(self, execution: Execution, result: Any, serializer: Serializer | None = None) -> Payload | None:
         try:
-            text = self.serializer.dumps(result)
-            payload = pack(text)  # UnicodeEncodeError: a custom serializer's text that UTF-8 cannot carry
+            text = (serializer or self.serializer).dumps(result)
+            payload = self._seal(execution, "result", text)  # UnicodeEncodeError: text UTF-8 cannot carry
+        except StoreUnavailableError:
+            raise
         except Exception as exc:
             logger.error("result of %s cannot be stored (%s); replays will raise", execution.record_id, exc)
             return None
@@ -427,24 +523,17 @@ class Guard:
     def _finish(
         self, execution: Execution, status: Status, payload: Payload | None, now_ms: int, expires_at: int
     ) -> Refused | None:
-        try:
-            return self._retrying(
-                execution.record_id,
-                self.store.finish,
-                execution.record_id,
-                execution.owner,
-                status,
-                payload,
-                now_ms,
-                expires_at,
-            )
-        except StoreUnavailableError as exc:
-            logger.error(
-                "could not store the outcome of %s (%s); the key stays in flight until its lease ends",
-                execution.record_id,
-                exc,
-            )
-            return None
+        """Write the outcome (tried `FINISH_ATTEMPTS` times); raises `StoreUnavailableError` if it never lands."""
+        return self._retrying(
+            execution.record_id,
+            self.store.finish,
+            execution.record_id,
+            execution.owner,
+            status,
+            payload,
+            now_ms,
+            expires_at,
+        )
 
     def _retrying(self, record_id: str, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``call(*args)``, a store call that must land, tried again after `StoreUnavailableError` (each is safe to
@@ -461,7 +550,13 @@ class Guard:
                 time.sleep(0.05 * 2 ** (attempt - 1))
 
     def _rebuild_error(self, record: Record) -> BaseException:
-        stored = _load(json.loads, record.result) if record.result is not None else {}
+        stored = (
+            _load(self._plain_serializer().loads, self._open(record.record_id, record.result))
+            if record.result is not None
+            else {}
+        )
+        if not isinstance(stored, dict):
+            stored = {}
         name = str(stored.get("type", "Exception"))
         message = str(stored.get("message", ""))
         for declared in self.cache_errors:
@@ -476,14 +571,22 @@ class Guard:
         return CachedFailureError(f"{name}: {message}", error_type=name)
 
 
-def _load(loads: Callable[[str], Any], payload: Payload) -> Any:
-    """A stored result as a value. This library never stores one nested deeper than `depth.MAX_JSON_DEPTH`; one that
-    is too deep to read (written by something else) is unusable, not a `RecursionError`."""
-    text = unpack(payload)
+def _load(loads: Callable[[str], Any], text: str) -> Any:
+    """A stored payload's text as a value. This library never stores one nested deeper than `depth.MAX_JSON_DEPTH`;
+    one that is too deep to read (written by something else) is unreadable, not a `RecursionError`."""
     try:
         return loads(text)
     except RecursionError:
-        raise UnusableResultError("the stored result nests too deeply to be read") from None
+        raise ResultUnreadableError("the stored result nests too deeply to be read") from None
+
+
+def _log_unwritten(execution: Execution, exc: Exception) -> None:
+    logger.error(
+        "could not store the outcome of %s (%s); the key stays in flight until its lease ends, then a retry runs "
+        "the function again (at least once)",
+        execution.record_id,
+        exc,
+    )
 
 
 def _check_fingerprint(found: Record, fingerprint: str | None, key: str, operation: str) -> None:
@@ -501,22 +604,6 @@ def _in_progress(key: str, now_ms: int, found: Record) -> InProgressError:
 def _need_claim(execution: Execution, what: str) -> None:
     if execution.mode != "claim":
         raise ModeError(f"{what} needs mode='claim': an optimistic execution holds no record until it commits")
-
-
-def _finished(execution: Execution, status: Status, payload: Payload | None, now_ms: int, expires_at: int) -> Record:
-    return Record(
-        record_id=execution.record_id,
-        status=status,
-        owner=execution.owner,
-        expires_at=expires_at,
-        key=execution.key,
-        scope=execution.scope,
-        fingerprint=execution.fingerprint,
-        result=payload,
-        attempts=execution.attempt,
-        created_at=now_ms // 1000,
-        completed_at=now_ms // 1000,
-    )
 
 
 def _completion_size(payload: Payload | None) -> int:
@@ -551,13 +638,13 @@ def _with_subclasses(cls: type[BaseException]) -> list[type[BaseException]]:
     return found
 
 
-def _failure(error: BaseException) -> str:
-    """The stored form of a declared failure: its type, its message and, when JSON carries them, its arguments."""
+def _failure(error: BaseException) -> dict[str, Any]:
+    """What is stored of a declared failure: its type, its message and, when JSON carries them, its arguments."""
     try:
         message = str(error)
     except RecursionError:  # the repr of an argument nested deeper than Python can walk
         message = "<exception str() failed>"
-    return json.dumps({"type": _type_name(type(error)), "message": message, "args": _args(error)})
+    return {"type": _type_name(type(error)), "message": message, "args": _args(error)}
 
 
 def _args(error: BaseException) -> list[Any] | None:

@@ -48,6 +48,13 @@ class StoreUnavailableError(IdempotencyError):
     """The store could not be reached or refused the call; the function did not run (fail closed)."""
 
 
+class StoreConfigurationError(IdempotencyError):
+    """The store cannot work as configured: a missing table, denied access, missing or rejected credentials, or a
+    wrong region. A retry cannot help, so it is raised whatever ``fail_open`` says; the message names the table,
+    the region and the fix. Only throttling, 5xx answers, timeouts and connection failures are outages
+    (`StoreUnavailableError`)."""
+
+
 class ResultNotStoredError(IdempotencyError):
     """The key completed, but its result could not be stored (too big, or not serialisable).
 
@@ -55,9 +62,12 @@ class ResultNotStoredError(IdempotencyError):
     """
 
 
-class UnusableResultError(ResultNotStoredError):
-    """A stored result cannot be read back: it would inflate past `record.MAX_UNPACKED_BYTES` (a decompression bomb),
-    or it is corrupt. It is not decompressed; the work is not run again, as for any result that is not stored."""
+class ResultUnreadableError(ResultNotStoredError):
+    """A stored result, step or failure cannot be read back, so nothing is replayed from it and the work is not run
+    again: it would inflate past `record.MAX_UNPACKED_BYTES` (a decompression bomb, never inflated), it is corrupt or
+    nests too deeply to parse, its offloaded object is missing or not the one the record's hash names, or it cannot be
+    decrypted (another record's ciphertext, the wrong key, or a store without the offload or encryption that wrote it).
+    """
 
 
 class LeaseLostError(IdempotencyError):

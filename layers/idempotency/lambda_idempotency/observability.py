@@ -68,7 +68,9 @@ def enable_metrics(namespace: str | None = None, *, service: str | None = None) 
     try:
         _sink = _EmfSink(resolved, service)
     except ImportError as exc:
-        raise ImportError("metrics need aws-lambda-powertools: pip install 'lambda-idempotency[metrics]'") from exc
+        raise ImportError(
+            "metrics need aws-lambda-powertools: pip install aws-lambda-powertools, or '.[metrics]' from a clone"
+        ) from exc
 
 
 def disable_metrics() -> None:

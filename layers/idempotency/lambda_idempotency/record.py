@@ -10,7 +10,7 @@ import enum
 import zlib
 from typing import Any, Final
 
-from .errors import UnusableResultError
+from .errors import ResultUnreadableError
 
 Payload = str | bytes
 """A stored result: JSON text, or zlib-compressed JSON once it is past `COMPRESS_ABOVE` bytes."""
@@ -21,7 +21,7 @@ MAX_PAYLOAD_BYTES = 350_000
 MAX_UNPACKED_BYTES = 8 * 1024 * 1024
 """The most a stored result may inflate to when it is read back: a synchronous Lambda response carries 6 MiB, as
 base64 8 MiB. zlib packs a run of one byte about 1,000 to 1, so a 350 KB record could otherwise become 350 MB in
-the memory of every replay; one past this is `UnusableResultError`, and is not inflated further."""
+the memory of every replay; one past this is `ResultUnreadableError`, and is not inflated further."""
 
 
 class Status(enum.StrEnum):
@@ -123,18 +123,18 @@ def pack(text: str) -> Payload | None:
 
 
 def unpack(payload: Payload) -> str:
-    """The result's JSON text; raises `UnusableResultError` past `MAX_UNPACKED_BYTES` or for a corrupt payload."""
+    """The result's JSON text; raises `ResultUnreadableError` past `MAX_UNPACKED_BYTES` or for a corrupt payload."""
     if isinstance(payload, str):
         return payload
     inflater = zlib.decompressobj()
     try:
         data = inflater.decompress(payload, MAX_UNPACKED_BYTES + 1)  # stops at the bound, whatever the input holds
         if len(data) > MAX_UNPACKED_BYTES:
-            raise UnusableResultError(
+            raise ResultUnreadableError(
                 f"the stored result inflates past {MAX_UNPACKED_BYTES} bytes (MAX_UNPACKED_BYTES); it was not read"
             )
         if not inflater.eof:
-            raise UnusableResultError("the stored result is truncated")
+            raise ResultUnreadableError("the stored result is truncated")
         return data.decode()
     except (zlib.error, UnicodeDecodeError) as exc:
-        raise UnusableResultError(f"the stored result is corrupt ({exc})") from None
+        raise ResultUnreadableError(f"the stored result is corrupt ({exc})") from None

@@ -47,9 +47,9 @@ def record_of(item: dict[str, Any]) -> Record:
 class Scan:
     """Every record that matches, page by page, with a progress bar on a terminal (the table's size is approximate).
 
-    ``key`` finds a raw key under any scope: the raw key is stored in the ``key`` attribute (DESIGN.md, "The
-    record"), so this filter is the one place that knows how keys are stored. With ``max_scanned`` the scan stops
-    after reading that many items; ``complete`` then says whether it read them all.
+    ``keys`` finds a key under any scope by the forms it may be stored in: the ``key`` attribute holds the raw key,
+    or its keyed hash with ``hash_keys`` (DESIGN.md, "The record"); this filter is the one place that searches by it.
+    With ``max_scanned`` the scan stops after reading that many items; ``complete`` then says whether it read them all.
     """
 
     def __init__(
@@ -60,7 +60,8 @@ class Scan:
         *,
         status: str | None = None,
         operation: str | None = None,
-        key: str | None = None,
+        keys: list[str] | None = None,
+        scope: str | None = None,
         max_scanned: int | None = None,
     ) -> None:
         self.store = store
@@ -78,10 +79,14 @@ class Scan:
         if page_size is not None:
             self.request["Limit"] = page_size
         conditions, values = [], {}
-        for attribute, value in (("status", status), ("key", key)):
+        for attribute, value in (("status", status), ("scope", scope)):
             if value is not None:
                 conditions.append(f"#a{LISTED.index(attribute)} = :{attribute}")
                 values[f":{attribute}"] = {"S": value}
+        if keys:
+            placeholders = [f":key{i}" for i in range(len(keys))]
+            conditions.append(f"#a{LISTED.index('key')} IN ({', '.join(placeholders)})")
+            values.update({name: {"S": value} for name, value in zip(placeholders, keys, strict=True)})
         if operation is not None:
             conditions.append("begins_with(#a0, :prefix)")
             values[":prefix"] = {"S": f"{operation}#"}

@@ -137,7 +137,8 @@ def event_selector(selector: Selector) -> Callable[[Arguments], Any]:
 
 
 def argument_selector(selector: Selector, fn: Callable[..., Any]) -> Callable[[Arguments], Any]:
-    """For `idempotent_function`: a callable gets the arguments, a JMESPath sees them by parameter name."""
+    """For `idempotent_function`: a callable gets the arguments, a JMESPath sees them by parameter name, with
+    dataclass and pydantic arguments as dicts (``key="order.id"`` for ``def charge(order: Order)``)."""
     if not isinstance(selector, str):
         return _guarded(lambda call: selector(*call[0], **call[1]))
     path = _JmesPath(selector)
@@ -149,9 +150,26 @@ def argument_selector(selector: Selector, fn: Callable[..., Any]) -> Callable[[A
         except TypeError as exc:
             raise MissingKeyError(f"arguments do not match {fn.__qualname__}: {exc}") from None
         bound.apply_defaults()
-        return path.search(bound.arguments)
+        return path.search({name: as_data(value) for name, value in bound.arguments.items()})
 
     return by_name
+
+
+_PLAIN = frozenset({str, int, float, bool, dict, list, tuple, type(None)})
+"""The usual argument types, answered without looking for dataclass fields or ``model_dump``."""
+
+
+def as_data(value: Any) -> Any:
+    """A dataclass instance or a pydantic model as its dict form, which JMESPath can read (as Powertools does);
+    anything else unchanged."""
+    if type(value) in _PLAIN or isinstance(value, type):
+        return value
+    if hasattr(type(value), "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(value)
+    dump = getattr(value, "model_dump", None)  # pydantic v2
+    return dump() if callable(dump) else value
 
 
 def _guarded(read: Callable[[Arguments], Any]) -> Callable[[Arguments], Any]:

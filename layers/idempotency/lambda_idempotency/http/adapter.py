@@ -4,7 +4,8 @@
 the key comes from the header, its scope from the authenticated caller, its fingerprint from method, path, query
 and body. Outcomes the caller can act on are HTTP answers (problem+json), never unhandled exceptions:
 400 missing/invalid key or invalid request, 401 no caller to scope the key to, 409 in flight (``Retry-After``),
-422 key reused with another request, 503 store unreachable. Safe methods (GET, HEAD, OPTIONS, TRACE) never claim.
+422 key reused with another request, 503 store unreachable, 500 store misconfigured (a missing table,
+denied access, rejected credentials: a retry cannot help). Safe methods (GET, HEAD, OPTIONS, TRACE) never claim.
 A response is stored once the handler has run and replayed with ``Idempotent-Replayed: true``, except what tells a
 client to retry (408, 425, 429, 5xx): that, an exception or a `RequestValidationError` releases the key, so a
 retry runs again.
@@ -24,8 +25,8 @@ from typing import Any, TypedDict, TypeVar, Unpack
 
 from .. import execution as running
 from ..cache import DEFAULT_SIZE, LocalCache
-from ..codec import TaggedJsonSerializer
-from ..decorators import DISABLED_ENV
+from ..codec import Serializer, TaggedJsonSerializer
+from ..decorators import DISABLED_ENV, warn_about_powertools_switch
 from ..engine import Clock, Guard
 from ..errors import (
     InProgressError,
@@ -33,10 +34,11 @@ from ..errors import (
     KeyReuseError,
     MissingScopeError,
     ResultNotStoredError,
+    StoreConfigurationError,
     StoreUnavailableError,
 )
 from ..execution import Execution
-from ..keys import check_operation, normalise_scope, record_id
+from ..keys import check_operation, normalise_scope
 from ..record import Record, Status
 from ..selectors import Arguments
 from ..stores.base import Store
@@ -83,6 +85,11 @@ class HttpOptions(TypedDict, total=False):
     local_cache: bool | int
     fail_open: bool
     clock: Clock
+    serializer: Serializer | None
+    """How stored responses are serialized (default: `TaggedJsonSerializer`), as the decorators' option."""
+    hash_keys: bool | bytes
+    """Store keyed hashes of the Idempotency-Key and the caller's scope, not their text (default True; a bytes
+    secret keys the hashes and the record id, see DESIGN.md "Stored data")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +105,7 @@ class HttpIdempotency:
     """The configured rules for one operation; `handle` runs one HTTP event through them."""
 
     def __init__(self, store: Store, *, operation: str, **options: Unpack[HttpOptions]) -> None:
+        warn_about_powertools_switch()
         self.validate = options.get("validate")
         self.required = options.get("required")
         self.principal = options.get("principal") or principal_of
@@ -120,8 +128,9 @@ class HttpIdempotency:
             cache=_cache(local_cache),
             required=True,
             fail_open=options.get("fail_open", False),
-            serializer=TaggedJsonSerializer(),
+            serializer=options.get("serializer") or TaggedJsonSerializer(),
             clock=options.get("clock", time.time),
+            hash_keys=options.get("hash_keys", True),
         )
 
     def handle(self, event: dict[str, Any], context: Any, run: Callable[[], Any]) -> ProxyResponse:
@@ -196,6 +205,9 @@ class HttpIdempotency:
                     changed = self._await_change(claim, deadline)
                 except StoreUnavailableError as exc:  # the original runs: never unguarded, whatever fail_open says
                     return self._store_unavailable(request, exc)
+                except StoreConfigurationError as exc:
+                    logger.error("idempotency store misconfigured for %s: %s", self.guard.operation, exc)
+                    return _store_misconfigured(request)
                 if changed:
                     continue
                 detail = f"a request with this {HEADER} is still being processed"
@@ -204,6 +216,8 @@ class HttpIdempotency:
             except KeyReuseError:
                 detail = f"this {HEADER} was already used with a different request (method, path, query or body)"
                 return problem(request, 422, "idempotency-key-reused", detail)
+            except StoreConfigurationError:  # logged at ERROR by the guard, with the table, region and fix
+                return _store_misconfigured(request)
             except StoreUnavailableError as exc:
                 return self._store_unavailable(request, exc)
             break
@@ -214,6 +228,9 @@ class HttpIdempotency:
                 return mark_replayed(self.guard.replay(started), request)
             except ResultNotStoredError as exc:
                 return problem(request, 500, "idempotency-result-unavailable", str(exc))
+            except StoreUnavailableError as exc:  # S3 or KMS, reading an offloaded or encrypted response
+                logger.error("stored response of %s unreachable: %s", self.guard.operation, exc)
+                return problem(request, 503, "store-unavailable", "the idempotency store is unreachable", retry_after=1)
         return self._run_execution(request, started, context, run)
 
     def _store_unavailable(self, request: HttpRequest, error: StoreUnavailableError) -> ProxyResponse:
@@ -222,7 +239,7 @@ class HttpIdempotency:
 
     def _await_change(self, claim: _Claim, deadline: float) -> bool:
         """Poll the record (consistent reads, backoff) until it is no longer a live claim; False once out of time."""
-        rid = record_id(self.guard.operation, normalise_scope(claim.scope), claim.key)
+        rid = self.guard.record_id_of(normalise_scope(claim.scope), claim.key)
         delay = FIRST_POLL_S
         while (left := deadline - time.monotonic()) > 0:
             time.sleep(min(delay, left))
@@ -273,6 +290,12 @@ def idempotent_http(store: Store, *, operation: str, **options: Unpack[HttpOptio
         return handler  # type: ignore[return-value]
 
     return decorate
+
+
+def _store_misconfigured(request: HttpRequest) -> ProxyResponse:
+    """500, no ``Retry-After``: a retry cannot help. The table, region and fix go to the log, not to the caller."""
+    detail = "the idempotency store is misconfigured; a retry cannot succeed until it is fixed"
+    return problem(request, 500, "store-misconfigured", detail)
 
 
 def _invalid(request: HttpRequest, error: RequestValidationError) -> ProxyResponse:

@@ -15,6 +15,9 @@ from ..errors import InvalidWriteError
 from ..record import Payload, Record, Status
 
 if TYPE_CHECKING:
+    from ..encryption import KmsEncryption
+    from ..offload import S3Offload
+    from ..payloads import Payloads
     from ..writes import Write
 
 
@@ -84,6 +87,17 @@ class WritesRefused:
 
 class Store(abc.ABC):
     """Where idempotency records live. `DynamoDBStore` in production, `MemoryStore` for tests and local runs."""
+
+    payloads: Payloads | None = None
+    """The store's offload and encryption of payloads (`with_payloads`); None: payloads are stored as given."""
+
+    def with_payloads(self, offload: S3Offload | None, encryption: KmsEncryption | None) -> None:
+        """Offload big payloads to S3 and/or encrypt every payload (the engine applies them, DESIGN.md)."""
+        if offload is None and encryption is None:
+            return
+        from ..payloads import Payloads
+
+        self.payloads = Payloads(offload, encryption)
 
     @abc.abstractmethod
     def claim(self, request: ClaimRequest) -> Refused | None:

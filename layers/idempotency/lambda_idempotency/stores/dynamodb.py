@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import InvalidWriteError, StoreUnavailableError
+from ..errors import InvalidWriteError, StoreConfigurationError, StoreUnavailableError
 from ..record import Payload, Record, Status
 from .base import ClaimRequest, Refused, Store, WritesRefused
 
 if TYPE_CHECKING:
+    from ..encryption import KmsEncryption
+    from ..offload import S3Offload
     from ..writes import Write
 
 logger = logging.getLogger("lambda_idempotency")
@@ -93,7 +95,8 @@ class DynamoDBStore(Store):
     """Records in one DynamoDB table (partition key ``pk``, TTL on ``expires_at``).
 
     A store that makes its own client uses botocore's ``standard`` retry mode and short timeouts, so a hung call
-    cannot eat the Lambda's time; a ``client`` passed in is used as given.
+    cannot eat the Lambda's time; a ``client`` passed in is used as given. ``offload`` keeps results past its
+    threshold in S3, ``encryption`` encrypts every result, step and failure before it is written.
     """
 
     def __init__(
@@ -103,23 +106,31 @@ class DynamoDBStore(Store):
         client: Any = None,
         endpoint_url: str | None = None,
         region_name: str | None = None,
+        offload: S3Offload | None = None,
+        encryption: KmsEncryption | None = None,
     ) -> None:
         self.table_name = table_name
+        self.with_payloads(offload, encryption)
         if client is None:
             import boto3
             from botocore.config import Config
 
-            client = boto3.client(
-                "dynamodb",
-                endpoint_url=endpoint_url,
-                region_name=region_name,
-                config=Config(
-                    retries={"mode": "standard", "max_attempts": 3},
-                    connect_timeout=2,
-                    read_timeout=5,
-                    tcp_keepalive=True,
-                ),
-            )
+            try:
+                client = boto3.client(
+                    "dynamodb",
+                    endpoint_url=endpoint_url,
+                    region_name=region_name,
+                    config=Config(
+                        retries={"mode": "standard", "max_attempts": 3},
+                        connect_timeout=2,
+                        read_timeout=5,
+                        tcp_keepalive=True,
+                    ),
+                )
+            except BotoCoreError as exc:  # no region, or one botocore cannot resolve: a configuration error
+                from .diagnosis import store_error
+
+                raise store_error(exc, table_name, None) from exc
         self.client = client
 
     def claim(self, request: ClaimRequest) -> Refused | None:
@@ -294,9 +305,15 @@ class DynamoDBStore(Store):
                 TableName=self.table_name, Key={"pk": {"S": record_id}}, ConsistentRead=True
             )
         except (ClientError, BotoCoreError) as exc:
-            raise _unavailable(exc) from exc
+            raise self._error(exc) from exc
         item = response.get("Item")
         return record_from_item(item) if item else None
+
+    def _error(self, exc: Exception) -> StoreUnavailableError | StoreConfigurationError:
+        """The typed error of a failed call: a misconfiguration (`StoreConfigurationError`) or an outage."""
+        from .diagnosis import store_error
+
+        return store_error(exc, self.table_name, self.client)
 
     def _write(self, operation: str, record_id: str, **request: Any) -> Refused | dict[str, Any]:
         """Send one conditional write: its response, or `Refused` with the record that refused the condition."""
@@ -314,9 +331,9 @@ class DynamoDBStore(Store):
                 return Refused(self.get(record_id))
             if error.get("Code") == "ValidationException" and "size" in str(error.get("Message", "")).lower():
                 raise _ItemTooLargeError from exc
-            raise _unavailable(exc) from exc
+            raise self._error(exc) from exc
         except BotoCoreError as exc:
-            raise _unavailable(exc) from exc
+            raise self._error(exc) from exc
         return response
 
     def _transact(
@@ -343,11 +360,11 @@ class DynamoDBStore(Store):
             except ClientError as exc:
                 error = exc.response.get("Error", {})
                 code = error.get("Code")
-                if code in REFUSED_TRANSACTION:
+                if code in REFUSED_TRANSACTION and (writes or code != "ResourceNotFoundException"):
                     refusal = f"DynamoDB refused the transaction ({code}): {error.get('Message')}"
                     raise InvalidWriteError(refusal) from exc
                 if code != TRANSACTION_CANCELLED:
-                    raise _unavailable(exc) from exc
+                    raise self._error(exc) from exc
                 reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
                 if len(reasons) != len(items):
                     raise StoreUnavailableError(f"transaction on {record_id} cancelled without reasons") from exc
@@ -358,11 +375,11 @@ class DynamoDBStore(Store):
                 if failed:
                     return WritesRefused(failed)
                 if "TransactionConflict" not in reasons:
-                    raise _unavailable(exc) from exc
+                    raise self._error(exc) from exc
                 if attempt + 1 < CONFLICT_ATTEMPTS:
                     time.sleep(CONFLICT_BACKOFF_S * 2**attempt * random.uniform(0.5, 1.5))
             except BotoCoreError as exc:
-                raise _unavailable(exc) from exc
+                raise self._error(exc) from exc
         raise StoreUnavailableError(f"transaction on {record_id} kept conflicting with others")
 
 
@@ -401,10 +418,6 @@ def _payload_value(payload: Payload) -> dict[str, Any]:
 
 class _ItemTooLargeError(Exception):
     """DynamoDB refused an item past its size limit (internal: `finish` retries without the result)."""
-
-
-def _unavailable(exc: Exception) -> StoreUnavailableError:
-    return StoreUnavailableError(f"idempotency store unavailable: {exc}")
 
 
 @cache

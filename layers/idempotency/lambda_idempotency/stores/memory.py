@@ -14,11 +14,14 @@ from ..record import Payload, Record, Status
 from .base import ClaimRequest, Refused, Store, WritesRefused
 
 if TYPE_CHECKING:
+    from ..encryption import KmsEncryption
+    from ..offload import S3Offload
     from ..writes import Write
 
 
 class MemoryStore(Store):
-    def __init__(self) -> None:
+    def __init__(self, *, offload: S3Offload | None = None, encryption: KmsEncryption | None = None) -> None:
+        self.with_payloads(offload, encryption)
         self._records: dict[str, Record] = {}
         self._lock = threading.Lock()
 

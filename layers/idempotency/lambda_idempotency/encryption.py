@@ -1,0 +1,106 @@
+"""Client-side encryption of stored payloads with the AWS Encryption SDK and a KMS key (DESIGN.md, "Stored data").
+
+Results, saved steps and stored failures are encrypted before they reach DynamoDB (or S3), so whoever can read the
+table or the bucket sees ciphertext. Each payload is its own Encryption SDK message: a fresh data key from KMS
+(one GenerateDataKey per write, one Decrypt per replay), wrapped by the configured key. The encryption context is
+the operation and the record id; a replay checks both, so a ciphertext copied into another record is refused
+(`ResultUnreadableError`), never decrypted into the wrong answer.
+
+Why the Encryption SDK itself and not Powertools' data masking: data masking encrypts fields of a JSON document
+into base64 text (a third bigger) and loads Powertools; here the payload is already one opaque byte string, and
+the SDK takes it as is, with the encryption context we choose. The SDK's KMS master key provider is used rather
+than the keyring API, which needs the Material Providers Library (a large generated runtime) at every cold start
+for the same KMS wrapping. The algorithm suite is AES-256-GCM with key commitment and no ECDSA signature: the
+writers and readers are the same functions, with the same key policy, so a signature (milliseconds per payload)
+would guard against no one.
+
+Only `KmsEncryption`'s first use imports the SDK (extra ``[encryption]``): a store without encryption never does.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .errors import ResultUnreadableError, StoreUnavailableError
+
+CONTEXT_OPERATION = "lambda-idempotency:operation"
+CONTEXT_RECORD = "lambda-idempotency:record-id"
+
+
+class KmsEncryption:
+    """Encrypt every stored payload under a KMS key: ``DynamoDBStore(table, encryption=KmsEncryption(key_arn))``.
+
+    ``key_arn`` must be the key's ARN (the SDK's strict mode decrypts only with keys named by ARN).
+    ``botocore_session`` is the session the SDK makes its KMS clients from (default: a new one).
+    """
+
+    def __init__(self, key_arn: str, *, botocore_session: Any = None) -> None:
+        if not isinstance(key_arn, str) or not key_arn.startswith("arn:"):
+            raise ValueError(f"key_arn must be a KMS key ARN (arn:aws:kms:...), got {key_arn!r}")
+        self.key_arn = key_arn
+        self._botocore_session = botocore_session
+        self._sdk: tuple[Any, Any, Any] | None = None
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> tuple[Any, Any, Any]:
+        """The SDK client, the key provider and the algorithm, made on first use."""
+        if self._sdk is None:
+            with self._lock:
+                if self._sdk is None:
+                    try:
+                        import aws_encryption_sdk
+                        from aws_encryption_sdk.identifiers import Algorithm, CommitmentPolicy
+                    except ImportError as exc:
+                        raise ImportError(
+                            "KmsEncryption needs the AWS Encryption SDK: pip install 'lambda-idempotency[encryption]'"
+                        ) from exc
+                    options: dict[str, Any] = {"key_ids": [self.key_arn]}
+                    if self._botocore_session is not None:
+                        options["botocore_session"] = self._botocore_session
+                    client = aws_encryption_sdk.EncryptionSDKClient(
+                        commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
+                        max_encrypted_data_keys=1,
+                    )
+                    provider = aws_encryption_sdk.StrictAwsKmsMasterKeyProvider(**options)
+                    self._sdk = (client, provider, Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY)
+        return self._sdk
+
+    def encrypt(self, plaintext: bytes, operation: str, record_id: str) -> bytes:
+        """An Encryption SDK message of ``plaintext``, bound to the operation and record. KMS failing raises
+        `StoreUnavailableError`: nothing is stored in clear instead."""
+        client, provider, algorithm = self._loaded()
+        try:
+            ciphertext, _ = client.encrypt(
+                source=plaintext,
+                key_provider=provider,
+                encryption_context=_context(operation, record_id),
+                algorithm=algorithm,
+            )
+        except Exception as exc:
+            raise StoreUnavailableError(f"could not encrypt the payload of {record_id} with KMS: {exc}") from exc
+        result: bytes = ciphertext
+        return result
+
+    def decrypt(self, ciphertext: bytes, operation: str, record_id: str) -> bytes:
+        """The plaintext of a message written for this operation and record; else `ResultUnreadableError`."""
+        client, provider, _ = self._loaded()
+        from aws_encryption_sdk.exceptions import AWSEncryptionSDKClientError
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            plaintext, header = client.decrypt(source=ciphertext, key_provider=provider)
+        except BotoCoreError as exc:  # KMS not reached: a retry may work
+            raise StoreUnavailableError(f"KMS could not be reached to decrypt {record_id}: {exc}") from exc
+        except AWSEncryptionSDKClientError as exc:  # the SDK does not keep KMS's answer: a refusal reads as this
+            raise ResultUnreadableError(f"the payload of {record_id} cannot be decrypted: {exc}") from exc
+        expected = _context(operation, record_id)
+        found = {name: header.encryption_context.get(name) for name in expected}
+        if found != expected:
+            raise ResultUnreadableError(f"the payload of {record_id} was encrypted for another record or operation")
+        result: bytes = plaintext
+        return result
+
+
+def _context(operation: str, record_id: str) -> dict[str, str]:
+    return {CONTEXT_OPERATION: operation, CONTEXT_RECORD: record_id}

@@ -1,0 +1,107 @@
+"""Telling a misconfigured store from an unavailable one, from what botocore raised.
+
+A missing table, denied access, missing or rejected credentials and a wrong region will fail every retry the same
+way: they become `StoreConfigurationError`, which names the table, the region and the fix, and which ``fail_open``
+never turns into an unguarded run. Throttling, 5xx answers, timeouts and connection failures are outages
+(`StoreUnavailableError`): a retry may succeed. Loaded only when a store call fails.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore import exceptions as boto
+
+from ..errors import StoreConfigurationError, StoreUnavailableError
+
+MISSING_TABLE = "ResourceNotFoundException"
+ACCESS_DENIED = frozenset({"AccessDeniedException", "AccessDenied"})
+REJECTED_CREDENTIALS = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "IncompleteSignatureException",
+        "MissingAuthenticationTokenException",
+        "MissingAuthenticationToken",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "ExpiredTokenException",
+        "ExpiredToken",
+    }
+)
+NO_CREDENTIALS = (
+    boto.NoCredentialsError,
+    boto.PartialCredentialsError,
+    boto.CredentialRetrievalError,
+    boto.TokenRetrievalError,
+    boto.SSOError,
+    boto.ProfileNotFound,
+)
+NO_REGION = (boto.NoRegionError, boto.InvalidRegionError, boto.UnknownEndpointError, boto.EndpointResolutionError)
+CREATE_HINT = (
+    "create it with `create_table(store)`, `lambda-idempotency create-table --table {table} --region {region}`, "
+    "or `sam deploy` of a template that declares it"
+)
+
+
+def store_error(exc: Exception, table: str, client: Any) -> StoreConfigurationError | StoreUnavailableError:
+    """The typed error for a failed call of ``client`` on ``table``."""
+    region = _region(client)
+    where = f"idempotency table {table!r} in region {region}{_endpoint_note(client)}"
+    fix = CREATE_HINT.format(table=table, region=region)
+    if isinstance(exc, boto.ClientError):
+        error = exc.response.get("Error", {})
+        code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+        if code == MISSING_TABLE:
+            return StoreConfigurationError(
+                f"{where} does not exist ({code}: {message}); {fix}, or point the store at the table's region"
+            )
+        if code in ACCESS_DENIED:
+            return StoreConfigurationError(
+                f"access to {where} was denied ({code}: {message}); allow the function's role GetItem, PutItem, "
+                "UpdateItem, DeleteItem and TransactWriteItems on it (the template's DynamoDBCrudPolicy), "
+                f"and check that the table exists ({fix})"
+            )
+        if code in REJECTED_CREDENTIALS:
+            return StoreConfigurationError(
+                f"the credentials used for {where} were rejected ({code}: {message}); check AWS_ACCESS_KEY_ID/"
+                "AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN or AWS_PROFILE (a session token may have expired) and "
+                "that the region is the table's"
+            )
+    elif isinstance(exc, NO_CREDENTIALS):
+        return StoreConfigurationError(
+            f"no usable AWS credentials for {where} ({type(exc).__name__}: {exc}); set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY or AWS_PROFILE (in Lambda, the function's role provides them)"
+        )
+    elif isinstance(exc, NO_REGION):
+        return StoreConfigurationError(
+            f"no usable region for {where} ({type(exc).__name__}: {exc}); set AWS_REGION or AWS_DEFAULT_REGION, "
+            "or pass region_name= to DynamoDBStore"
+        )
+    elif isinstance(exc, boto.EndpointConnectionError) and _unknown_region(client):
+        return StoreConfigurationError(
+            f"{region!r} is not a DynamoDB region, so {where} cannot be reached ({exc}); set the table's region "
+            "(AWS_REGION, or region_name= of DynamoDBStore)"
+        )
+    return StoreUnavailableError(f"idempotency store unavailable: {exc}")
+
+
+def _region(client: Any) -> str:
+    return str(getattr(getattr(client, "meta", None), "region_name", None) or "(none)")
+
+
+def _endpoint_note(client: Any) -> str:
+    endpoint = str(getattr(getattr(client, "meta", None), "endpoint_url", "") or "")
+    return "" if not endpoint or endpoint.endswith(".amazonaws.com") else f" at {endpoint}"
+
+
+def _unknown_region(client: Any) -> bool:
+    """A connection failure on AWS's own endpoint of a region botocore does not know: a typo, not an outage."""
+    meta = getattr(client, "meta", None)
+    endpoint = str(getattr(meta, "endpoint_url", "") or "")
+    if not endpoint.endswith(".amazonaws.com"):
+        return False
+    import boto3
+
+    known = set(boto3.session.Session().get_available_regions("dynamodb"))
+    return bool(known) and _region(client) not in known

@@ -1,0 +1,201 @@
+"""Every shell line the README and the docs pages of the local story show is run or checked here (issue 12, item 3),
+and the test says which.
+
+Run as written: `make serve` and the `curl` under it (on a free port instead of 3000: the only change), and the
+`lambda-idempotency` commands (against moto's server through ``AWS_ENDPOINT_URL_DYNAMODB``, each optional
+``[...]`` part left out and put in). Checked, not run: `make test` (it is the command running this test) and the
+other make targets, with `make -n` (they resolve, and to what); `pip install` lines, by the extras they name
+(nothing is downloaded in a test); the deploy story (`sam build && sam deploy`, `sam local invoke`, curl on the
+deployed `$ApiUrl`), which needs an AWS account or Docker: `sam build` itself runs in tests/test_template.py.
+A README line that no check covers fails `test_every_shell_line_is_covered`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from lambda_idempotency import DynamoDBStore, idempotent_function
+
+from .doc_examples import ROOT, doc_pages, make_environment, shell_blocks
+
+README = ROOT / "README.md"
+BIN = Path(sys.executable).parent
+OPTIONAL = re.compile(r"\s*\[([^\]]+)\]")
+INLINE = re.compile(r"`((?:[A-Z_]+=\S+ )*(?:make|pip install|\.venv/bin/\S+|lambda-idempotency|sam|curl) [^`]*|make)`")
+
+
+def commands(source: str) -> list[str]:
+    """A shell block's commands: continuations joined, comments and blank lines dropped."""
+    joined = source.replace("\\\n", " ")
+    out = []
+    for line in joined.splitlines():
+        command = re.sub(r"\s+#.*$", "", line).strip()
+        if command and not command.startswith("#"):
+            out.append(re.sub(r"\s+", " ", command))
+    return out
+
+
+STORY_PAGES = {
+    "README.md",
+    "getting-started.md",
+    "how-it-works.md",
+    "http.md",
+    "exactly-once.md",
+    "storage.md",
+    "queues-and-streams.md",
+    "operations.md",
+    "testing.md",
+    "deploying.md",
+}
+"""The README (the landing page) and the docs site's pages its content moved to: the local story's shell lines."""
+
+
+def story_pages() -> list[Path]:
+    return [page for page in doc_pages() if page.name in STORY_PAGES and page.parent in (ROOT, ROOT / "docs")]
+
+
+def readme_block_commands() -> list[str]:
+    pages = story_pages()
+    return [c for block in shell_blocks() if block.path in pages for c in commands(block.source)]
+
+
+def readme_inline_commands() -> list[str]:
+    return sorted({c for page in story_pages() for c in INLINE.findall(page.read_text(encoding="utf-8"))})
+
+
+def make_dry_run(*targets: str) -> str:
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", *targets],
+        cwd=ROOT,
+        env=make_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+DEPLOY_STORY = ("sam build && sam deploy", "sam build && sam local invoke", "curl $ApiUrl", "sam deploy")
+TEMPLATE_CHECKS = ("sam build", "sam validate --lint")
+"""Named in prose; tests/test_template.py runs both on template.yaml."""
+MAKE_LINE = re.compile(r"^make (?P<target>[\w-]+)$")
+
+
+def coverage_of(command: str) -> str:
+    """Which check covers ``command`` (the name of a test below), or '' for none."""
+    if command.startswith(DEPLOY_STORY):
+        return "deploy story: not run locally (needs AWS or Docker); sam build runs in test_template.py"
+    if command in TEMPLATE_CHECKS:
+        return "tests/test_template.py"
+    if command == "sam build IdempotencyLayer":
+        return "make release-check (its dist target zips the layer from this build; tests/test_release.py)"
+    if command == "make serve" or command.startswith("curl -i -H 'Idempotency-Key: order-1'"):
+        return "test_make_serve_and_the_curl_under_it"
+    if command.startswith("lambda-idempotency "):
+        return "test_the_operator_commands"
+    if command.startswith("pip install"):
+        return "test_pip_install_lines_name_extras_that_exist"
+    if command == ".venv/bin/python bench/cold_start.py":
+        return "test_make_targets_resolve"
+    if command == "PYENV_VERSION=3.12.1 .venv/bin/python bench/run.py --layer-only":
+        return "test_bench_options_exist (the measure itself builds layers with sam: make bench's job)"
+    if MAKE_LINE.match(command) or command == "make":
+        return "test_make_targets_resolve"
+    return ""
+
+
+def test_every_shell_line_is_covered() -> None:
+    lines = readme_block_commands() + readme_inline_commands()
+    uncovered = [line for line in lines if not coverage_of(line)]
+    assert not uncovered, f"README shell lines no test runs or checks (add them to {__file__}): {uncovered}"
+    assert len(readme_block_commands()) >= 9
+
+
+def test_make_targets_resolve() -> None:
+    targets = sorted(
+        {m["target"] for line in readme_block_commands() + readme_inline_commands() if (m := MAKE_LINE.match(line))}
+    )
+    assert {"demo", "test", "test-long", "serve", "bench", "demo-dynamodb-local"} <= set(targets)
+    for target in targets:
+        make_dry_run(target)
+    assert f"{BIN.name}/python -m demo" in make_dry_run("demo")  # the story itself runs in tests/test_demo.py
+    test = make_dry_run("test")
+    assert "ruff check ." in test and "mypy" in test and "pytest" in test
+    assert (ROOT / "bench" / "cold_start.py").is_file()
+
+
+def test_pip_install_lines_name_extras_that_exist() -> None:
+    extras = set(importlib.metadata.metadata("lambda-idempotency").get_all("Provides-Extra") or [])
+    named = set()
+    for line in readme_inline_commands():
+        if line.startswith("pip install"):
+            target = line.removeprefix("pip install").strip().strip("\"'")
+            assert target == "." or target.startswith(".["), f"{line}: install from a clone until a release exists"
+            named |= set(re.findall(r"[\w-]+", target.partition("[")[2]))
+    assert named and named <= extras, (named, extras)
+
+
+def test_make_serve_and_the_curl_under_it(served_api: str) -> None:
+    """`served_api` is `make serve PORT=<free port>` (tests/conftest.py); the curl line runs on that port."""
+    (curl,) = [c for c in readme_block_commands() if c.startswith("curl ")]
+    port = served_api.rsplit(":", 1)[1]
+    line = curl.replace("localhost:3000", f"localhost:{port}")
+    first, second = (
+        subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60, check=True).stdout
+        for _ in range(2)
+    )
+    assert first.startswith("HTTP/1.1 201"), first
+    assert second.startswith("HTTP/1.1 201") and "idempotent-replayed: true" in second.lower(), second
+    assert first.split("\n\n", 1)[1] == second.split("\n\n", 1)[1]  # the same payment, replayed
+
+
+def variants(command: str) -> Iterator[str]:
+    """The command with its ``[...]`` parts all left out, then all put in."""
+    yield re.sub(r"\s+", " ", OPTIONAL.sub("", command)).strip()
+    if OPTIONAL.search(command):
+        yield re.sub(r"\s+", " ", OPTIONAL.sub(lambda m: " " + m[1], command)).strip()
+
+
+def test_the_operator_commands(moto_endpoint: str) -> None:
+    lines = [c for c in readme_block_commands() if c.startswith("lambda-idempotency ")]
+    assert lines[0].startswith("lambda-idempotency create-table --table ")
+    table = lines[0].split("--table ")[1].split()[0]
+    env = {**os.environ, "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint, "LAMBDA_IDEMPOTENCY_TABLE": table}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    assert shutil.which("lambda-idempotency", path=env["PATH"])
+
+    def run(line: str, answer: str = "") -> None:
+        result = subprocess.run(
+            line, shell=True, env=env, input=answer, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert result.returncode == 0, (line, result.stdout, result.stderr)
+
+    run(lines[0])
+    store = DynamoDBStore(table, endpoint_url=moto_endpoint, region_name="us-east-1")
+    unscoped = idempotent_function(store, key="key", operation="orders.create")(lambda key: "created")
+    scoped = idempotent_function(store, key="key", operation="orders.create", scope=lambda key: "tenant-a")(
+        lambda key: "created"
+    )
+    for create in (unscoped, scoped):  # the records the README's show/delete lines name
+        create("ORDER-17")
+    for line in lines[1:]:
+        for command in variants(line):
+            run(command, answer="y\n")
+    assert list(itertools.islice(variants("a [--b c]"), 2)) == ["a", "a --b c"]
+
+
+def test_bench_options_exist() -> None:
+    result = subprocess.run(
+        [sys.executable, "bench/run.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0 and "--layer-only" in result.stdout, result.stderr

@@ -1,0 +1,213 @@
+"""Misconfiguration is not an outage (issue 12, item 1): a missing table, denied access, missing or rejected
+credentials and a wrong region raise `StoreConfigurationError`, naming the table, the region and the fix, whatever
+``fail_open`` says; the HTTP adapter answers 500 ``store-misconfigured`` and logs at ERROR. Throttling, 5xx,
+timeouts and connection failures stay outages (`StoreUnavailableError`, which ``fail_open`` may run through).
+
+The errors come from real servers over HTTP (moto's server, DynamoDB Local) where they produce them: a missing
+table, a table in another region, an access key DynamoDB Local rejects, no credentials at all. Access denied (no
+IAM in either) and a DNS failure are answered on the wire, below botocore, as tests/faults.py answers outages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import EndpointConnectionError
+from lambda_idempotency import (
+    DynamoDBStore,
+    IdempotencyError,
+    StoreConfigurationError,
+    StoreUnavailableError,
+    create_table,
+    idempotent_function,
+)
+from lambda_idempotency.batch import idempotent_record, process_batch
+from lambda_idempotency.http import idempotent_http
+
+from tests.conftest import HTTP_BACKENDS, endpoint_of
+from tests.faults import Fault, FaultInjector
+from tests.http_events import http_event, problem_of
+
+FIXES = ("create_table(store)", "lambda-idempotency create-table", "sam deploy")
+
+
+def guarded(store: DynamoDBStore, runs: list[str], *, fail_open: bool) -> Any:
+    @idempotent_function(store, key="order_id", operation="orders.charge", fail_open=fail_open)
+    def charge(order_id: str) -> str:
+        runs.append(order_id)
+        return "charged"
+
+    return charge
+
+
+@pytest.mark.parametrize("backend", HTTP_BACKENDS)
+@pytest.mark.parametrize("fail_open", [False, True])
+def test_a_missing_table_names_table_region_and_fix_whatever_fail_open_says(
+    request: pytest.FixtureRequest, backend: str, fail_open: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = DynamoDBStore(
+        "MistypedIdempotencyTable", endpoint_url=endpoint_of(request, backend), region_name="eu-west-1"
+    )
+    runs: list[str] = []
+    with pytest.raises(StoreConfigurationError) as raised, caplog.at_level(logging.ERROR, "lambda_idempotency"):
+        guarded(store, runs, fail_open=fail_open)("o-1")
+    message = str(raised.value)
+    assert "'MistypedIdempotencyTable'" in message and "eu-west-1" in message
+    assert all(fix in message for fix in FIXES), message
+    assert isinstance(raised.value, IdempotencyError) and not isinstance(raised.value, StoreUnavailableError)
+    assert runs == []  # never run unguarded, fail_open or not
+    assert any(r.levelno == logging.ERROR and "misconfigured" in r.getMessage() for r in caplog.records)
+
+
+def test_a_table_in_another_region_is_a_configuration_error(moto_endpoint: str) -> None:
+    create_table(DynamoDBStore("RegionalTable", endpoint_url=moto_endpoint, region_name="us-east-1"))
+    elsewhere = DynamoDBStore("RegionalTable", endpoint_url=moto_endpoint, region_name="eu-central-1")
+    with pytest.raises(StoreConfigurationError, match=r"'RegionalTable' in region eu-central-1.*does not exist"):
+        guarded(elsewhere, [], fail_open=True)("o-1")
+
+
+def test_credentials_dynamodb_local_rejects(dynamodb_local_endpoint: str) -> None:
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=dynamodb_local_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="not a key!",
+        aws_secret_access_key="testing",
+    )
+    store = DynamoDBStore("IdempotencyTable", client=client)
+    runs: list[str] = []
+    with pytest.raises(StoreConfigurationError, match="UnrecognizedClientException") as raised:
+        guarded(store, runs, fail_open=True)("o-1")
+    assert "credentials" in str(raised.value) and "'IdempotencyTable'" in str(raised.value)
+    assert runs == []
+
+
+def test_no_credentials_at_all(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask an instance metadata service
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # the default session caches the credentials it found
+    store = DynamoDBStore("IdempotencyTable", endpoint_url=moto_endpoint, region_name="us-east-1")
+    runs: list[str] = []
+    with pytest.raises(StoreConfigurationError, match="no usable AWS credentials") as raised:
+        guarded(store, runs, fail_open=True)("o-1")
+    assert "'IdempotencyTable'" in str(raised.value) and "us-east-1" in str(raised.value)
+    assert runs == []
+
+
+def test_no_region_is_a_configuration_error_when_the_store_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    with pytest.raises(StoreConfigurationError, match="AWS_REGION"):
+        DynamoDBStore("IdempotencyTable")
+
+
+class WireAnswer:
+    """Answers every DynamoDB request of one client as the service would: an error response, or a DNS failure."""
+
+    def __init__(self, client: Any, *, error: str | None = None, unreachable: bool = False) -> None:
+        self.error, self.unreachable = error, unreachable
+        client.meta.events.register_first("before-send.dynamodb", self)
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse:
+        if self.unreachable:
+            raise EndpointConnectionError(endpoint_url=request.url)
+        body = json.dumps({"__type": f"com.amazon.coral.service#{self.error}", "Message": "User: x is not authorized"})
+
+        class Body:
+            def stream(self, **_: Any) -> Any:
+                yield body.encode()
+
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, Body())
+
+
+def test_access_denied_names_the_permissions() -> None:
+    store = DynamoDBStore("IdempotencyTable", region_name="us-east-1")
+    WireAnswer(store.client, error="AccessDeniedException")
+    runs: list[str] = []
+    with pytest.raises(StoreConfigurationError, match="denied") as raised:
+        guarded(store, runs, fail_open=True)("o-1")
+    assert "PutItem" in str(raised.value) and "'IdempotencyTable' in region us-east-1" in str(raised.value)
+    assert runs == []
+
+
+def test_an_unknown_region_is_a_configuration_error_a_known_one_an_outage() -> None:
+    typo = DynamoDBStore("IdempotencyTable", region_name="us-east-9")
+    WireAnswer(typo.client, unreachable=True)
+    with pytest.raises(StoreConfigurationError, match="'us-east-9' is not a DynamoDB region"):
+        guarded(typo, [], fail_open=True)("o-1")
+
+    real = DynamoDBStore("IdempotencyTable", region_name="us-east-1")
+    WireAnswer(real.client, unreachable=True)
+    runs: list[str] = []
+    assert guarded(real, runs, fail_open=True)("o-1") == "charged"  # an outage: fail_open runs it unguarded
+    assert runs == ["o-1"]
+
+
+@pytest.mark.parametrize("fault", [Fault.THROTTLING, Fault.SERVER_ERROR, Fault.CONNECTION_RESET, Fault.TIMEOUT])
+def test_outages_stay_outages(moto_endpoint: str, fault: Fault) -> None:
+    store = DynamoDBStore(f"outage-{fault.name.lower()}", endpoint_url=moto_endpoint, region_name="us-east-1")
+    create_table(store)
+    FaultInjector(store.client, "claim", fault, times=None)
+    runs: list[str] = []
+    assert guarded(store, runs, fail_open=True)("o-1") == "charged"  # an outage: fail_open may run it unguarded
+    assert runs == ["o-1"]  # (without fail_open, StoreUnavailableError: tests/test_faults.py)
+
+
+@pytest.mark.parametrize("fail_open", [False, True])
+def test_http_answers_500_store_misconfigured_and_logs_at_error(
+    moto_endpoint: str, fail_open: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = DynamoDBStore("NoSuchTable", endpoint_url=moto_endpoint, region_name="us-east-1")
+    runs: list[dict[str, Any]] = []
+
+    @idempotent_http(store, operation="payments.create", fail_open=fail_open)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        runs.append(event)
+        return {"statusCode": 201, "body": "{}"}
+
+    with caplog.at_level(logging.ERROR, "lambda_idempotency"):
+        response = handler(http_event("http_api"), None)
+    assert response["statusCode"] == 500
+    assert "retry-after" not in {name.lower() for name in response.get("headers", {})}
+    assert problem_of(response)["code"] == "store-misconfigured"
+    assert "NoSuchTable" not in response["body"]  # the table and region go to the log, not to the caller
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("'NoSuchTable'" in m and "create_table(store)" in m for m in errors), errors
+    assert runs == []
+
+
+def test_a_batch_fails_the_invocation_instead_of_each_record(moto_endpoint: str) -> None:
+    store = DynamoDBStore("NoSuchTable", endpoint_url=moto_endpoint, region_name="us-east-1")
+    sent: list[str] = []
+
+    @idempotent_record(store, operation="emails.send")
+    def send(record: Any) -> None:
+        sent.append(record.message_id)
+
+    records = [{"messageId": f"m-{i}", "body": "{}", "eventSource": "aws:sqs", "attributes": {}} for i in range(2)]
+    with pytest.raises(StoreConfigurationError, match="'NoSuchTable'"):
+        process_batch({"Records": records}, None, send)
+    assert sent == []
+
+
+def test_the_cli_exits_2_with_the_fix_when_no_region_is_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lambda_idempotency import cli
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    assert cli.main(["stats", "--table", "Orders"]) == 2
+    assert "AWS_REGION" in capsys.readouterr().err
