@@ -54,7 +54,7 @@ unit: setup
 test: lint typecheck unit release-check docs
 
 # The release: the version is lambda_idempotency.__version__ (hatch reads it). dist/ gets the sdist and the wheel,
-# checked by twine; build/ gets the layer zip, made from `sam build`'s output. The release workflow publishes these.
+# checked by twine; build/ gets the layer zip (deflated), made from `sam build`'s output. The release workflow publishes these.
 VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' layers/idempotency/lambda_idempotency/__init__.py)
 LAYER_ZIP = build/lambda-idempotency-layer-$(VERSION).zip
 
@@ -64,7 +64,8 @@ dist: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(BIN)/twine check --strict dist/*
 	PYENV_VERSION=3.12.1 SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build IdempotencyLayer \
 		--build-dir build/sam/build --cache-dir build/sam/cache
-	cd build/sam/build/IdempotencyLayer && $(CURDIR)/$(BIN)/python -m zipfile -c $(CURDIR)/$(LAYER_ZIP) python
+	$(BIN)/python -c 'import shutil, sys; shutil.make_archive(*sys.argv[1:], "python")' \
+		$(LAYER_ZIP:.zip=) zip build/sam/build/IdempotencyLayer
 
 # The artifacts checked as a user gets them: the wheel installed in a fresh venv runs the README's first example.
 release-check: dist
