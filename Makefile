@@ -7,6 +7,8 @@ PYTHON_MIN := 3.11
 VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
+RUNTIME_VENV := .venv-runtime
+PYTHON312 := PYENV_VERSION=3.12.1 python3.12
 
 # First of all: is $(PYTHON) new enough? One line saying what is needed and what was found, instead of a resolver's
 # errors. A .venv made by another Python is removed here, so it is rebuilt (tools/check_python.py).
@@ -15,9 +17,9 @@ ifneq ($(PYTHON_CHECK),ok)
 $(error $(PYTHON_CHECK))
 endif
 
-.PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench bench-offload dist release-check version docs docs-serve
+.PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench bench-offload build runtime bench-cold-start dist release-check version docs docs-serve
 
-setup: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed
+setup: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed $(RUNTIME_VENV)/.installed
 
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +36,29 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
 	touch $@
 
-demo: $(VENV)/.installed
-	$(BIN)/python -m demo
+# The local Lambda runtime (tools/runtime_pool.py): awslambdaric and boto3, pinned, in a Python 3.12 venv (the
+# template's runtime); RIE itself comes from the aws-sam-cli wheel in .venv-sam.
+runtime: $(RUNTIME_VENV)/.installed $(SAM_VENV)/.installed
 
-demo-dynamodb-local: $(VENV)/.installed node_modules/.installed
-	$(BIN)/python -m demo --dynamodb-local
+$(RUNTIME_VENV)/.installed: requirements-runtime.txt
+	$(PYTHON312) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-runtime.txt
+	touch $@
+
+# `sam build` into .aws-sam/build (the functions' code and the layer, as Lambda gets them), offline but for pip.
+build: .aws-sam/build/template.yaml
+
+.aws-sam/build/template.yaml: template.yaml $(SAM_VENV)/.installed $(shell find functions layers -type f -not -path '*/__pycache__/*')
+	PYENV_VERSION=3.12.1 SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --build-dir .aws-sam/build --cache-dir .aws-sam/cache
+
+# DEMO_FLAGS=--in-process runs the functions in this process (faster, no runtime venv or sam build needed).
+DEMO_FLAGS ?=
+DEMO_NEEDS := $(if $(findstring --in-process,$(DEMO_FLAGS)),,runtime build)
+demo: $(VENV)/.installed $(DEMO_NEEDS)
+	$(BIN)/python -m demo $(DEMO_FLAGS)
+
+demo-dynamodb-local: $(VENV)/.installed node_modules/.installed $(DEMO_NEEDS)
+	$(BIN)/python -m demo --dynamodb-local $(DEMO_FLAGS)
 
 lint: setup
 	$(BIN)/ruff check .
@@ -88,12 +108,14 @@ test-long: setup
 	$(BIN)/pytest -m slow -s --durations=0
 	$(BIN)/pytest --hypothesis-profile=long --hypothesis-show-statistics --durations=0 tests/test_bad_input.py tests/test_model.py
 
-# The template's HTTP functions on 127.0.0.1:$(PORT), with an embedded DynamoDB (moto): no Docker, no AWS account,
-# and, like `make demo`, nothing but Python (no npm, no SAM CLI).
+# The template's functions on 127.0.0.1:$(PORT) on the local Lambda runtime (RIE + awslambdaric, one sandbox per
+# concurrent request), with an embedded AWS (moto: tables, queues): no Docker, no AWS account. SQS messages reach
+# the email function in batches. SERVE_FLAGS=--in-process runs the functions in this process instead (faster).
 TEMPLATE ?= template.yaml
 PORT ?= 3000
-serve: $(VENV)/.installed
-	$(BIN)/python tools/local_api.py --template $(TEMPLATE) --port $(PORT) --embedded-dynamodb
+SERVE_FLAGS ?=
+serve: $(VENV)/.installed runtime build
+	$(BIN)/python tools/local_api.py --template $(TEMPLATE) --port $(PORT) --embedded-dynamodb $(SERVE_FLAGS)
 
 # Side-by-side benchmarks against Powertools (not tests): writes docs/benchmarks/. See bench/run.py.
 $(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
@@ -104,6 +126,11 @@ $(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
 # page says the size was not measured.
 bench: setup $(VENV)/.bench-installed
 	PYENV_VERSION=3.12.1 $(BIN)/python bench/run.py
+
+# Cold start the Lambda way (about 3 minutes): Init Duration of new runtime processes on RIE, a minimal handler with
+# ours vs with Powertools' idempotency, same layer, 30 cold starts each -> docs/benchmarks/cold-start-rie.md.
+bench-cold-start: $(VENV)/.installed runtime build
+	$(BIN)/python bench/cold_start_rie.py --runs 30
 
 # What offloading results to S3 adds (DynamoDB Local + moto's S3, on this machine): writes docs/benchmarks/offload.md.
 bench-offload: setup

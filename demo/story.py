@@ -15,9 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from lambda_idempotency.engine import LEASE_MARGIN_MS
+
+from tools.sandbox import FunctionError
+from tools.sqs_source import sqs_record
 
 from .stack import LambdaContext, LocalStack
 from .template import ROOT
@@ -59,12 +62,36 @@ def with_key(event: dict[str, Any], key: str) -> dict[str, Any]:
     return changed
 
 
+class Functions(Protocol):
+    """Where the story's functions run: in this process (`LocalStack`) or on the Lambda runtime (demo.runtime)."""
+
+    real_timeouts: bool
+
+    def load(self, logical_id: str, GATEWAY_LATENCY_MS: str = "0") -> Any: ...
+
+
+@dataclass
+class InProcessFunctions:
+    """Each load a new module of the function in this process: a new container, as `LocalStack` makes it."""
+
+    stack: LocalStack
+    real_timeouts = False
+
+    def load(self, logical_id: str, GATEWAY_LATENCY_MS: str = "0") -> Any:
+        return self.stack.load_function(logical_id, GATEWAY_LATENCY_MS=GATEWAY_LATENCY_MS)
+
+
 @dataclass
 class Story:
     stack: LocalStack
     say: Callable[[str], None] = print
     failures: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    functions: Functions | None = None
+
+    def __post_init__(self) -> None:
+        if self.functions is None:
+            self.functions = InProcessFunctions(self.stack)
 
     def check(self, ok: bool, claim: str) -> None:
         self.say(f"    {'ok  ' if ok else 'FAIL'} {claim}")
@@ -93,7 +120,7 @@ class Story:
 
     def payments(self) -> None:
         stack = self.stack
-        warm = stack.load_function("PaymentFunction", GATEWAY_LATENCY_MS=GATEWAY_LATENCY_MS)
+        warm = self.load("PaymentFunction", GATEWAY_LATENCY_MS=GATEWAY_LATENCY_MS)
         create = load_event("payment-create.json")
         self.say("1. A client POSTs /payments (events/payment-create.json); the 201 is lost on the way back.")
         first = self.post(warm, create)
@@ -134,8 +161,12 @@ class Story:
         self.check(accepted["statusCode"] == 201, f"the corrected retry answered {accepted['statusCode']}")
         self.check(stack.count_items("GatewayChargesTable") == 3, "charged once for it (3 in all)")
 
-        self.say("7. A new payment times out after the charge, as its payment and completion are being committed.")
-        self.timeout_then_retry(with_key(create, str(uuid.uuid4())))
+        if self.load_timeouts():
+            self.say("7. A new payment times out in the middle of the charge: Lambda's runtime kills the function.")
+            self.real_timeout_then_retry(with_key(create, str(uuid.uuid4())))
+        else:
+            self.say("7. A new payment times out after the charge, as its payment and completion are committed.")
+            self.timeout_then_retry(with_key(create, str(uuid.uuid4())))
 
         self.say("8. GET /payments/{id} (events/payment-get.json, with the id the 201 gave) and an unknown id.")
         got = self.post(warm, for_payment(load_event("payment-get.json"), json.loads(first["body"])["payment_id"]))
@@ -145,6 +176,39 @@ class Story:
         )
         missing = self.post(warm, load_event("payment-get-missing.json"))
         self.check(missing["statusCode"] == 404, f"an unknown id answers {missing['statusCode']}")
+
+    def load(self, logical_id: str, GATEWAY_LATENCY_MS: str = "0") -> Any:
+        assert self.functions is not None
+        return self.functions.load(logical_id, GATEWAY_LATENCY_MS=GATEWAY_LATENCY_MS)
+
+    def load_timeouts(self) -> bool:
+        assert self.functions is not None
+        return self.functions.real_timeouts
+
+    def real_timeout_then_retry(self, event: dict[str, Any]) -> None:
+        """On the Lambda runtime: the function's Timeout is 5 s and the gateway answers a new charge after 60 s, so
+        the runtime kills the function after the charge is recorded. The retry after the lease charges nothing."""
+        from .runtime import Deployed, RuntimeFunctions
+
+        assert isinstance(self.functions, RuntimeFunctions)
+        parameters = {"GatewayLatencyMs": "60000", "SenderEmail": self.stack.names["SenderEmail"]}
+        slow = Deployed(self.functions.runtime(parameters, timeouts={"PaymentFunction": 5}), "PaymentFunction")
+        self.post(slow, load_event("payment-get-missing.json"))  # a warm sandbox: its start is not in the 5 s
+        try:
+            self.post(slow, event)
+            self.check(False, "the function was not stopped")
+        except FunctionError as error:
+            self.check(error.timed_out, f"the runtime stopped it: {error.message}")
+        self.check(self.stack.count_items("GatewayChargesTable") == 4, "charged (4 in all)")
+        self.check(self.stack.count_items("PaymentsTable") == 3, "no payment recorded")
+        self.say("   The client retries every 0.5 s; 409 until the lease the function took has passed.")
+        started = time.monotonic()
+        while (retried := self.post(slow, event))["statusCode"] == 409 and time.monotonic() < started + 120:
+            time.sleep(POLL_S)
+        self.check(retried["statusCode"] == 201, f"the retry answered {retried['statusCode']}")
+        self.say(f"    (201 after {time.monotonic() - started:.1f} s)")
+        self.check(self.stack.count_items("GatewayChargesTable") == 4, "still 4 charges: the gateway knew the key")
+        self.check(self.stack.count_items("PaymentsTable") == 4, "the payment recorded once (4 in all)")
 
     def timeout_then_retry(self, event: dict[str, Any]) -> None:
         """The function is stopped (a `BaseException`, as a Lambda timeout) as its commit is sent; the retry after
@@ -188,9 +252,7 @@ class Story:
         Clients poll every `POLL_S` rather than wait the whole Retry-After, which is the rest of the holder's lease
         (up to the function timeout), so the story does not stall for it.
         """
-        containers = [
-            self.stack.load_function("PaymentFunction", GATEWAY_LATENCY_MS=GATEWAY_LATENCY_MS) for _ in events
-        ]
+        containers = [self.load("PaymentFunction", GATEWAY_LATENCY_MS=GATEWAY_LATENCY_MS) for _ in events]
         start = threading.Barrier(len(events))
         answers: list[dict[str, Any]] = [{} for _ in events]
         conflicts: list[str] = []
@@ -228,7 +290,7 @@ class Story:
         )
         for body in bodies:
             stack.sqs.send_message(QueueUrl=queue, MessageBody=body)
-        container = stack.load_function("EmailFunction")
+        container = self.load("EmailFunction")
         self.say("   The first invocation's response is lost: SQS delivers the whole batch again.")
         rounds = 0
         while True:
@@ -236,7 +298,8 @@ class Story:
             if not messages:
                 break
             rounds += 1
-            event = {"Records": [_sqs_record(m, queue) for m in messages]}
+            arn = "arn:aws:sqs:us-east-1:123456789012:" + Path(queue).name
+            event = {"Records": [sqs_record(m, arn) for m in messages]}
             response = container.handler(event, LambdaContext("EmailFunction"))
             failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
             bad = {m["MessageId"] for m in messages if not _is_email(m["Body"])}
@@ -264,18 +327,3 @@ def _is_email(body: str) -> bool:
     except ValueError:
         return False
     return isinstance(data, dict) and "email_id" in data
-
-
-def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
-    """The record Lambda's SQS event source mapping makes of a received message."""
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {"ApproximateReceiveCount": "1"},
-        "messageAttributes": {},
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:" + Path(queue_url).name,
-        "awsRegion": "us-east-1",
-    }

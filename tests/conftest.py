@@ -63,6 +63,17 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture(scope="session")
+def sam_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`sam build` of template.yaml, once per session (the template checks and the local runtime share it)."""
+    from tests.sam_cli import sam_tool
+
+    folder = tmp_path_factory.mktemp("sam")
+    result = sam_tool("sam", "build", "--build-dir", str(folder / "build"), "--cache-dir", str(folder / "cache"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return folder / "build"
+
+
+@pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     with moto_server() as url:
         yield url

@@ -92,7 +92,8 @@ def stack(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     variables = {"IDEMPOTENCY_TABLE": idempotency.table_name, "CHARGES_TABLE": charges}
     env_vars.write_text(json.dumps({"Parameters": variables}))
     env = {**os.environ, "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint}
-    process, port = serve(["--template", str(TEMPLATE), "--env-vars", str(env_vars)], env, folder / "stderr.log")
+    arguments = ["--in-process", "--template", str(TEMPLATE), "--env-vars", str(env_vars)]
+    process, port = serve(arguments, env, folder / "stderr.log")
     try:
         yield Stack(port, dynamodb, charges)
     finally:
@@ -188,9 +189,11 @@ def test_the_example_payment_function_charges_once_for_sixteen_clients(moto_endp
     """template.yaml's own PaymentFunction (claim, charge step, fenced commit) behind the local endpoint."""
     tables = LocalStack.create(dynamodb_endpoint=moto_endpoint, aws_endpoint=moto_endpoint)
     env_vars = tmp_path / "env.json"
-    env_vars.write_text(json.dumps({"Parameters": tables.environment("PaymentFunction")}))
-    env = {**os.environ, "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint, "GATEWAY_LATENCY_MS": "500"}
-    arguments = ["--template", str(ROOT / "template.yaml"), "--env-vars", str(env_vars)]
+    env_vars.write_text(
+        json.dumps({"Parameters": {**tables.environment("PaymentFunction"), "GATEWAY_LATENCY_MS": "500"}})
+    )
+    env = {**os.environ, "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint}
+    arguments = ["--in-process", "--template", str(ROOT / "template.yaml"), "--env-vars", str(env_vars)]
     process, port = serve(arguments, env, tmp_path / "stderr.log")
     try:
         result = race(port, {"amount": 700, "currency": "EUR", "customer": "cus_4711"})
@@ -205,7 +208,8 @@ def test_the_example_payment_function_charges_once_for_sixteen_clients(moto_endp
 
 def test_embedded_dynamodb_serves_the_template_with_no_other_setup(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-    process, port = serve(["--template", str(TEMPLATE), "--embedded-dynamodb"], env, tmp_path / "stderr.log")
+    arguments = ["--in-process", "--template", str(TEMPLATE), "--embedded-dynamodb"]
+    process, port = serve(arguments, env, tmp_path / "stderr.log")
     try:
         url = f"http://127.0.0.1:{port}/payments"
         headers = {"Idempotency-Key": "curl-1"}

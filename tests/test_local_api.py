@@ -123,3 +123,27 @@ def test_inferred_and_failing_results() -> None:
 def test_a_failing_function_is_500(api: Client) -> None:
     response = api.post("/echo/respond", data="not json")
     assert response.status_code == 500 and response.get_json() == {"message": "Internal Server Error"}
+
+
+def test_in_process_each_function_imports_under_its_own_environment(tmp_path: Path) -> None:
+    """Issue 12: `make serve` in one process tagged the payment function's metrics ``service: email``. What a
+    module reads at import (Powertools' service name) is now its own function's value."""
+    functions = ""
+    for name in ("payment", "email"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "app.py").write_text(
+            "import os\nSERVICE = os.environ['POWERTOOLS_SERVICE_NAME']\n\n"
+            "def handler(event, context):\n    return {'service': SERVICE}\n"
+        )
+        functions += (
+            f"  {name.title()}Function:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+            f"      CodeUri: {name}/\n      Handler: app.handler\n"
+            f"      Environment:\n        Variables:\n          POWERTOOLS_SERVICE_NAME: {name}\n"
+            f"      Events:\n        Get:\n          Type: HttpApi\n          Properties:\n"
+            f"            Path: /{name}\n            Method: GET\n"
+        )
+    (tmp_path / "template.yaml").write_text("Resources:\n" + functions)
+    client = Client(LocalApi(load_template(tmp_path / "template.yaml")))
+    assert client.get("/payment").get_json() == {"service": "payment"}
+    assert client.get("/email").get_json() == {"service": "email"}
+    assert client.get("/payment").get_json() == {"service": "payment"}

@@ -17,18 +17,10 @@ from lambda_idempotency.stores.dynamodb import TTL_ATTRIBUTE, table_definition
 from demo.stack import LambdaContext, LocalStack
 from demo.story import EVENTS, load_event
 from demo.template import ROOT, create_table_request, load_template, resources_of
+from tests.sam_cli import SAM_BIN, sam_tool
 
-SAM_BIN = ROOT / ".venv-sam" / "bin"
 TEMPLATE = load_template()
 FUNCTIONS = resources_of(TEMPLATE, "AWS::Serverless::Function")
-
-
-def sam_tool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """Run a tool of .venv-sam (made by `make setup`) with python3.12 on PATH and no telemetry."""
-    env = {**os.environ, "PYENV_VERSION": "3.12.1", "SAM_CLI_TELEMETRY": "0"}
-    return subprocess.run(
-        [str(SAM_BIN / args[0]), *args[1:]], check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=240
-    )
 
 
 def test_cfn_lint_passes() -> None:
@@ -42,10 +34,8 @@ def test_sam_validate_lint_passes() -> None:
     assert "is a valid SAM Template" in result.stdout + result.stderr
 
 
-def test_sam_build_packs_the_layer_and_the_handlers(tmp_path: Path) -> None:
-    result = sam_tool("sam", "build", "--build-dir", str(tmp_path / "build"), "--cache-dir", str(tmp_path / "cache"))
-    assert result.returncode == 0, result.stdout + result.stderr
-    layer = tmp_path / "build" / "IdempotencyLayer" / "python"
+def test_sam_build_packs_the_layer_and_the_handlers(sam_build: Path) -> None:
+    layer = sam_build / "IdempotencyLayer" / "python"
     assert (layer / "lambda_idempotency" / "batch.py").is_file()
     assert (layer / "aws_lambda_powertools" / "__init__.py").is_file()
     assert (layer / "aws_encryption_sdk" / "__init__.py").is_file(), "IdempotencyKmsKeyArn needs the [encryption] extra"
@@ -57,7 +47,7 @@ def test_sam_build_packs_the_layer_and_the_handlers(tmp_path: Path) -> None:
         flags = int.from_bytes(compiled.read_bytes()[4:8], "little")
         assert flags == 0b01, f"{compiled.name} must be checked by hash, never against the zip's mtimes"
     for logical_id in FUNCTIONS:
-        assert (tmp_path / "build" / logical_id / "app.py").is_file()
+        assert (sam_build / logical_id / "app.py").is_file()
 
 
 def test_the_idempotency_table_is_the_shape_create_table_makes() -> None:

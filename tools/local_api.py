@@ -5,9 +5,12 @@ parameters, lower-cased headers (WSGI joins repeats with ", "), cookies, query s
 UTF-8 text) and a request context whose JWT authorizer names a configurable principal. The handler's result goes
 back as HTTP: its status, headers, cookies and body, or a 200 JSON body for the inferred form.
 
-Functions run in this process, one module per function, imported on their first request (a cold start) with
-their template environment applied to ``os.environ``. ``--embedded-dynamodb`` starts moto's DynamoDB server
-and creates the template's tables in it, so the functions have a DynamoDB without an AWS account.
+By default the functions run on the local Lambda runtime (`tools.runtime_pool`: AWS's Runtime Interface Emulator
+and awslambdaric, from `sam build`'s output, one sandbox per concurrent request, each with its own environment).
+``--in-process`` runs them in this process instead, for speed: one module per function, imported on its first
+request with its template environment applied to ``os.environ`` (see `InProcess` for what that shares).
+``--embedded-dynamodb`` starts moto's server and creates the template's tables and queues in it, so the functions
+have AWS without an account; each SQS event source then polls its queue and invokes its function with batches.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import importlib.util
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -27,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
@@ -36,7 +40,9 @@ from werkzeug.wrappers import Request, Response
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools.runtime_pool import BUILD_DIR, LocalRuntime
 from tools.sam_template import Function, Route, Template, load_template
+from tools.sqs_source import SqsPoller
 
 logger = logging.getLogger("local_api")
 
@@ -70,17 +76,20 @@ class LambdaContext:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
+_IMPORT_LOCK = threading.Lock()
+
+
 class LoadedFunction:
     """One template function: its handler, imported on first use like a Lambda cold start."""
 
     def __init__(self, function: Function) -> None:
         self.spec = function
         self._handler: Callable[[dict[str, Any], Any], Any] | None = None
-        self._lock = threading.Lock()
 
     def handler(self) -> Callable[[dict[str, Any], Any], Any]:
-        with self._lock:
+        with _IMPORT_LOCK:
             if self._handler is None:
+                os.environ.update(self.spec.environment)
                 module_name, _, attribute = self.spec.handler.rpartition(".")
                 source = self.spec.code_dir / (module_name.replace(".", "/") + ".py")
                 if str(self.spec.code_dir) not in sys.path:
@@ -103,40 +112,63 @@ class LoadedFunction:
         return self.handler()(event, context)
 
 
+class InProcess:
+    """``--in-process``: every function in this process, for speed.
+
+    Each function's module is imported with its own environment applied to ``os.environ`` (under one lock), so what
+    a module reads at import (Powertools' service name, its tables) is its own. They still share one ``os.environ``:
+    a variable read during an invocation sees the value of the function imported last. A clash is logged; the
+    default runtime (RIE) gives each function its own process and environment.
+    """
+
+    def __init__(self, template: Template) -> None:
+        self.functions = {f.logical_id: LoadedFunction(f) for f in template.functions}
+        _report_clashes(template.functions)
+
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+        return self.functions[logical_id].invoke(event)
+
+
+class Invoker(Protocol):
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any: ...
+
+
 class LocalApi:
     """The WSGI application: route, build the v2 event, invoke, turn the result into HTTP."""
 
-    def __init__(self, template: Template, *, principal: str | None = DEFAULT_PRINCIPAL) -> None:
+    def __init__(
+        self, template: Template, *, principal: str | None = DEFAULT_PRINCIPAL, invoker: Invoker | None = None
+    ) -> None:
         self.principal = principal
-        self.functions = [LoadedFunction(f) for f in template.functions]
+        self.invoker = invoker if invoker is not None else InProcess(template)
+        self.functions = template.functions
         rules = [
             Rule(
                 rule_path(route.path),
                 methods=None if route.method == "ANY" else [route.method],
-                endpoint=(function, route),
+                endpoint=(function.logical_id, route),
             )
             for function in self.functions
-            for route in function.spec.routes
+            for route in function.routes
         ]
         self.url_map = Map(rules, strict_slashes=False, merge_slashes=False)
-        _apply_environment(template.functions)
 
     def routes(self) -> list[str]:
-        return [route.route_key for f in self.functions for route in f.spec.routes]
+        return [route.route_key for f in self.functions for route in f.routes]
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
         try:
-            (function, route), arguments = self.url_map.bind_to_environ(environ).match()
+            (logical_id, route), arguments = self.url_map.bind_to_environ(environ).match()
         except (NotFound, MethodNotAllowed):
             return _json(404, {"message": "Not Found"})(environ, start_response)
         except HTTPException as exc:
             return exc(environ, start_response)
         event = self.event(request, route, arguments)
         try:
-            result = function.invoke(event)
+            result = self.invoker.invoke(logical_id, event)
         except Exception:
-            logger.error("%s failed:\n%s", function.spec.logical_id, traceback.format_exc())
+            logger.error("%s failed:\n%s", logical_id, traceback.format_exc())
             return _json(500, {"message": "Internal Server Error"})(environ, start_response)
         return http_response(result)(environ, start_response)
 
@@ -216,45 +248,40 @@ def _json(status: int, body: Any) -> Response:
     return Response(json.dumps(body), status, {"Content-Type": "application/json"})
 
 
-def _apply_environment(functions: list[Function]) -> None:
-    """Functions share this process, so their environments share os.environ: a clash is reported, not hidden.
-
-    Give every function the same value for a variable they share (``"Parameters"`` of ``--env-vars``).
-    """
+def _report_clashes(functions: list[Function]) -> None:
+    """In-process functions share os.environ after their imports: a variable they set differently is reported."""
     seen: dict[str, tuple[str, str]] = {}
     for function in functions:
         for name, value in function.environment.items():
             if name in seen and seen[name][1] != value:
-                logger.warning("%s sets %s=%r, %s set %r: the last wins", function.logical_id, name, value, *seen[name])
+                logger.warning(
+                    "in-process: %s sets %s=%r, %s set %r: during invocations, the function imported last wins",
+                    function.logical_id,
+                    name,
+                    value,
+                    *seen[name],
+                )
             seen[name] = (function.logical_id, value)
-            os.environ[name] = value
 
 
 @contextmanager
-def embedded_dynamodb(template_path: Path, parameters: dict[str, str]) -> Iterator[None]:
-    """moto's DynamoDB server on 127.0.0.1, with the template's tables, for this process's AWS calls."""
-    import boto3
-    from lambda_idempotency.stores.dynamodb import TTL_ATTRIBUTE
+def embedded_aws(template: Template) -> Iterator[dict[str, str]]:
+    """moto's server on 127.0.0.1 with the template's tables and queues; yields the queues' URLs.
+
+    This process and the functions find it through ``AWS_ENDPOINT_URL`` (set here, with fake credentials).
+    """
     from lambda_idempotency.testing import moto_server
+
+    from tools.local_aws import create_resources
 
     for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
         os.environ.setdefault(name, value)
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     with moto_server() as endpoint:
-        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
-        client = boto3.client("dynamodb")
-        for table in load_template(template_path, parameters=parameters).tables:
-            client.create_table(
-                TableName=table.name,
-                KeySchema=table.key_schema,
-                AttributeDefinitions=table.attribute_definitions,
-                BillingMode="PAY_PER_REQUEST",
-            )
-            client.update_time_to_live(
-                TableName=table.name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
-            )
-        logger.info("embedded DynamoDB at %s", endpoint)
-        yield
+        os.environ["AWS_ENDPOINT_URL"] = os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+        queues = create_resources(template, endpoint)
+        logger.info("embedded AWS (moto) at %s", endpoint)
+        yield queues
 
 
 def _env_vars(path: str | None) -> dict[str, dict[str, str]]:
@@ -283,29 +310,58 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parameter-overrides", nargs="*", default=[], metavar="NAME=VALUE")
     parser.add_argument("--principal", default=DEFAULT_PRINCIPAL, help="JWT sub of every request")
     parser.add_argument("--no-auth", action="store_true", help="send requests without an authorizer")
-    parser.add_argument("--embedded-dynamodb", action="store_true", help="run moto's DynamoDB with the tables")
+    parser.add_argument("--embedded-dynamodb", action="store_true", help="run moto's server with the tables, queues")
+    parser.add_argument("--in-process", action="store_true", help="run the functions in this process (faster)")
+    parser.add_argument("--build-dir", type=Path, default=BUILD_DIR, help="sam build's output (default runtime)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    signal.signal(signal.SIGTERM, _exit)  # so that `finally` stops every sandbox and server this process started
 
-    parameters = _parameter_overrides(args.parameter_overrides)
-    overrides = _env_vars(args.env_vars)
+    template = load_template(args.template, parameters=_parameter_overrides(args.parameter_overrides))
+    env_vars = _env_vars(args.env_vars)
+    for function in template.functions:
+        function.apply_env_vars(env_vars)
     with ExitStack() as stack:
-        if args.embedded_dynamodb:
-            stack.enter_context(embedded_dynamodb(args.template, parameters))
-        template = load_template(args.template, parameters=parameters)
-        for function in template.functions:
-            for scope in ("Parameters", function.logical_id):
-                declared = overrides.get(scope, {}).items()
-                function.environment.update({k: v for k, v in declared if k in function.environment})
-        app = LocalApi(template, principal=None if args.no_auth else args.principal)
+        queues = stack.enter_context(embedded_aws(template)) if args.embedded_dynamodb else {}
+        invoker: Invoker = (
+            InProcess(template)
+            if args.in_process
+            else stack.enter_context(LocalRuntime(template, build_dir=args.build_dir, echo=_echo))
+        )
+        for poller in _sqs_pollers(template, queues, invoker):
+            stack.callback(poller.start().stop)
+            print(f"Polling {poller.source.queue} ({poller.queue_url}) for {poller.function_id}", flush=True)
+        app = LocalApi(template, principal=None if args.no_auth else args.principal, invoker=invoker)
         server = make_server("127.0.0.1", args.port, app, threaded=True)
-        print(f"Serving {', '.join(app.routes())} on http://127.0.0.1:{server.server_port}", flush=True)
+        mode = "in this process" if args.in_process else "on the Lambda runtime (RIE)"
+        print(f"Serving {', '.join(app.routes())} {mode} on http://127.0.0.1:{server.server_port}", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             pass
         finally:
             server.server_close()
+
+
+def _sqs_pollers(template: Template, queues: dict[str, str], invoker: Invoker) -> list[SqsPoller]:
+    """An event source mapping per SQS event of a function whose queue exists locally."""
+    import boto3
+
+    sqs = boto3.client("sqs")
+    return [
+        SqsPoller(sqs, queues[source.queue], source, function.logical_id, invoker.invoke)
+        for function in template.functions
+        for source in function.sqs_sources
+        if source.queue in queues
+    ]
+
+
+def _exit(*_: object) -> None:
+    raise SystemExit(0)
+
+
+def _echo(line: str) -> None:
+    print(line, flush=True)
 
 
 if __name__ == "__main__":

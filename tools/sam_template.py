@@ -1,4 +1,4 @@
-"""Reading a SAM template for local runs: its functions, their HttpApi routes, environment and tables.
+"""Reading a SAM template for local runs: its functions (routes, SQS sources, layers, settings), tables and queues.
 
 CloudFormation's short tags (``!Ref``, ``!GetAtt``, ``!Sub``, ...) are read as their long forms
 (``{"Ref": ...}``, ``{"Fn::GetAtt": ...}``), so any valid template parses. Values a local run cannot know are
@@ -62,6 +62,15 @@ class Route:
         return f"{self.method} {self.path}"
 
 
+@dataclass(frozen=True)
+class SqsSource:
+    """An SQS event source mapping: the queue (logical id), how many records a batch holds, partial responses."""
+
+    queue: str
+    batch_size: int
+    reports_item_failures: bool
+
+
 @dataclass
 class Function:
     logical_id: str
@@ -71,6 +80,17 @@ class Function:
     memory_mb: int
     environment: dict[str, str]
     routes: list[Route] = field(default_factory=list)
+    architecture: str = "x86_64"
+    layers: list[str] = field(default_factory=list)
+    """Logical ids of the template's own layers (a layer ARN cannot be run locally: `TemplateError`)."""
+    sqs_sources: list[SqsSource] = field(default_factory=list)
+
+    def apply_env_vars(self, env_vars: dict[str, dict[str, str]]) -> None:
+        """SAM CLI's ``--env-vars``: ``"Parameters"`` for every function, then the function's own section; as in
+        SAM CLI, a value only replaces a variable the template declares for the function."""
+        for scope in ("Parameters", self.logical_id):
+            declared = env_vars.get(scope, {}).items()
+            self.environment.update({k: v for k, v in declared if k in self.environment})
 
 
 @dataclass(frozen=True)
@@ -81,10 +101,23 @@ class Table:
     attribute_definitions: list[dict[str, str]]
 
 
+@dataclass(frozen=True)
+class Queue:
+    logical_id: str
+    name: str
+    visibility_timeout_s: int
+    dead_letter_queue: str | None = None
+    """Logical id of the redrive policy's target queue, if any."""
+    max_receive_count: int = 0
+
+
 @dataclass
 class Template:
     functions: list[Function]
     tables: list[Table]
+    queues: list[Queue] = field(default_factory=list)
+    parameters: dict[str, str] = field(default_factory=dict)
+    """Every template parameter's value: its default, or the override given."""
 
 
 def load_template(
@@ -111,7 +144,24 @@ def load_template(
         if resource.get("Type") in ("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable")
         and "KeySchema" in (resource.get("Properties") or {})
     ]
-    return Template(functions, tables)
+    queues = [
+        _queue(logical_id, resource.get("Properties") or {}, resolver)
+        for logical_id, resource in resources.items()
+        if resource.get("Type") == "AWS::SQS::Queue"
+    ]
+    return Template(functions, tables, queues, dict(resolver.parameters))
+
+
+def _queue(logical_id: str, properties: dict[str, Any], resolver: _Resolver) -> Queue:
+    redrive = properties.get("RedrivePolicy") or {}
+    target = redrive.get("deadLetterTargetArn")
+    return Queue(
+        logical_id=logical_id,
+        name=resolver.resource_name(logical_id),
+        visibility_timeout_s=int(properties.get("VisibilityTimeout", 30)),
+        dead_letter_queue=target["Fn::GetAtt"][0] if isinstance(target, dict) and "Fn::GetAtt" in target else None,
+        max_receive_count=int(redrive.get("maxReceiveCount", 0)),
+    )
 
 
 def _function(
@@ -124,21 +174,41 @@ def _function(
         **((defaults.get("Environment") or {}).get("Variables") or {}),
         **((properties.get("Environment") or {}).get("Variables") or {}),
     }
+    architectures = merged.get("Architectures") or ["x86_64"]
     function = Function(
         logical_id=logical_id,
         code_dir=(root / str(merged["CodeUri"])).resolve(),
         handler=str(merged["Handler"]),
-        timeout_s=int(merged.get("Timeout", 3)),
-        memory_mb=int(merged.get("MemorySize", 128)),
+        timeout_s=int(resolver.text(merged.get("Timeout", 3))),
+        memory_mb=int(resolver.text(merged.get("MemorySize", 128))),
         environment={name: resolver.text(value) for name, value in variables.items()},
+        architecture=resolver.text(architectures[0]),
+        layers=[_layer_id(logical_id, layer) for layer in merged.get("Layers") or []],
     )
     for event in (properties.get("Events") or {}).values():
+        event_properties = event.get("Properties") or {}
+        if event.get("Type") == "SQS":
+            queue = event_properties.get("Queue")
+            queue_id = queue["Fn::GetAtt"][0] if isinstance(queue, dict) and "Fn::GetAtt" in queue else str(queue)
+            function.sqs_sources.append(
+                SqsSource(
+                    queue=queue_id,
+                    batch_size=int(event_properties.get("BatchSize", 10)),
+                    reports_item_failures="ReportBatchItemFailures"
+                    in (event_properties.get("FunctionResponseTypes") or []),
+                )
+            )
         if event.get("Type") != "HttpApi":
             continue
-        event_properties = event.get("Properties") or {}
         method = str(event_properties.get("Method", "ANY")).upper()
         function.routes.append(Route("ANY" if method in ("*", "ANY") else method, event_properties.get("Path", "/")))
     return function
+
+
+def _layer_id(function: str, layer: Any) -> str:
+    if isinstance(layer, dict) and set(layer) == {"Ref"}:
+        return str(layer["Ref"])
+    raise TemplateError(f"{function}: only the template's own layers (!Ref) run locally, not {layer!r}")
 
 
 class _Resolver:

@@ -22,7 +22,10 @@ class SimulatedGateway:
         self.table_name = table_name
         self.client = client
         self.latency_s = latency_s
-        """Time a charge takes, as a real gateway's round trip does; the demo sets it to make races visible."""
+        """Time a new charge's reply takes to come back (``GatewayLatencyMs`` in template.yaml). The charge is
+        recorded first, so a function stopped while it waits (a Lambda timeout) has charged without knowing it; a
+        repeated key is answered at once from the records. The demo and the tests set it to make races and
+        mid-charge timeouts happen."""
 
     def charge(
         self,
@@ -34,8 +37,6 @@ class SimulatedGateway:
         customer: str,
         description: str | None,
     ) -> Charge:
-        if self.latency_s:
-            time.sleep(self.latency_s)
         item = {
             "idempotency_key": {"S": idempotency_key},
             "charge_id": {"S": f"ch_{os.urandom(12).hex()}"},
@@ -62,6 +63,7 @@ class SimulatedGateway:
             if (first.amount, first.currency, first.customer) != (amount, currency, customer):
                 raise ProviderKeyReuseError(f"gateway key {idempotency_key!r} was used for another charge") from None
             return first
+        time.sleep(self.latency_s)
         return _charge(item)
 
 
