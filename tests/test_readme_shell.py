@@ -68,7 +68,8 @@ def readme_block_commands() -> list[str]:
 
 
 def readme_inline_commands() -> list[str]:
-    return sorted({c for page in story_pages() for c in INLINE.findall(page.read_text(encoding="utf-8"))})
+    pages = story_pages()
+    return sorted({re.sub(r"\s+", " ", c) for page in pages for c in INLINE.findall(page.read_text(encoding="utf-8"))})
 
 
 def make_dry_run(*targets: str) -> str:
@@ -85,10 +86,10 @@ def make_dry_run(*targets: str) -> str:
     return result.stdout
 
 
-DEPLOY_STORY = ("sam build && sam deploy", "sam build && sam local invoke", "curl $ApiUrl", "sam deploy")
+DEPLOY_STORY = ("sam build && sam deploy", "sam build && sam local invoke", "curl $ApiUrl", "sam deploy", "sam local")
 TEMPLATE_CHECKS = ("sam build", "sam validate --lint")
 """Named in prose; tests/test_template.py runs both on template.yaml."""
-MAKE_LINE = re.compile(r"^make (?P<target>[\w-]+)$")
+MAKE_LINE = re.compile(r"^make (?P<target>[\w-]+)(?P<variables>(?: [A-Z_]+=\S+)*)$")
 
 
 def coverage_of(command: str) -> str:
@@ -122,12 +123,11 @@ def test_every_shell_line_is_covered() -> None:
 
 
 def test_make_targets_resolve() -> None:
-    targets = sorted(
-        {m["target"] for line in readme_block_commands() + readme_inline_commands() if (m := MAKE_LINE.match(line))}
-    )
-    assert {"demo", "test", "test-long", "serve", "bench", "demo-dynamodb-local"} <= set(targets)
-    for target in targets:
-        make_dry_run(target)
+    lines = readme_block_commands() + readme_inline_commands()
+    calls = sorted({(m["target"], *m["variables"].split()) for line in lines if (m := MAKE_LINE.match(line))})
+    assert {"demo", "test", "test-long", "serve", "bench", "demo-dynamodb-local"} <= {call[0] for call in calls}
+    for call in calls:
+        make_dry_run(*call)
     assert f"{BIN.name}/python -m demo" in make_dry_run("demo")  # the story itself runs in tests/test_demo.py
     test = make_dry_run("test")
     assert "ruff check ." in test and "mypy" in test and "pytest" in test
