@@ -55,7 +55,7 @@ class TaggedJsonSerializer:
         return text
 
     def loads(self, text: str) -> Any:
-        value = json.loads(text)
+        value = parse_json(text)
         if TAG in text:  # a tag is always written as this literal key; without one there is nothing to decode
             value = _decode(value)
         if not self._is_resolved:
@@ -99,6 +99,27 @@ def compact_json(
 
 _compact = compact_json()
 _ascii = compact_json(ensure_ascii=True)
+
+
+def parse_json(text: str | bytes | bytearray) -> Any:
+    """What ``json.loads(text)`` returns or raises, a third faster for a document with nothing around it.
+
+    ``json.loads`` checks the type, looks for a byte order mark and runs two whitespace regexes around the C
+    scanner, which together cost as much as scanning a small document; each call of a decorated function parses
+    twice (its body for the key, a stored result on a replay). A string the scanner reads to its very end is
+    returned as is; anything else (whitespace around it, bytes, an error) goes through ``json.loads``.
+    """
+    if type(text) is str:
+        try:
+            value, end = _scan(text, 0)
+        except StopIteration:
+            end = -1
+        if end == len(text):
+            return value
+    return json.loads(text)
+
+
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, absent from the stubs
 
 
 def _is_utf8(text: str) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Any, TypedDict, TypeVar, Unpack
 from .. import execution as running
 from ..cache import DEFAULT_SIZE, LocalCache
 from ..codec import Serializer, TaggedJsonSerializer
-from ..decorators import DISABLED_ENV, warn_about_powertools_switch
+from ..decorators import disabled, warn_about_powertools_switch
 from ..engine import Clock, Guard
 from ..errors import (
     InProgressError,
@@ -138,7 +137,7 @@ class HttpIdempotency:
         request = read_request(event)
         key = None
         # A safe method, or disabled (users' unit tests): validate and run, nothing else.
-        if request.method not in SAFE_METHODS and os.environ.get(DISABLED_ENV) != "1":
+        if request.method not in SAFE_METHODS and not disabled():
             try:
                 key = parse_idempotency_key(request.header(HEADER))
             except InvalidIdempotencyKeyError as exc:

@@ -139,7 +139,7 @@ class DynamoDBStore(Store):
         A PutItem rather than an UpdateItem: the same effect (every attribute is either written or dropped) with
         no update expression to send and for DynamoDB to parse.
         """
-        now = {"N": str(request.now_s)}
+        now = {"N": str(request.now_ms // 1000)}
         item: dict[str, Any] = {
             "pk": {"S": request.record_id},
             "status": _IN_PROGRESS,
@@ -161,7 +161,7 @@ class DynamoDBStore(Store):
                 request.record_id,
                 Item=item,
                 ConditionExpression="attribute_not_exists(#pk) OR #ex < :now",
-                ExpressionAttributeNames=_names("#pk", "#ex"),
+                ExpressionAttributeNames=_CLAIM_NAMES,
                 ExpressionAttributeValues={":now": now},
             )
         )
@@ -407,7 +407,7 @@ def _completion(
         "Key": {"pk": {"S": record_id}},
         "UpdateExpression": update,
         "ConditionExpression": "#ow = :me AND #st = :ip",
-        "ExpressionAttributeNames": _names("#st", "#co", "#ex", "#le", "#res", "#ow"),
+        "ExpressionAttributeNames": _COMPLETION_NAMES,
         "ExpressionAttributeValues": values,
     }
 
@@ -424,6 +424,11 @@ class _ItemTooLargeError(Exception):
 def _names(*placeholders: str) -> dict[str, str]:
     """The ExpressionAttributeNames of ``placeholders``, built once per combination (callers never change it)."""
     return {p: _NAMES[p] for p in placeholders}
+
+
+_CLAIM_NAMES = _names("#pk", "#ex")
+_COMPLETION_NAMES = _names("#st", "#co", "#ex", "#le", "#res", "#ow")
+"""The names of the two writes every first execution sends, looked up once rather than per call."""
 
 
 def record_from_item(item: dict[str, Any]) -> Record:
