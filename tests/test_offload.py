@@ -29,6 +29,7 @@ from lambda_idempotency import (
 )
 from lambda_idempotency.http import idempotent_http
 from lambda_idempotency.payloads import OFFLOADED
+from lambda_idempotency.record import MAX_UNPACKED_BYTES
 from lambda_idempotency.testing import free_port
 from moto import mock_aws
 
@@ -124,6 +125,25 @@ def test_without_an_offload_a_big_result_is_not_stored(aws: None) -> None:
         produce("a")
 
 
+def test_a_result_past_the_inflation_bound_is_not_stored_even_with_an_offload(aws: None) -> None:
+    """`record.MAX_UNPACKED_BYTES` caps what a replay inflates; a result past it could never be read back, so it is
+    not offloaded either: the key completes without a result (the work is not run twice), and nothing goes to S3."""
+    store = offloading_store()
+    runs = []
+
+    @idempotent_function(store, key="k", operation="huge", local_cache=False)
+    def produce(k: str) -> str:
+        runs.append(k)
+        return os.urandom(MAX_UNPACKED_BYTES // 2 + 1).hex()  # hex: compresses to about half, still past the threshold
+
+    produce("a")
+    with pytest.raises(ResultNotStoredError) as replay:
+        produce("a")
+    assert type(replay.value) is ResultNotStoredError  # not stored; not a stored object that cannot be read back
+    assert runs == ["a"]
+    assert objects_of(store) == []
+
+
 def test_small_results_stay_in_the_record(aws: None, count_calls: Any) -> None:
     """The small-result path keeps its round trips: claim and completion, nothing of S3."""
     store = offloading_store()
@@ -170,10 +190,14 @@ def test_a_changed_or_missing_object_is_a_typed_error_never_a_replay(store: Dyna
 
 def test_a_zombies_offloaded_object_is_never_replayed(store: DynamoDBStore, clock: FakeClock) -> None:
     """The first execution outlives its lease; a retry takes over and completes. The zombie's object is written
-    (before its completion), but its completion is refused, so the record names the successor's object only."""
+    (before its completion), but its completion is refused, so the record names the successor's object only.
+
+    ``renew=False``: no background renewal, so nothing notices the take-over before the zombie's completion. With
+    renewal, a refused renewal may mark the zombie lost first; its completion then raises `LeaseLostError` before it
+    writes any object (tests/test_leases.py)."""
     zombie_result, successor_result = os.urandom(300_000), os.urandom(300_000)
 
-    @idempotent_function(store, key="k", operation="zombie", clock=clock, lease=1, local_cache=False)
+    @idempotent_function(store, key="k", operation="zombie", clock=clock, lease=1, renew=False, local_cache=False)
     def work(k: str, who: str) -> bytes:
         if who == "zombie":
             clock.advance(5)  # the lease passes while the zombie still runs
