@@ -1,8 +1,10 @@
 """The state machine of one idempotent call: claim, run, complete or release (DESIGN.md, "The state machine").
 
 `Guard` knows no AWS and no decorator: the decorators call `begin`, run the function, then `finish` or `abort`;
-the store answers with values and the rules for what a refused write means all live here. The guard is also the
-`Host` of its executions: it collects their writes for the commit, saves their steps and extends their leases.
+the store answers with values and the rules for what a refused write means all live here: the claim and its
+take-over, the completion and the fenced commit. What is not the state machine lives beside it, each part built once
+with the guard: how an outcome becomes a stored payload and back (`outcomes.Outcomes`), the steps and writes of a
+running execution (`effects.Effects`, its `Host`), and the lease (`lease.Lease`).
 
 Two modes: "claim" (the default) claims the key before the function runs; "optimistic" claims nothing and
 inserts the finished record together with the function's writes, so of racing executions exactly one commits
@@ -11,31 +13,25 @@ and the others replay its result (DESIGN.md, "Exactly-once effects").
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from . import depth
 from . import observability as observe
 from .cache import LocalCache
-from .codec import Serializer, TaggedJsonSerializer, return_annotation
+from .codec import Serializer
+from .effects import Effects
 from .errors import (
-    CachedFailureError,
     InProgressError,
-    InputTooDeepError,
     InvalidWriteError,
     KeyReuseError,
     LeaseLostError,
     MissingKeyError,
     MissingScopeError,
-    ModeError,
-    ResultNotStoredError,
-    ResultUnreadableError,
     StoreConfigurationError,
     StoreUnavailableError,
     WriteConditionError,
@@ -43,7 +39,8 @@ from .errors import (
 from .execution import Execution, Mode
 from .keys import fingerprint_of, normalise_key, normalise_scope, record_id
 from .lease import Lease
-from .record import Payload, Record, Status, pack, unpack
+from .outcomes import Outcomes
+from .record import Payload, Record, Status
 from .selectors import Arguments
 from .stores.base import ClaimRequest, Refused, Store, WritesRefused
 
@@ -117,10 +114,13 @@ class Guard:
         self.cache = cache
         self.required = required
         self.fail_open = fail_open
-        self.serializer = serializer
-        self.custom_serializer = type(serializer) is not TaggedJsonSerializer
-        """A serializer the user chose serializes steps and stored failures too (DESIGN.md, "One serializer")."""
-        self.payloads = store.payloads
+        self.outcomes = Outcomes(
+            operation=operation, serializer=serializer, payloads=store.payloads, cache_errors=cache_errors
+        )
+        self.effects = Effects(store, self.outcomes, self._retrying)
+        self.replay: Callable[[Record], Any] = self.outcomes.replay
+        """The stored outcome of a finished record: its result, or its failure raised again (`Outcomes.replay`,
+        bound once here so a duplicate call pays no extra call for it)."""
         self.clock = clock
         self.hasher: KeyHasher | None = None
         if hash_keys is not False:
@@ -256,7 +256,7 @@ class Guard:
             dict(holder.steps) if holder else {},
             self.mode,
             None,
-            self,
+            self.effects,
             None,
             lease,
         )
@@ -270,7 +270,7 @@ class Guard:
         """
         _end_renewals(execution, "the completion")
         try:
-            payload = self._payload(execution, result)
+            payload = self.outcomes.result(execution, result)
         except StoreUnavailableError as exc:  # S3 or KMS: nothing was written to the record
             observe.emit(observe.STORE_ERRORS, self.operation, execution.record_id)
             if execution.writes or execution.mode == "optimistic":
@@ -307,9 +307,8 @@ class Guard:
             return
         if self.cache_errors and isinstance(error, self.cache_errors):
             now_ms = int(self.clock() * 1000)
-            failure = _failure(error)
             try:
-                payload = self._payload(execution, failure, self._plain_serializer())
+                payload = self.outcomes.failure(execution, error)
             except StoreUnavailableError as exc:
                 logger.error("could not store the failure of %s (%s); its lease will expire", execution.record_id, exc)
                 return
@@ -328,62 +327,6 @@ class Guard:
             logger.warning("%s interrupted by %s; its lease will expire", execution.record_id, type(error).__name__)
             return
         self.release(execution)
-
-    def add_write(self, execution: Execution, action: Mapping[str, Any], *, resource: bool) -> None:
-        """`Host`: check a write against the transaction rules and keep it for the commit."""
-        if execution.lease is not None:
-            execution.lease.check("write()")
-        if execution.running_step is not None:
-            raise InvalidWriteError(
-                f"write() inside step {execution.running_step!r}: an execution that resumes skips the step and "
-                "would lose the write; call write() outside steps"
-            )
-        from . import writes as transaction  # loaded by the first write, not by every cold start
-
-        write = transaction.normalise(action, resource=resource)
-        transaction.check_can_add(execution.writes, write, self.store.record_key(execution.record_id))
-        execution.writes.append(write)
-
-    def run_step(
-        self, execution: Execution, name: str, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> T:
-        """`Host`: the saved result of step ``name``, or run ``fn`` and save its result before returning it."""
-        lease = _need_claim(execution, "step()")
-        lease.check(f"step {name!r}")
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a step needs a non-empty name, got {name!r}")
-        if not name.isascii():  # the name is a key of the record's ``steps`` map: DynamoDB needs valid UTF-8
-            try:
-                name.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError(f"a step name must be valid Unicode text, got {name!r}") from None
-        serializer = self.serializer if self.custom_serializer else TaggedJsonSerializer(return_annotation(fn))
-        saved = execution.steps.get(name)
-        if saved is not None:
-            logger.debug("step %r of %s was saved by an earlier attempt; not running it", name, execution.record_id)
-            replayed: T = _load(serializer.loads, self._open(execution.record_id, saved))
-            return replayed
-        lease.fence(f"step {name!r}")
-        outer, execution.running_step = execution.running_step, name
-        try:
-            result = fn(*args, **kwargs)
-        finally:
-            execution.running_step = outer
-        if hasattr(result, "__await__"):
-            getattr(result, "close", lambda: None)()  # never awaited: close it quietly
-            raise ModeError(f"step {name!r} returned an awaitable: steps run plain (not async) functions")
-        try:
-            payload = self._seal(execution, f"step:{name}", serializer.dumps(result))
-        except (TypeError, ValueError, InputTooDeepError) as exc:
-            raise ResultNotStoredError(f"the result of step {name!r} cannot be saved: {exc}") from exc
-        if payload is None:
-            raise ResultNotStoredError(f"the result of step {name!r} is too big to save")
-        if self._retrying(
-            execution.record_id, self.store.save_step, execution.record_id, execution.owner, name, payload
-        ):
-            raise LeaseLostError(f"{execution.record_id} was taken over before step {name!r} was saved")
-        execution.steps[name] = payload
-        return result
 
     def _commit(self, execution: Execution, payload: Payload | None, now_ms: int, expires_at: int) -> None:
         """The fenced commit: the writes and the completion in one transaction, conditioned on our owner token."""
@@ -486,53 +429,6 @@ class Guard:
             observe.emit(observe.LEASE_LOST, self.operation, execution.record_id)
             logger.warning("lease lost: %s was taken over before it was released", execution.record_id)
 
-    def replay(self, record: Record) -> Any:
-        """The stored outcome of a finished record: its result, or its failure raised again."""
-        if record.status is Status.FAILED:
-            raise self._rebuild_error(record)
-        if record.result is None:
-            raise ResultNotStoredError(
-                f"{self.operation} completed for key {record.key!r}, but its result was not stored"
-            )
-        return _load(self.serializer.loads, self._open(record.record_id, record.result))
-
-    def _seal(self, execution: Execution, slot: str, text: str) -> Payload | None:
-        """The stored form of serialized ``text`` (`record.pack`, or the store's offload and encryption)."""
-        if self.payloads is None:
-            return pack(text)
-        return self.payloads.seal(
-            text, operation=self.operation, record_id=execution.record_id, owner=execution.owner, slot=slot
-        )
-
-    def _open(self, record_id: str, payload: Payload) -> str:
-        """The serialized text of a stored payload; `ResultUnreadableError` when it cannot be read back."""
-        if self.payloads is not None:
-            return self.payloads.open(payload, operation=self.operation, record_id=record_id)
-        if type(payload) is str or payload[:1] == b"x":  # text, or zlib: the forms `pack` writes
-            return unpack(payload)
-        from .payloads import open_plain
-
-        return open_plain(payload, record_id)
-
-    def _plain_serializer(self) -> Serializer:
-        """The serializer of stored failures: the user's, or the default without the function's return type."""
-        return self.serializer if self.custom_serializer else TaggedJsonSerializer()
-
-    def _payload(self, execution: Execution, result: Any, serializer: Serializer | None = None) -> Payload | None:
-        try:
-            text = (serializer or self.serializer).dumps(result)
-            payload = self._seal(execution, "result", text)  # UnicodeEncodeError: text UTF-8 cannot carry
-        except StoreUnavailableError:
-            raise
-        except Exception as exc:
-            logger.error("result of %s cannot be stored (%s); replays will raise", execution.record_id, exc)
-            return None
-        if payload is None:
-            logger.error("result of %s is too big to store (%d bytes)", execution.record_id, len(text))
-        elif observe.watching():
-            observe.emit(observe.RESULT_BYTES, self.operation, execution.record_id, observe.size_of(payload))
-        return payload
-
     def _finish(
         self, execution: Execution, status: Status, payload: Payload | None, now_ms: int, expires_at: int
     ) -> Refused | None:
@@ -562,40 +458,6 @@ class Guard:
                     raise
                 time.sleep(0.05 * 2 ** (attempt - 1))
 
-    def _rebuild_error(self, record: Record) -> BaseException:
-        stored = (
-            _load(self._plain_serializer().loads, self._open(record.record_id, record.result))
-            if record.result is not None
-            else {}
-        )
-        if not isinstance(stored, dict):
-            stored = {}
-        name = str(stored.get("type", "Exception"))
-        message = str(stored.get("message", ""))
-        for declared in self.cache_errors:
-            for cls in _with_subclasses(declared):
-                if _type_name(cls) == name:
-                    args = stored.get("args")
-                    try:
-                        rebuilt: BaseException = cls(*(args if args is not None else [message]))
-                        return rebuilt
-                    except Exception:
-                        break
-        return CachedFailureError(f"{name}: {message}", error_type=name)
-
-
-def _load(loads: Callable[[str], Any], text: str) -> Any:
-    """A stored payload's text as a value. This library never stores one nested deeper than `depth.MAX_JSON_DEPTH`;
-    one that is too deep to read (written by something else) is unreadable, not a `RecursionError`. So is one the
-    serializer cannot read back (not its format, an unknown tag, a return type that changed since it was stored):
-    `ResultUnreadableError` (HTTP 500 ``idempotency-result-unavailable``), never the serializer's own exception."""
-    try:
-        return loads(text)
-    except RecursionError:
-        raise ResultUnreadableError("the stored result nests too deeply to be read") from None
-    except Exception as exc:
-        raise ResultUnreadableError(f"the stored result cannot be read back ({type(exc).__name__})") from exc
-
 
 def _log_unwritten(execution: Execution, exc: Exception) -> None:
     logger.error(
@@ -616,12 +478,6 @@ def _in_progress(key: str, now_ms: int, found: Record) -> InProgressError:
     lease_end = found.lease_expires_at or now_ms
     retry_after = max(1, math.ceil((lease_end - now_ms) / 1000))
     return InProgressError(f"key {key!r} is in progress", retry_after=retry_after)
-
-
-def _need_claim(execution: Execution, what: str) -> Lease:
-    if execution.lease is None:
-        raise ModeError(f"{what} needs mode='claim': an optimistic execution holds no record until it commits")
-    return execution.lease
 
 
 def _stopped_lost(execution: Execution) -> bool:
@@ -660,32 +516,3 @@ def _is_mine(refused: Refused, execution: Execution) -> bool:
     """A refused finish whose record shows my owner, finished, was my own resent write."""
     found = refused.current
     return found is not None and found.owner == execution.owner and found.status is not Status.IN_PROGRESS
-
-
-def _type_name(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _with_subclasses(cls: type[BaseException]) -> list[type[BaseException]]:
-    found = [cls]
-    for sub in cls.__subclasses__():
-        found.extend(_with_subclasses(sub))
-    return found
-
-
-def _failure(error: BaseException) -> dict[str, Any]:
-    """What is stored of a declared failure: its type, its message and, when JSON carries them, its arguments."""
-    try:
-        message = str(error)
-    except RecursionError:  # the repr of an argument nested deeper than Python can walk
-        message = "<exception str() failed>"
-    return {"type": _type_name(type(error)), "message": message, "args": _args(error)}
-
-
-def _args(error: BaseException) -> list[Any] | None:
-    """The arguments that rebuild the error on replay, or None when JSON cannot carry them within the depth limit."""
-    try:
-        depth.check_depth(json.dumps(error.args))
-    except (TypeError, ValueError, RecursionError, InputTooDeepError):
-        return None
-    return list(error.args)
