@@ -67,8 +67,11 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# The suite mostly waits (DynamoDB Local, moto's server, RIE sandboxes, make serve), so it runs on more pytest-xdist
+# workers than cores; tests that must share a worker are grouped in tests/conftest.py (--dist loadgroup).
+TEST_WORKERS ?= 4
 unit: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test: lint typecheck unit
 

@@ -12,7 +12,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,8 +93,29 @@ def moto_endpoint() -> Iterator[str]:
         yield url
 
 
+SHARED_DYNAMODB_LOCAL = "LAMBDA_IDEMPOTENCY_TESTS_DYNAMODB_LOCAL"
+"""The URL of the DynamoDB Local that pytest-xdist's controller started for all its workers (`pytest_configure`)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, one DynamoDB Local for every worker, started by the controller before the workers: a JVM
+    takes seconds of CPU to start, and each worker starting its own at once took ~30 s of a loaded 2-core machine.
+    Sharing is safe: every test makes tables of its own (uuid names). moto's server stays per worker (it runs in the
+    worker's own process)."""
+    if hasattr(config, "workerinput") or config.getoption("dist", "no") == "no":
+        return
+    servers = ExitStack()
+    config.add_cleanup(servers.close)
+    os.environ[SHARED_DYNAMODB_LOCAL] = servers.enter_context(dynamodb_local())
+    config.add_cleanup(lambda: os.environ.pop(SHARED_DYNAMODB_LOCAL, None))
+
+
 @pytest.fixture(scope="session")
 def dynamodb_local_endpoint() -> Iterator[str]:
+    shared = os.environ.get(SHARED_DYNAMODB_LOCAL)
+    if shared:
+        yield shared
+        return
     with dynamodb_local() as url:
         yield url
 
