@@ -237,7 +237,7 @@ def _guard(
         scope=scope,
         ttl_s=math.ceil(ttl_s),
         lease_ms=int(lease_s * 1000) if lease_s is not None else None,
-        cache_errors=tuple(cache_errors),
+        cache_errors=_error_types(cache_errors),
         cache=cache,
         required=required,
         fail_open=fail_open,
@@ -247,6 +247,16 @@ def _guard(
         renew=renew,
         hash_keys=hash_keys,
     )
+
+
+def _error_types(cache_errors: Any) -> tuple[type[BaseException], ...]:
+    """``cache_errors`` as a tuple of exception classes; anything else (a string, an instance) is a ``TypeError`` now,
+    not when the first failure is matched against it (which would replace the function's own exception)."""
+    types = (cache_errors,) if isinstance(cache_errors, type) else tuple(cache_errors)
+    bad = [t for t in types if not (isinstance(t, type) and issubclass(t, BaseException))]
+    if bad:
+        raise TypeError(f"cache_errors must be exception classes, got {bad!r}")
+    return types
 
 
 def default_operation(fn: Callable[..., Any]) -> str:

@@ -352,6 +352,11 @@ class Guard:
         lease.check(f"step {name!r}")
         if not isinstance(name, str) or not name:
             raise ValueError(f"a step needs a non-empty name, got {name!r}")
+        if not name.isascii():  # the name is a key of the record's ``steps`` map: DynamoDB needs valid UTF-8
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"a step name must be valid Unicode text, got {name!r}") from None
         serializer = self.serializer if self.custom_serializer else TaggedJsonSerializer(return_annotation(fn))
         saved = execution.steps.get(name)
         if saved is not None:
@@ -581,11 +586,15 @@ class Guard:
 
 def _load(loads: Callable[[str], Any], text: str) -> Any:
     """A stored payload's text as a value. This library never stores one nested deeper than `depth.MAX_JSON_DEPTH`;
-    one that is too deep to read (written by something else) is unreadable, not a `RecursionError`."""
+    one that is too deep to read (written by something else) is unreadable, not a `RecursionError`. So is one the
+    serializer cannot read back (not its format, an unknown tag, a return type that changed since it was stored):
+    `ResultUnreadableError` (HTTP 500 ``idempotency-result-unavailable``), never the serializer's own exception."""
     try:
         return loads(text)
     except RecursionError:
         raise ResultUnreadableError("the stored result nests too deeply to be read") from None
+    except Exception as exc:
+        raise ResultUnreadableError(f"the stored result cannot be read back ({type(exc).__name__})") from exc
 
 
 def _log_unwritten(execution: Execution, exc: Exception) -> None:

@@ -104,6 +104,11 @@ class HttpIdempotency:
     """The configured rules for one operation; `handle` runs one HTTP event through them."""
 
     def __init__(self, store: Store, *, operation: str, **options: Unpack[HttpOptions]) -> None:
+        unknown = sorted(set(options) - HttpOptions.__annotations__.keys())
+        if unknown:  # a typo (``fail_opn=``, ``requried=``) must not silently leave the default in force
+            raise TypeError(
+                f"unknown option(s) {', '.join(unknown)}; the options are {sorted(HttpOptions.__annotations__)}"
+            )
         warn_about_powertools_switch()
         self.validate = options.get("validate")
         self.required = options.get("required")
@@ -216,6 +221,8 @@ class HttpIdempotency:
             except KeyReuseError:
                 detail = f"this {HEADER} was already used with a different request (method, path, query or body)"
                 return problem(request, 422, "idempotency-key-reused", detail)
+            except ResultNotStoredError as exc:  # a malformed record (not written by this library)
+                return problem(request, 500, "idempotency-result-unavailable", str(exc))
             except StoreConfigurationError:  # logged at ERROR by the guard, with the table, region and fix
                 return _store_misconfigured(request)
             except StoreUnavailableError as exc:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import InvalidWriteError, StoreConfigurationError, StoreUnavailableError
+from ..errors import InvalidWriteError, ResultUnreadableError, StoreConfigurationError, StoreUnavailableError
 from ..record import Payload, Record, Status
 from .base import ClaimRequest, Refused, Store, WritesRefused
 
@@ -433,7 +433,19 @@ _COMPLETION_NAMES = _names("#st", "#co", "#ex", "#le", "#res", "#ow")
 
 
 def record_from_item(item: dict[str, Any]) -> Record:
-    """A record from its low-level DynamoDB item (every duplicate goes through here: kept to plain lookups)."""
+    """A record from its low-level DynamoDB item (every duplicate goes through here: kept to plain lookups).
+
+    An item this library did not write (an unknown status, an attribute of the wrong type) is `ResultUnreadableError`:
+    it is reported as unusable, like a corrupt result, and nothing runs again because of it.
+    """
+    try:
+        return _record(item)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        pk = item.get("pk", {}).get("S") if isinstance(item.get("pk"), dict) else None
+        raise ResultUnreadableError(f"the record {pk!r} is malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _record(item: dict[str, Any]) -> Record:
     get = item.get
     steps, result = get("steps"), get("result")
     return Record(
