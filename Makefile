@@ -17,7 +17,7 @@ ifneq ($(PYTHON_CHECK),ok)
 $(error $(PYTHON_CHECK))
 endif
 
-.PHONY: setup test test-long lint typecheck unit demo demo-dynamodb-local serve bench bench-offload build runtime bench-cold-start
+.PHONY: setup test test-long lint typecheck unit spin-installed demo demo-dynamodb-local serve bench bench-offload build runtime bench-cold-start
 
 setup: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed $(RUNTIME_VENV)/.installed
 
@@ -73,14 +73,22 @@ TEST_WORKERS ?= 4
 unit: setup
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
+# spin model-checks the lease protocol (tests/test_lease_model.py); a fresh Debian machine gets it (and a C compiler
+# for its verifier) here. CI runs as root; elsewhere, install the packages `spin` and `gcc` once.
+unit: spin-installed
+spin-installed:
+	@command -v spin >/dev/null && command -v cc >/dev/null || (apt-get update -qq && apt-get install -y -qq spin gcc)
+
 test: lint typecheck unit
 
 # The long run of issue 6, apart from `make test`: the slow tests (the 100,000-invocation storm on moto server and
-# DynamoDB Local, expiry with DynamoDB Local's real TTL deleter), then the property tests at 10,000 cases per target.
+# DynamoDB Local, expiry with DynamoDB Local's real TTL deleter, the lease tests at their literal size), then the
+# property tests at 10,000 cases per target, and spin on the lease model to a longer horizon (minutes, 1.5 GB).
 # Figures and run time: docs/reliability.md.
 test-long: setup
 	$(BIN)/pytest -m slow -s --durations=0
 	$(BIN)/pytest --hypothesis-profile=long --hypothesis-show-statistics --durations=0 tests/test_bad_input.py tests/test_model.py
+	LEASE_MODEL_HORIZON=9 $(BIN)/pytest -s tests/test_lease_model.py
 
 # The template's functions on 127.0.0.1:$(PORT) on the local Lambda runtime (RIE + awslambdaric, one sandbox per
 # concurrent request), with an embedded AWS (moto: tables, queues): no Docker, no AWS account. SQS messages reach

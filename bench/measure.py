@@ -1,7 +1,8 @@
-"""Round trips, end-to-end latency (pairs interleaved) and CPU per call with a client that answers at once."""
+"""Round trips, end-to-end latency (pairs interleaved) and CPU per call on a playback of recorded answers."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import random
 import statistics
@@ -58,8 +59,13 @@ def round_trips(client: Any, tables: dict[str, str]) -> dict[str, dict[str, int]
         client.meta.events.unregister("before-call.dynamodb", count)
 
 
-def latency(client: Any, tables: dict[str, str], calls: int, seed: int) -> dict[str, dict[str, list[float]]]:
-    """Milliseconds per call; each pair (ours, theirs) runs back to back in random order, so drift cancels."""
+def latency(
+    client: Any, tables: dict[str, str], calls: int, seed: int, collections: dict[str, Any] | None = None
+) -> dict[str, dict[str, list[float]]]:
+    """Milliseconds per call; each pair (ours, theirs) runs back to back in random order, so drift cancels.
+
+    ``collections``, when given, gets the garbage collections that ran inside each library's calls (`GcWatch`).
+    """
     rng = random.Random(seed)
     samples: dict[str, dict[str, list[float]]] = {}
     for scenario in SCENARIOS:
@@ -67,14 +73,70 @@ def latency(client: Any, tables: dict[str, str], calls: int, seed: int) -> dict[
         keys = KeySource(scenario, handlers)
         samples[scenario.name] = {OURS: [], THEIRS: []}
         order = [OURS, THEIRS]
-        for _ in range(calls):
-            rng.shuffle(order)
-            for name in order:
-                payload = event(keys.next())
-                started = time.perf_counter()
-                handlers[name](payload, CONTEXT)
-                samples[scenario.name][name].append((time.perf_counter() - started) * 1000)
+        with GcWatch() as watch:
+            for _ in range(calls):
+                rng.shuffle(order)
+                for name in order:
+                    payload = event(keys.next())
+                    watch.running = name
+                    started = time.perf_counter()
+                    handlers[name](payload, CONTEXT)
+                    samples[scenario.name][name].append((time.perf_counter() - started) * 1000)
+                    watch.running = None
+        if collections is not None:
+            found = collections.setdefault(scenario.name, {name: {"collections": 0, "ms": 0.0, "calls": 0}
+                                                          for name in (OURS, THEIRS)})  # fmt: skip
+            for name in (OURS, THEIRS):
+                found[name]["collections"] += watch.collections[name]
+                found[name]["ms"] += watch.ms[name]
+                found[name]["calls"] += calls
+    samples[CONTROL] = control(client, tables, calls, rng)
     return samples
+
+
+CONTROL = "control: Powertools against itself, first execution"
+"""The noise floor of a latency ratio: the same library on both sides, so every difference is the machine's."""
+
+
+def control(client: Any, tables: dict[str, str], calls: int, rng: random.Random) -> dict[str, list[float]]:
+    """Two identical Powertools handlers in interleaved pairs, filed as the two sides of a ratio."""
+    build = BUILDERS[THEIRS]
+    handlers = {OURS: build(client, tables[THEIRS], SCENARIOS[0]), THEIRS: build(client, tables[THEIRS], SCENARIOS[0])}
+    keys = KeySource(SCENARIOS[0], handlers)
+    found: dict[str, list[float]] = {OURS: [], THEIRS: []}
+    order = [OURS, THEIRS]
+    for _ in range(calls):
+        rng.shuffle(order)
+        for side in order:
+            payload = event(keys.next())
+            started = time.perf_counter()
+            handlers[side](payload, CONTEXT)
+            found[side].append((time.perf_counter() - started) * 1000)
+    return found
+
+
+class GcWatch:
+    """Counts the garbage collections (and their milliseconds) that run while each library's call runs."""
+
+    def __init__(self) -> None:
+        self.running: str | None = None
+        self.collections = {OURS: 0, THEIRS: 0}
+        self.ms = {OURS: 0.0, THEIRS: 0.0}
+        self._started = 0.0
+
+    def __enter__(self) -> GcWatch:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self.running is not None:
+            self.collections[self.running] += 1
+            self.ms[self.running] += (time.perf_counter() - self._started) * 1000
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -82,74 +144,95 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-class NullClient:
-    """A stand-in for the boto3 client that answers at once, so only the library's own CPU is measured.
-
-    A conditional write succeeds, or (``refuse_with`` set) fails with the item a real table returned, as DynamoDB's
-    ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` does.
-    """
-
-    def __init__(self, refuse_with: dict[str, Any] | None = None) -> None:
-        from botocore.exceptions import ClientError
-
-        self._error = ClientError
-        self._refuse_with = refuse_with
-
-    def _conditional(self, operation: str, **request: Any) -> dict[str, Any]:
-        if self._refuse_with is not None and "attribute_not_exists" in request.get("ConditionExpression", ""):
-            raise self._error(
-                {"Error": {"Code": "ConditionalCheckFailedException", "Message": "refused"}, "Item": self._refuse_with},
-                operation,
-            )
-        return {}
-
-    def put_item(self, **request: Any) -> dict[str, Any]:
-        return self._conditional("PutItem", **request)
-
-    def update_item(self, **request: Any) -> dict[str, Any]:
-        return self._conditional("UpdateItem", **request)
-
-    def delete_item(self, **request: Any) -> dict[str, Any]:
-        return {}
-
-    def get_item(self, **request: Any) -> dict[str, Any]:
-        return {"Item": self._refuse_with} if self._refuse_with else {}
+CPU_CASES = [
+    Scenario(f"{call}, {keying}", fresh_key=call == "first execution", local_cache=False, fingerprint=fingerprint)
+    for keying, fingerprint in (("plain key", False), ("key + fingerprint", True))
+    for call in ("first execution", "duplicate")
+]
+"""What the CPU target covers: first executions and duplicates, with a plain key and with the body fingerprinted."""
 
 
-def stored_items(client: Any, tables: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """A COMPLETED record of each library as its table holds it, for the null client to answer duplicates with.
+def record_answers(client: Any, tables: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Each library's real answers to one call of each CPU case, and the event that call got (played back as is)."""
+    from playback import Recorder
 
-    Run on empty tables: the record of key ``dup`` is then the only item of each.
-    """
-    handlers = handlers_for(client, tables, SCENARIOS[0])
-    for handler in handlers.values():
-        handler(event("dup"), CONTEXT)
-    return {name: client.scan(TableName=tables[name])["Items"][0] for name in handlers}
+    found: dict[str, dict[str, Any]] = {}
+    for number, scenario in enumerate(CPU_CASES):
+        found[scenario.name] = {}
+        for name, build in BUILDERS.items():
+            recorder = Recorder(client)
+            handler = build(recorder, tables[name], scenario)
+            payload = event(f"cpu-{number}-{uuid.uuid4().hex[:8]}")
+            if not scenario.fresh_key:
+                handler(payload, CONTEXT)  # completes the key: the recorded call is a duplicate
+                recorder.answers.clear()
+            handler(payload, CONTEXT)
+            found[scenario.name][name] = {"event": payload, "answers": recorder.answers}
+    return found
 
 
 HANDLER = "handler alone"
 
 
-def cpu_per_call(items: dict[str, dict[str, Any]], calls: int, repeats: int) -> dict[str, dict[str, float]]:
-    """Microseconds of CPU each library adds to a call (median of ``repeats`` runs of ``calls``).
+def playback_handlers(scenario: Scenario, recorded: dict[str, Any]) -> dict[str, Handler]:
+    """Each library's handler on a playback of its own answers, and the undecorated handler."""
+    from playback import Playback
 
-    The undecorated handler's own CPU, measured the same way, is subtracted from both and reported beside them.
+    handlers = {
+        name: build(Playback(recorded[name]["answers"]), "playback", scenario) for name, build in BUILDERS.items()
+    }
+    handlers[HANDLER] = undecorated(None, "playback", scenario)
+    return handlers
+
+
+def cpu_per_call(
+    recorded: dict[str, dict[str, Any]], calls: int, repeats: int, block: int = 50, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """Microseconds of CPU each library adds to a call, on a playback of its own recorded answers.
+
+    A run times ``calls`` calls of each library (and of the undecorated handler, whose CPU is subtracted from
+    both) in blocks of ``block`` calls, the libraries' blocks interleaved in random order, so a neighbour's load
+    falls on all of them alike. The ratio is taken per run; its median and spread are over ``repeats`` runs.
     """
-    found: dict[str, dict[str, float]] = {}
-    for label, duplicate in (("first execution", False), ("duplicate", True)):
-        scenario = SCENARIOS[1 if duplicate else 0]
-        handlers = {name: build(NullClient(items[name] if duplicate else None), "null", scenario)
-                    for name, build in BUILDERS.items()}  # fmt: skip
-        handlers[HANDLER] = undecorated(NullClient(), "null", scenario)
+    rng = random.Random(seed)
+    found: dict[str, dict[str, Any]] = {}
+    for scenario in CPU_CASES:
+        handlers = playback_handlers(scenario, recorded[scenario.name])
+        events = {
+            name: _events(scenario, recorded[scenario.name].get(name, {}).get("event"), calls) for name in handlers
+        }
+        for name, handler in handlers.items():  # warm-up: first-use compilation, caches
+            for payload in events[name][:block]:
+                handler(payload, CONTEXT)
         runs: dict[str, list[float]] = {name: [] for name in handlers}
-        for run in range(repeats):
-            payloads = [event("dup" if duplicate else f"cpu-{run}-{i}") for i in range(calls)]
-            for name, handler in handlers.items():
-                started = time.process_time()
-                for payload in payloads:
-                    handler(payload, CONTEXT)
-                runs[name].append((time.process_time() - started) / calls * 1e6)
-        alone = statistics.median(runs[HANDLER])
-        found[label] = {name: statistics.median(values) - alone for name, values in runs.items() if name != HANDLER}
-        found[label][HANDLER] = alone
+        names = list(handlers)
+        for _ in range(repeats):
+            spent = dict.fromkeys(names, 0.0)
+            for start in range(0, calls, block):
+                rng.shuffle(names)
+                for name in names:
+                    handler, payloads = handlers[name], events[name][start : start + block]
+                    started = time.process_time()
+                    for payload in payloads:
+                        handler(payload, CONTEXT)
+                    spent[name] += time.process_time() - started
+            for name in names:
+                runs[name].append(spent[name] / calls * 1e6)
+        alone = runs.pop(HANDLER)
+        added = {name: [v - a for v, a in zip(values, alone, strict=True)] for name, values in runs.items()}
+        ratios = [o / t for o, t in zip(added[OURS], added[THEIRS], strict=True)]
+        found[scenario.name] = {
+            **{name: statistics.median(values) for name, values in added.items()},
+            HANDLER: statistics.median(alone),
+            "runs": added,
+            "ratio": {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)},
+        }
     return found
+
+
+def _events(scenario: Scenario, recorded: dict[str, Any] | None, calls: int) -> list[dict[str, Any]]:
+    """The recorded event again and again (a duplicate), or fresh keys (first executions: the answers fit any)."""
+    if not scenario.fresh_key and recorded is not None:
+        return [recorded] * calls
+    run = uuid.uuid4().hex[:8]
+    return [event(f"cpu-{run}-{i}") for i in range(calls)]

@@ -2,10 +2,11 @@
 
     make bench                      # or: .venv/bin/python bench/run.py [--calls N] [--repeats N]
 
-Starts DynamoDB Local (latency is quoted from it) and moto's server (labelled: moto evaluates expressions in
-Python, so its latencies say more about moto than about DynamoDB), measures round trips, latency, CPU per call
-with a null client, import cost beyond boto3 and layer size, and writes docs/benchmarks/README.md, results.json
-and latency.png. Nothing here is a test; nothing reaches AWS.
+Starts DynamoDB Local (latency and capacity are quoted from it) and moto's server (labelled: moto evaluates
+expressions in Python, so its latencies say more about moto than about DynamoDB), measures round trips, latency,
+CPU per call on a playback of each library's recorded answers (bench/playback.py), capacity units and dollars per
+call (bench/cost.py), import cost beyond boto3 and layer size, and writes docs/benchmarks/README.md, results.json
+and the charts. Nothing here is a test; nothing reaches AWS.
 """
 
 from __future__ import annotations
@@ -28,11 +29,15 @@ os.environ.pop("AWS_PROFILE", None)
 
 import chart
 import cold_start
+import cost
 import measure
 from contenders import OURS, SCENARIOS, THEIRS, create_tables
 from lambda_idempotency.testing import dynamodb_local, moto_server
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
+CPU_CALLS = 8000
+"""Calls per library and run of each CPU case (in interleaved blocks of 50)."""
+CPU_RUNS = 7
 
 
 def client_for(endpoint: str) -> Any:
@@ -47,12 +52,18 @@ def endpoint_results(endpoint: str, calls: int, repeats: int, with_cpu: bool) ->
     tables = create_tables(client, f"bench-{uuid.uuid4().hex[:8]}")
     found: dict[str, Any] = {}
     if with_cpu:
-        items = measure.stored_items(client, tables)  # first, while each table holds one record
-        found["cpu_us"] = measure.cpu_per_call(items, calls=2000, repeats=5)
+        recorded = measure.record_answers(client, tables)
+        found["cpu_us"] = measure.cpu_per_call(recorded, calls=CPU_CALLS, repeats=CPU_RUNS)
+        found["cost"] = cost.measure(client, tables)
     found["round_trips"] = measure.round_trips(client, tables)
     measure.latency(client, tables, calls=max(10, calls // 10), seed=0)  # warm-up: connections, JIT, caches
-    runs = [measure.latency(client, tables, calls=calls, seed=run + 1) for run in range(repeats)]
-    found["latency"] = {scenario.name: summarise([run[scenario.name] for run in runs]) for scenario in SCENARIOS}
+    collections: dict[str, Any] = {}
+    runs = [
+        measure.latency(client, tables, calls=calls, seed=run + 1, collections=collections) for run in range(repeats)
+    ]
+    found["gc"] = collections
+    names = [scenario.name for scenario in SCENARIOS] + [measure.CONTROL]
+    found["latency"] = {name: summarise([run[name] for run in runs]) for name in names}
     return found
 
 
@@ -78,7 +89,7 @@ def summarise(runs: list[dict[str, list[float]]]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=300, help="interleaved pairs per scenario and run")
+    parser.add_argument("--calls", type=int, default=500, help="interleaved pairs per scenario and run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per endpoint (the spread of the ratios)")
     parser.add_argument("--moto-calls", type=int, default=100, help="pairs per scenario on moto")
     parser.add_argument("--import-runs", type=int, default=21, help="fresh processes per library for import cost")
@@ -92,7 +103,7 @@ def main() -> None:
             results["layer"] = cold_start.layer_sizes(cold_start.sam_on_path())
             (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
             print(json.dumps(results["layer"], indent=2))
-            (args.out / "README.md").write_text(chart.markdown(results))  # the latency chart is unchanged
+            (args.out / "README.md").write_text(chart.markdown(results, args.out))  # the charts are unchanged
             return
         write(results, args.out)
         return
@@ -114,6 +125,7 @@ def main() -> None:
     results["seconds"] = round(time.time() - started)
     results["load"] = {"before": load_before, "after": os.getloadavg()[0], "cores": os.cpu_count()}
     results["settings"] = {name: getattr(args, name) for name in ("calls", "repeats", "moto_calls", "import_runs")}
+    results["settings"].update(cpu_calls=CPU_CALLS, cpu_runs=CPU_RUNS)
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -122,8 +134,8 @@ def main() -> None:
 
 
 def write(results: dict[str, Any], out: Path) -> None:
-    (out / "README.md").write_text(chart.markdown(results))
-    chart.plot(results, out / "latency.png")
+    (out / "README.md").write_text(chart.markdown(results, out))
+    chart.plot(results, out)
 
 
 if __name__ == "__main__":

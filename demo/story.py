@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
-from lambda_idempotency.engine import LEASE_MARGIN_MS
+from lambda_idempotency.lease import LEASE_MARGIN_MS
 
 from tools.sandbox import FunctionError
 from tools.sqs_source import sqs_record
@@ -31,7 +31,7 @@ RETRIES = 5
 POLL_S = 0.5
 GATEWAY_LATENCY_MS = "300"
 """The simulated gateway takes this long per charge, so concurrent duplicates really overlap."""
-LEASE_MS = 200
+LEASE_MS = 1_000
 """What is left of the Lambda's time in the chapter that times out: the lease it holds, plus the margin."""
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lambda_idempotency.codec import TAG, TaggedJsonSerializer, _encode, _is_plain
+from lambda_idempotency.codec import TAG, TaggedJsonSerializer, _encode, _is_plain, parse_json
 
 
 class Colour(enum.StrEnum):
@@ -55,3 +55,34 @@ def test_a_circular_result_completes_and_replays_a_typed_error() -> None:
     with pytest.raises(ResultNotStoredError):
         work("a")
     assert runs == ["a"]
+
+
+json_texts = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=10,
+).map(json.dumps)
+
+
+def _outcome(parse: Any, text: Any) -> Any:
+    try:
+        return ("value", parse(text))
+    except (ValueError, TypeError) as exc:
+        return (type(exc), str(exc))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=json_texts | st.text(max_size=12), around=st.sampled_from(["", " ", "\n", "\ufeff", "x", "]"]))
+def test_parse_json_answers_and_fails_as_json_loads_does(text: str, around: str) -> None:
+    for variant in (text, around + text, text + around, (around + text).encode()):
+        assert _outcome(parse_json, variant) == _outcome(json.loads, variant)
+
+
+def test_parse_json_reads_the_common_shapes() -> None:
+    assert parse_json('{"order_id":"o-1","amount":5}') == {"order_id": "o-1", "amount": 5}
+    assert parse_json(" [1, 2] ") == [1, 2]
+    assert parse_json(b'{"a":1}') == {"a": 1}
+    with pytest.raises(json.JSONDecodeError, match="Extra data"):
+        parse_json('{"a":1}{"b":2}')
+    with pytest.raises(json.JSONDecodeError, match="Expecting value"):
+        parse_json("")

@@ -21,6 +21,7 @@ from lambda_idempotency import (
     MemoryStore,
     MissingKeyError,
     NoActiveExecutionError,
+    ResultNotStoredError,
     StoreUnavailableError,
     current,
     idempotent,
@@ -28,7 +29,7 @@ from lambda_idempotency import (
     use_lambda_context,
 )
 
-from .conftest import FakeClock
+from .conftest import FakeClock, client_of, new_dynamodb_store
 
 
 class Runs:
@@ -276,9 +277,18 @@ def test_lease_follows_the_lambda_context_and_the_lease_option(clock: FakeClock)
         if event.get("probe"):
             probe(capped, {"k": event["k"]})
 
+    @idempotent(store, key="k", operation="ctx3", clock=clock, renew=False)
+    def whole(event: Any, context: Any) -> None:
+        if event.get("probe"):
+            probe(whole, {"k": event["k"]})
+
     handler({"k": "a", "probe": True}, Context(120_000))
     capped({"k": "a", "probe": True}, Context(120_000))
-    assert retry_after == [121, 6]  # remaining time + 1 s margin; min(lease, remaining) + margin
+    whole({"k": "a", "probe": True}, Context(120_000))
+    handler({"k": "b", "probe": True}, Context(4_000))
+    # the renewed default lease (20 s) + 1 s margin; min(lease, remaining) + margin; renew=False: one lease for the
+    # whole invocation (remaining time + margin); the remaining time caps the default
+    assert retry_after == [21, 6, 121, 5]
 
 
 def test_use_lambda_context_sizes_function_leases(clock: FakeClock) -> None:
@@ -303,7 +313,7 @@ def test_use_lambda_context_sizes_function_leases(clock: FakeClock) -> None:
         inner("from-context", probe=True)
     finally:
         use_lambda_context(None)
-    assert retry_after == [5, 61, 10]
+    assert retry_after == [5, 21, 10]  # outside an invocation: the default lease (20 s) + margin
 
 
 def test_local_cache_honours_fingerprint_and_expiry(clock: FakeClock) -> None:
@@ -382,3 +392,65 @@ def test_unreachable_store_fails_closed_or_open_when_asked() -> None:
     assert runs.count == 0
     assert opened("a") == "a"
     assert runs.count == 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Sku:
+    code: str
+
+
+def test_models_rebuilt_inside_tuples_and_sets_as_inside_lists(request: pytest.FixtureRequest) -> None:
+    """The README promises rebuilding "from the return annotation"; list and dict were walked, tuple and set not."""
+    with client_of(request, "moto") as client:
+        _replay_models_in_tuples_and_sets(new_dynamodb_store(client))
+
+
+def _replay_models_in_tuples_and_sets(moto_store: DynamoDBStore) -> None:
+
+    @idempotent_function(moto_store, key="k", local_cache=False, operation="pair")
+    def pair(k: str) -> tuple[Invoice, int]:
+        return (Invoice(number=1, total=Decimal("1.50")), 2)
+
+    @idempotent_function(moto_store, key="k", local_cache=False, operation="many")
+    def many(k: str) -> tuple[Line, ...]:
+        return (Line("a", Decimal("1")), Line("b", Decimal("2")))
+
+    @idempotent_function(moto_store, key="k", local_cache=False, operation="colors")
+    def colors(k: str) -> frozenset[Color]:
+        return frozenset({Color.RED})
+
+    for produce in (pair, many, colors):
+        first = produce("a")
+        assert produce("a") == first  # the replay, read back from the table
+
+
+def test_a_set_of_models_is_not_stored_rather_than_unreadable(request: pytest.FixtureRequest) -> None:
+    """A frozen dataclass in a set (or as a dict key) was stored as a dict and the replay raised a bare TypeError
+    (unhashable type). It is now refused when stored, so the replay raises the documented `ResultNotStoredError`."""
+    with client_of(request, "moto") as client:
+        store = new_dynamodb_store(client)
+        runs: list[int] = []
+
+        @idempotent_function(store, key="k", local_cache=False, operation="set-of-skus")
+        def skus(k: str) -> Any:
+            runs.append(1)
+            return {Sku("x")}
+
+        @idempotent_function(store, key="k", local_cache=False, operation="keyed-by-sku")
+        def prices(k: str) -> Any:
+            runs.append(1)
+            return {Sku("x"): 1}
+
+        for produce in (skus, prices):
+            produce("a")
+            with pytest.raises(ResultNotStoredError):
+                produce("a")
+        assert len(runs) == 2  # neither ran twice
+
+
+@pytest.mark.parametrize("bad", ["CardDeclined", (ValueError, "KeyError"), (ValueError("no"),)])
+def test_cache_errors_that_are_not_exception_classes_fail_at_decoration(bad: Any) -> None:
+    """A string was accepted, and the first failure then raised TypeError from ``isinstance`` in place of the
+    function's own exception. Misconfiguration fails loudly, and at once."""
+    with pytest.raises(TypeError, match="cache_errors"):
+        idempotent_function(MemoryStore(), key="k", operation="ce", cache_errors=bad)(lambda k: k)

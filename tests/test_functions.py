@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from lambda_idempotency.engine import LEASE_MARGIN_MS
+from lambda_idempotency.lease import LEASE_MARGIN_MS
 
 from demo.stack import LambdaContext, LocalStack
 from demo.story import EVENTS, for_payment, load_event, with_key
@@ -167,6 +167,11 @@ def test_payment_ids_are_random_not_derived_from_the_key(stack: LocalStack, moto
         assert re.fullmatch(r"pay_[0-9a-f]{24}", payment_id)
 
 
+SHORT_MS = 1_000
+"""The remaining time of an invocation that times out: its lease (+ the margin). Not 0: a step's fence lets a step
+start only while some of the lease is held (an invocation with no time left would be stopped by Lambda)."""
+
+
 class LambdaTimeout(BaseException):
     """A crash as a Lambda timeout makes it: ``except Exception`` does not see it, so the lease is left to expire."""
 
@@ -242,10 +247,10 @@ def test_a_crash_before_the_commit_resumes_after_the_lease_without_charging_agai
     crashing = racing_stack.load_function("PaymentFunction")
     crashing.store.client.meta.events.register("before-call.dynamodb.TransactWriteItems", crash)
     with pytest.raises(LambdaTimeout):
-        crashing.handler(event, LambdaContext("PaymentFunction", remaining_ms=0))  # lease: 0 ms left + the margin
+        crashing.handler(event, LambdaContext("PaymentFunction", remaining_ms=SHORT_MS))  # lease: 1 s left + margin
     assert racing_stack.count_items("GatewayChargesTable") == 1
     assert racing_stack.count_items("PaymentsTable") == 0
-    time.sleep(LEASE_MARGIN_MS / 1000 + 0.2)
+    time.sleep((SHORT_MS + LEASE_MARGIN_MS) / 1000 + 0.2)
 
     resuming = racing_stack.load_function("PaymentFunction")
     calls = count_calls(resuming.store.client)
@@ -269,13 +274,13 @@ def test_an_execution_that_lost_its_lease_commits_nothing_and_answers_409(stack:
     taker: dict[str, Any] = {}
 
     def stall_then_let_a_retry_take_over(**_: Any) -> None:
-        time.sleep(LEASE_MARGIN_MS / 1000 + 0.2)
+        time.sleep((SHORT_MS + LEASE_MARGIN_MS) / 1000 + 0.2)
         taker.update(invoke(stack.load_function("PaymentFunction"), event))
 
     stalled.store.client.meta.events.register_first(
         "before-call.dynamodb.TransactWriteItems", stall_then_let_a_retry_take_over, unique_id="stall"
     )
-    lost = stalled.handler(event, LambdaContext("PaymentFunction", remaining_ms=0))
+    lost = stalled.handler(event, LambdaContext("PaymentFunction", remaining_ms=SHORT_MS))
     assert taker["statusCode"] == 201
     assert lost["statusCode"] == 409 and lost["headers"]["Retry-After"] == "1"
     assert body(lost)["code"] == "idempotency-key-in-use"

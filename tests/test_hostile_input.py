@@ -345,3 +345,71 @@ def test_a_stored_failure_nested_too_deeply_to_read_is_unusable(own_store: Dynam
     plant(own_store, zlib.compress(b"[" * VERY_DEEP + b"]" * VERY_DEEP))
     with pytest.raises(ResultUnreadableError, match="nests too deeply"):
         refuse("k")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"not json", b'{"$li": "no-such-tag", "v": 1}', b'{"$li": "decimal", "v": "abc"}', b'{"$li": "set", "v": [{}]}'],
+    ids=["not JSON", "unknown tag", "bad decimal", "unhashable set"],
+)
+def test_a_result_the_serializer_cannot_read_is_unusable_not_its_exception(
+    own_store: DynamoDBStore, text: bytes
+) -> None:
+    """A foreign or tampered record used to raise the serializer's own KeyError/ValueError/TypeError (behind API
+    Gateway, an unhandled error: 502); the README promises `ResultUnreadableError` for a corrupt stored result."""
+    runs: list[int] = []
+
+    @idempotent_function(own_store, key="k", operation=operation(), local_cache=False)
+    def work(k: str) -> str:
+        runs.append(1)
+        return "done"
+
+    work("k")
+    plant(own_store, zlib.compress(text))
+    with pytest.raises(ResultUnreadableError, match="cannot be read back"):
+        work("k")
+    assert runs == [1]
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_the_http_adapter_answers_an_unreadable_response_with_a_problem(own_store: DynamoDBStore, shape: str) -> None:
+    api = idempotent_http(own_store, operation=operation(), local_cache=False, **options_for(shape))(
+        lambda event, context: {"statusCode": 201, "body": "{}"}
+    )
+    assert api(http_event(shape), None)["statusCode"] == 201
+    plant(own_store, zlib.compress(b'{"$li": "no-such-tag", "v": 1}'))
+    replay = api(http_event(shape), None)
+    assert replay["statusCode"] == 500
+    assert problem_of(replay)["code"] == "idempotency-result-unavailable"
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [("status", {"S": "WEIRD"}), ("owner", {"N": "1"}), ("result", {"N": "1"}), ("steps", {"S": "x"})],
+)
+def test_a_malformed_record_is_unusable_not_a_key_error(
+    own_store: DynamoDBStore, attribute: str, value: dict[str, str]
+) -> None:
+    """An item this library did not write raised a bare KeyError from the item's decoding (502 behind API Gateway)."""
+    runs: list[int] = []
+
+    def work(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        runs.append(1)
+        return {"statusCode": 201, "body": "{}"}
+
+    api = idempotent_http(own_store, operation=operation(), local_cache=False, **options_for("http_api"))(work)
+    assert api(http_event("http_api"), None)["statusCode"] == 201
+    (item,) = own_store.client.scan(TableName=own_store.table_name)["Items"]
+    own_store.client.update_item(
+        TableName=own_store.table_name,
+        Key={"pk": item["pk"]},
+        UpdateExpression="SET #a = :v",
+        ExpressionAttributeNames={"#a": attribute},
+        ExpressionAttributeValues={":v": value},
+    )
+    replay = api(http_event("http_api"), None)
+    assert replay["statusCode"] == 500
+    assert problem_of(replay)["code"] == "idempotency-result-unavailable"
+    with pytest.raises(ResultUnreadableError, match="malformed"):
+        own_store.get(item["pk"]["S"])
+    assert runs == [1]

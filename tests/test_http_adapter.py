@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from lambda_idempotency import DynamoDBStore, MemoryStore
-from lambda_idempotency.http import RequestValidationError, idempotent_http
+from lambda_idempotency.http import IdempotencyMiddleware, RequestValidationError, idempotent_http
 from lambda_idempotency.stores.base import Store
 
 from tests.http_events import KEY, SHAPES, headers_of, http_event, options_for, problem_of
@@ -403,3 +403,13 @@ def test_lifecycle_on_every_backend(store: Store) -> None:
     payments.status = 201
     assert api(http_event("http_api", key="k2"), None)["statusCode"] == 201
     assert payments.runs == 4
+
+
+@pytest.mark.parametrize("typo", ["fail_opn", "requried", "anonymus_scope", "cache_errors"])
+def test_an_unknown_option_is_a_type_error_not_silently_ignored(typo: str) -> None:
+    """The decorators refuse unknown options; the adapter accepted them, so ``requried=False`` left keys required
+    and ``anonymus_scope=`` answered every anonymous caller 401 with no hint why. Misconfiguration fails loudly."""
+    with pytest.raises(TypeError, match=typo):
+        idempotent_http(MemoryStore(), operation="o", **{typo: True})(lambda event, context: {})
+    with pytest.raises(TypeError, match=typo):
+        IdempotencyMiddleware(MemoryStore(), operation="o", **{typo: True})

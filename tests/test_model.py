@@ -54,9 +54,11 @@ class Model:
         self.rows[rid] = Row(Status.IN_PROGRESS, owner, lease, expires)
         return None
 
-    def take_over(self, rid: str, owner: str, old_owner: str, lease: int, expires: int) -> Row | None:
+    def take_over(self, rid: str, owner: str, old_owner: str, now_ms: int, lease: int, expires: int) -> Row | None:
         row = self.rows.get(rid)
         if row is None or row.owner != old_owner or row.status is not Status.IN_PROGRESS:
+            return self._refused(row)
+        if row.lease_expires_at is None or row.lease_expires_at > now_ms:  # a live lease (renewed, say) stays
             return self._refused(row)
         self.rows[rid] = dataclasses.replace(
             row, owner=owner, lease_expires_at=lease, expires_at=expires, attempts=row.attempts + 1
@@ -138,7 +140,9 @@ def machine_for(store: Store) -> type[RuleBasedStateMachine]:
             request = self.request(key, owner, lease, 60)
             seen = self.model.rows.get(request.record_id)
             previous = Record(request.record_id, Status.IN_PROGRESS, old, 0, attempts=seen.attempts if seen else 1)
-            expected = self.model.take_over(request.record_id, owner, old, request.lease_expires_at, request.expires_at)
+            expected = self.model.take_over(
+                request.record_id, owner, old, request.now_ms, request.lease_expires_at, request.expires_at
+            )
             answer = self.store.take_over(request, previous)
             if isinstance(answer, Record):  # taken: the store answers with the record as it now stands
                 assert expected is None

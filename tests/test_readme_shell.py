@@ -67,11 +67,13 @@ def make_dry_run(*targets: str) -> str:
 DEPLOY_STORY = ("sam build && sam deploy", "sam build && sam local invoke", "curl $ApiUrl", "sam deploy")
 TEMPLATE_CHECKS = ("sam build", "sam validate --lint")
 """Named in prose; tests/test_template.py runs both on template.yaml."""
-MAKE_LINE = re.compile(r"^make (?P<target>[\w-]+)$")
+MAKE_LINE = re.compile(r"^make (?P<target>[\w-]+)(?P<variables>(?: [A-Z_]+=\S+)*)$")
 
 
 def coverage_of(command: str) -> str:
     """Which check covers ``command`` (the name of a test below), or '' for none."""
+    if command == "sam local":
+        return "named in prose (sam local needs Docker): test_sam_local_invoke_answers_as_the_local_runtime"
     if command.startswith(DEPLOY_STORY):
         return "deploy story: not run locally (needs AWS or Docker); sam build runs in test_template.py"
     if command in TEMPLATE_CHECKS:
@@ -99,12 +101,11 @@ def test_every_shell_line_is_covered() -> None:
 
 
 def test_make_targets_resolve() -> None:
-    targets = sorted(
-        {m["target"] for line in readme_block_commands() + readme_inline_commands() if (m := MAKE_LINE.match(line))}
-    )
-    assert {"demo", "test", "test-long", "serve", "bench", "demo-dynamodb-local"} <= set(targets)
-    for target in targets:
-        make_dry_run(target)
+    lines = readme_block_commands() + readme_inline_commands()
+    runs = sorted({(m["target"], *m["variables"].split()) for line in lines if (m := MAKE_LINE.match(line))})
+    assert {"demo", "test", "test-long", "serve", "bench", "demo-dynamodb-local"} <= {run[0] for run in runs}
+    for run in runs:
+        make_dry_run(*run)
     assert f"{BIN.name}/python -m demo" in make_dry_run("demo")  # the story itself runs in tests/test_demo.py
     test = make_dry_run("test")
     assert "ruff check ." in test and "mypy" in test and "pytest" in test

@@ -79,7 +79,7 @@ def fake_venv(project: Path, version: str) -> Path:
 def test_a_venv_made_by_another_python_is_rebuilt(tmp_path: Path) -> None:
     project = scratch_project(tmp_path)
     venv = fake_venv(project, "3.10.12")
-    result = make("-n", "demo", f"PYTHON={sys.executable}", cwd=project)
+    result = make("-n", "demo", "DEMO_FLAGS=--in-process", f"PYTHON={sys.executable}", cwd=project)
     assert result.returncode == 0, result.stderr
     assert not venv.exists()
     assert "made by Python 3.10, not" in result.stderr
@@ -89,7 +89,7 @@ def test_a_venv_made_by_another_python_is_rebuilt(tmp_path: Path) -> None:
 def test_a_venv_made_by_this_python_is_kept(tmp_path: Path) -> None:
     project = scratch_project(tmp_path)
     venv = fake_venv(project, ".".join(map(str, sys.version_info[:3])))
-    result = make("-n", "demo", f"PYTHON={sys.executable}", cwd=project)
+    result = make("-n", "demo", "DEMO_FLAGS=--in-process", f"PYTHON={sys.executable}", cwd=project)
     assert result.returncode == 0, result.stderr
     assert venv.exists() and "-m venv" not in result.stdout
 

@@ -130,10 +130,13 @@ def test_heartbeat_extends_the_lease_and_fails_once_taken_over(store: Store, clo
         with pytest.raises(LeaseLostError):
             current().heartbeat()
         with pytest.raises(LeaseLostError):
-            current().step("late", lambda: "never saved")
+            current().step("late", lambda: late_steps.append("ran"))
         return "zombie"
 
-    assert long_job("a") == "zombie"
+    late_steps: list[str] = []
+    with pytest.raises(LeaseLostError, match="the completion did nothing"):  # lost once: nothing more is sent
+        long_job("a")
+    assert late_steps == []  # the lost lease stops the step before its function runs
     assert retry_after == [3]
     assert long_job("a") == "taken over"
 
@@ -205,3 +208,21 @@ def test_a_step_saved_just_before_a_take_over_is_inherited_not_rerun(
     finally:
         dynamodb_store.client.meta.events.unregister(event, zombie_saves_its_step_before_the_take_over)
     assert runs == []
+
+
+def test_a_step_name_that_is_not_valid_unicode_is_a_value_error_and_frees_the_key(
+    dynamodb_store: DynamoDBStore,
+) -> None:
+    """A lone surrogate in a step name failed the step's save on every backend as an outage: the key stayed in flight
+    until its lease ended (InProgressError to every retry). It is refused as bad input before anything is sent."""
+    runs: list[int] = []
+
+    @idempotent_function(dynamodb_store, key="k", operation="bad-step", local_cache=False)
+    def work(k: str, step: str) -> int:
+        runs.append(1)
+        return current().step(step, lambda: 7)
+
+    with pytest.raises(ValueError, match="valid Unicode"):
+        work("a", "charge-\ud800")
+    assert work("a", "charge") == 7  # the key was released, not left in flight
+    assert runs == [1, 1]

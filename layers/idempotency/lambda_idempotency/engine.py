@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -39,8 +40,9 @@ from .errors import (
     StoreUnavailableError,
     WriteConditionError,
 )
-from .execution import Execution, Mode, lambda_context
+from .execution import Execution, Mode
 from .keys import fingerprint_of, normalise_key, normalise_scope, record_id
+from .lease import Lease
 from .record import Payload, Record, Status, pack, unpack
 from .selectors import Arguments
 from .stores.base import ClaimRequest, Refused, Store, WritesRefused
@@ -51,9 +53,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("lambda_idempotency")
 
-DEFAULT_LEASE_MS = 60_000
-LEASE_MARGIN_MS = 1_000
-"""Added to every lease, so a retry after a Lambda timeout can take over a little after the deadline."""
 FINISH_ATTEMPTS = 3
 MAX_CLAIM_ROUNDS = 4
 MODES: tuple[Mode, ...] = ("claim", "optimistic")
@@ -64,6 +63,20 @@ P = ParamSpec("P")
 
 Clock = Callable[[], float]
 """Epoch seconds; injectable so tests move time instead of sleeping."""
+
+_owners = random.Random()
+"""Owner tokens' own generator, seeded from ``os.urandom``: a ``random.seed()`` in user code cannot make two
+containers repeat each other's tokens. Re-seeded in a forked child, which would otherwise repeat its parent's."""
+os.register_at_fork(after_in_child=_owners.seed)
+
+
+def new_owner() -> str:
+    """A fresh owner token (the fencing token of one execution): 128 random bits as 32 hex digits.
+
+    It must be unique, not secret (it is stored in the record, readable by whoever reads the table), so a seeded
+    generator serves: drawing it costs a sixth of ``os.urandom(16)``'s system call, which every call paid.
+    """
+    return _owners.getrandbits(128).to_bytes(16).hex()
 
 
 class Guard:
@@ -86,6 +99,7 @@ class Guard:
         serializer: Serializer,
         clock: Clock,
         mode: Mode = "claim",
+        renew: bool = True,
         hash_keys: bool | bytes = False,
     ) -> None:
         if mode not in MODES:
@@ -98,6 +112,7 @@ class Guard:
         self._scope = scope
         self.ttl_s = ttl_s
         self.lease_ms = lease_ms
+        self.renew = renew
         self.cache_errors = cache_errors
         self.cache = cache
         self.required = required
@@ -145,22 +160,22 @@ class Guard:
                 observe.emit(observe.REPLAYS, self.operation, rid)
                 return cached
 
-        lease_until = now_ms + self._lease_ms(lambda_context)
+        lease = Lease(self, rid, new_owner(), lambda_context, now_ms)
         stored_key, stored_scope = (key, scope) if self.hasher is None else self._hidden(key, scope)
         request = ClaimRequest(
             record_id=rid,
-            owner=os.urandom(16).hex(),
+            owner=lease.owner,
             key=stored_key,
             scope=stored_scope,
             fingerprint=fingerprint,
             now_ms=now_ms,
-            lease_expires_at=lease_until,
-            expires_at=max(now_ms // 1000 + self.ttl_s, math.ceil(lease_until / 1000)),
+            lease_expires_at=lease.expires_at_ms,
+            expires_at=lease.ttl_expires_at,
         )
         if self.mode == "optimistic":
-            return self._given_keys(self._execution(request, 1, None), key, scope)
+            return self._given_keys(self._execution(request, 1, None, None), key, scope)
         try:
-            return self._given_keys(self._claim(request), key, scope)
+            return self._given_keys(self._claim(request, lease), key, scope)
         except StoreConfigurationError as exc:  # a retry cannot help, and fail_open must not hide it
             observe.emit(observe.STORE_ERRORS, self.operation, request.record_id)
             logger.error("idempotency store misconfigured for %s: %s", self.operation, exc)
@@ -188,17 +203,17 @@ class Guard:
         """The record id of a normalised scope and key, as `begin` computes it."""
         return record_id(self.operation, scope, key) if self.hasher is None else self.hasher.record_id(scope, key)
 
-    def _claim(self, request: ClaimRequest) -> Execution | Record:
+    def _claim(self, request: ClaimRequest, lease: Lease) -> Execution | Record:
         previous: Record | None = None
         for _ in range(MAX_CLAIM_ROUNDS):
             if previous is None:
                 refused = self.store.claim(request)
                 if refused is None:
-                    return self._execution(request, 1, None)
+                    return self._execution(request, 1, None, lease)
             else:
                 answer = self.store.take_over(request, previous)
                 if isinstance(answer, Record):
-                    return self._execution(request, answer.attempts, answer)
+                    return self._execution(request, answer.attempts, answer, lease)
                 refused = answer
             found = refused.current
             if found is None or found.is_expired(request.now_s):
@@ -206,7 +221,7 @@ class Guard:
                 continue
             if found.owner == request.owner:
                 logger.debug("a resent claim of %s had landed: it is ours", request.record_id)
-                return self._execution(request, found.attempts, found)
+                return self._execution(request, found.attempts, found, lease)
             _check_fingerprint(found, request.fingerprint, request.key, self.operation)
             if found.status is Status.COMPLETED:
                 if self.cache is not None:
@@ -223,38 +238,37 @@ class Guard:
             previous = found
         raise InProgressError(f"key {request.key!r} of {self.operation} is contended", retry_after=1)
 
-    def _execution(self, request: ClaimRequest, attempt: int, holder: Record | None) -> Execution:
-        """The execution that now holds the claim; ``holder`` is the record whose steps it inherits."""
+    def _execution(self, request: ClaimRequest, attempt: int, holder: Record | None, lease: Lease | None) -> Execution:
+        """The execution that now holds the claim (and ``lease``, renewed from now on); ``holder`` is the record whose
+        steps it inherits."""
         observe.emit(observe.EXECUTIONS, self.operation, request.record_id)
-        return Execution(
-            key=request.key,
-            scope=request.scope,
-            operation=self.operation,
-            record_id=request.record_id,
-            attempt=attempt,
-            owner=request.owner,
-            fingerprint=request.fingerprint,
-            lease_expires_at=request.lease_expires_at,
-            steps=dict(holder.steps) if holder else {},
-            mode=self.mode,
-            host=self,
+        if lease is not None:
+            lease.hold()
+        return Execution(  # positional, in Execution's field order: the hot path's busiest constructor
+            request.key,
+            request.scope,
+            self.operation,
+            request.record_id,
+            attempt,
+            request.owner,
+            request.fingerprint,
+            request.lease_expires_at,
+            dict(holder.steps) if holder else {},
+            self.mode,
+            None,
+            self,
+            None,
+            lease,
         )
-
-    def _lease_ms(self, lambda_context: Any) -> int:
-        remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
-        left = int(remaining()) if callable(remaining) else None
-        if self.lease_ms is None:
-            lease = DEFAULT_LEASE_MS if left is None else left
-        else:
-            lease = self.lease_ms if left is None else min(self.lease_ms, left)
-        return max(lease, 0) + LEASE_MARGIN_MS
 
     def finish(self, execution: Execution, result: Any) -> Any:
         """Store the outcome and return what the caller gets: ``result``, or an optimistic race winner's.
 
         With collected writes the completion and the writes commit together or not at all: a lease lost to
-        another execution raises `LeaseLostError`, a failed condition of a write `WriteConditionError`.
+        another execution raises `LeaseLostError`, a failed condition of a write `WriteConditionError`; so does
+        an execution whose lease was lost while it ran, before anything is sent.
         """
+        _end_renewals(execution, "the completion")
         try:
             payload = self._payload(execution, result)
         except StoreUnavailableError as exc:  # S3 or KMS: nothing was written to the record
@@ -289,6 +303,8 @@ class Guard:
 
     def abort(self, execution: Execution, error: BaseException) -> None:
         """After an exception: store a declared failure, release the key, or (BaseException) leave the lease."""
+        if _stopped_lost(execution):
+            return
         if self.cache_errors and isinstance(error, self.cache_errors):
             now_ms = int(self.clock() * 1000)
             failure = _failure(error)
@@ -315,6 +331,8 @@ class Guard:
 
     def add_write(self, execution: Execution, action: Mapping[str, Any], *, resource: bool) -> None:
         """`Host`: check a write against the transaction rules and keep it for the commit."""
+        if execution.lease is not None:
+            execution.lease.check("write()")
         if execution.running_step is not None:
             raise InvalidWriteError(
                 f"write() inside step {execution.running_step!r}: an execution that resumes skips the step and "
@@ -330,15 +348,22 @@ class Guard:
         self, execution: Execution, name: str, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> T:
         """`Host`: the saved result of step ``name``, or run ``fn`` and save its result before returning it."""
-        _need_claim(execution, "step()")
+        lease = _need_claim(execution, "step()")
+        lease.check(f"step {name!r}")
         if not isinstance(name, str) or not name:
             raise ValueError(f"a step needs a non-empty name, got {name!r}")
+        if not name.isascii():  # the name is a key of the record's ``steps`` map: DynamoDB needs valid UTF-8
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"a step name must be valid Unicode text, got {name!r}") from None
         serializer = self.serializer if self.custom_serializer else TaggedJsonSerializer(return_annotation(fn))
         saved = execution.steps.get(name)
         if saved is not None:
             logger.debug("step %r of %s was saved by an earlier attempt; not running it", name, execution.record_id)
             replayed: T = _load(serializer.loads, self._open(execution.record_id, saved))
             return replayed
+        lease.fence(f"step {name!r}")
         outer, execution.running_step = execution.running_step, name
         try:
             result = fn(*args, **kwargs)
@@ -359,18 +384,6 @@ class Guard:
             raise LeaseLostError(f"{execution.record_id} was taken over before step {name!r} was saved")
         execution.steps[name] = payload
         return result
-
-    def heartbeat(self, execution: Execution) -> None:
-        """`Host`: extend the execution's lease as if it were claimed now."""
-        _need_claim(execution, "heartbeat()")
-        now_ms = int(self.clock() * 1000)
-        lease_until = now_ms + self._lease_ms(lambda_context())
-        expires_at = max(now_ms // 1000 + self.ttl_s, math.ceil(lease_until / 1000))
-        if self._retrying(
-            execution.record_id, self.store.extend_lease, execution.record_id, execution.owner, lease_until, expires_at
-        ):
-            raise LeaseLostError(f"{execution.record_id} was taken over; its lease cannot be extended")
-        execution.lease_expires_at = lease_until
 
     def _commit(self, execution: Execution, payload: Payload | None, now_ms: int, expires_at: int) -> None:
         """The fenced commit: the writes and the completion in one transaction, conditioned on our owner token."""
@@ -460,7 +473,7 @@ class Guard:
 
         An optimistic execution holds no claim, so there is nothing to give back.
         """
-        if execution.mode != "claim":
+        if execution.lease is None or _stopped_lost(execution):
             return
         try:
             refused = self.store.release(execution.record_id, execution.owner, keep_steps=bool(execution.steps))
@@ -573,11 +586,15 @@ class Guard:
 
 def _load(loads: Callable[[str], Any], text: str) -> Any:
     """A stored payload's text as a value. This library never stores one nested deeper than `depth.MAX_JSON_DEPTH`;
-    one that is too deep to read (written by something else) is unreadable, not a `RecursionError`."""
+    one that is too deep to read (written by something else) is unreadable, not a `RecursionError`. So is one the
+    serializer cannot read back (not its format, an unknown tag, a return type that changed since it was stored):
+    `ResultUnreadableError` (HTTP 500 ``idempotency-result-unavailable``), never the serializer's own exception."""
     try:
         return loads(text)
     except RecursionError:
         raise ResultUnreadableError("the stored result nests too deeply to be read") from None
+    except Exception as exc:
+        raise ResultUnreadableError(f"the stored result cannot be read back ({type(exc).__name__})") from exc
 
 
 def _log_unwritten(execution: Execution, exc: Exception) -> None:
@@ -601,9 +618,27 @@ def _in_progress(key: str, now_ms: int, found: Record) -> InProgressError:
     return InProgressError(f"key {key!r} is in progress", retry_after=retry_after)
 
 
-def _need_claim(execution: Execution, what: str) -> None:
-    if execution.mode != "claim":
+def _need_claim(execution: Execution, what: str) -> Lease:
+    if execution.lease is None:
         raise ModeError(f"{what} needs mode='claim': an optimistic execution holds no record until it commits")
+    return execution.lease
+
+
+def _stopped_lost(execution: Execution) -> bool:
+    """Stop renewing; whether the lease was lost (then nothing more is sent: the record is another's)."""
+    if execution.lease is None:
+        return False
+    execution.lease.stop()
+    if execution.lease.lost is not None:
+        logger.warning("%s lost its lease; nothing more is sent for it", execution.record_id)
+    return execution.lease.lost is not None
+
+
+def _end_renewals(execution: Execution, what: str) -> None:
+    """Stop renewing before the outcome is written (and before the handler returns); lost: `LeaseLostError`."""
+    if execution.lease is not None:
+        execution.lease.stop()
+        execution.lease.check(what)
 
 
 def _completion_size(payload: Payload | None) -> int:

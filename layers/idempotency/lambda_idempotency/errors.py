@@ -71,7 +71,9 @@ class ResultUnreadableError(ResultNotStoredError):
 
 
 class LeaseLostError(IdempotencyError):
-    """Another execution took the lease over before this one committed; nothing of this one was written."""
+    """This execution lost its lease: another execution took the key over, or no renewal landed before the lease
+    ended. Raised by the next step, write, heartbeat or completion before it sends anything, and by a commit the
+    store refused; nothing of this execution's commit was written."""
 
 
 class InvalidWriteError(IdempotencyError):

@@ -4,8 +4,9 @@ A context variable carries it, so threads and asyncio tasks each see their own. 
 same way: `idempotent` sets it, and `use_lambda_context` sets it for code that calls `idempotent_function`
 outside such a handler, so leases can follow the invocation's remaining time.
 
-What the function can ask of its execution (collect writes for the commit, run a step once, extend the lease)
-is carried out by the engine that runs it, through the small `Host` protocol, so this module knows no store.
+What the function can ask of its execution (collect writes for the commit, run a step once) is carried out by the
+engine that runs it, through the small `Host` protocol, so this module knows no store; the lease (renewal, fence,
+heartbeat) is its own object, `lease.Lease`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .errors import NoActiveExecutionError
 from .record import Payload
 
 if TYPE_CHECKING:
+    from .lease import Lease
     from .writes import Write
 
 Mode = Literal["claim", "optimistic"]
@@ -36,8 +38,6 @@ class Host(Protocol):
         self, execution: Execution, name: str, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> T: ...
 
-    def heartbeat(self, execution: Execution) -> None: ...
-
 
 class Execution:
     """One claim of one key: who holds it (``owner``, the fencing token) and until when.
@@ -54,12 +54,13 @@ class Execution:
         "attempt",
         "owner",
         "fingerprint",
-        "lease_expires_at",
+        "_lease_end",
         "steps",
         "mode",
         "writes",
         "host",
         "running_step",
+        "lease",
     )
 
     def __init__(
@@ -77,6 +78,7 @@ class Execution:
         writes: list[Write] | None = None,
         host: Host | None = None,
         running_step: str | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.key = key
         self.scope = scope
@@ -85,16 +87,23 @@ class Execution:
         self.attempt = attempt
         self.owner = owner
         self.fingerprint = fingerprint
-        self.lease_expires_at = lease_expires_at
+        self._lease_end = lease_expires_at
         self.steps: dict[str, Payload] = {} if steps is None else steps
         self.mode: Mode = mode
         self.writes: list[Write] = [] if writes is None else writes
         self.host = host
         self.running_step = running_step
+        self.lease = lease
+        """The claim's lease (claim mode); None in optimistic mode, which holds nothing until it commits."""
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name != "host")
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name not in ("host", "lease"))
         return f"Execution({shown})"
+
+    @property
+    def lease_expires_at(self) -> int:
+        """The lease's end as stored (epoch ms): the claim's, then each renewal's."""
+        return self.lease.expires_at_ms if self.lease is not None else self._lease_end
 
     def write(self, action: Mapping[str, Any], *, resource: bool = False) -> None:
         """Add a DynamoDB write to the commit: it is applied with the record's completion, or not at all.
@@ -121,8 +130,14 @@ class Execution:
         return str(uuid.uuid5(uuid.UUID(_DERIVED_KEYS), f"{self.record_id}\x00{name}"))
 
     def heartbeat(self) -> None:
-        """Extend the lease of a long function; raises `LeaseLostError` when another execution took it over."""
-        self._host().heartbeat(self)
+        """Renew the lease now (it is renewed in the background anyway, every lease/3); raises `LeaseLostError`
+        when another execution took it over."""
+        self._host()
+        if self.lease is None:
+            from .errors import ModeError
+
+            raise ModeError("heartbeat() needs mode='claim': an optimistic execution holds no record until it commits")
+        self.lease.heartbeat()
 
     def _host(self) -> Host:
         if self.host is None:

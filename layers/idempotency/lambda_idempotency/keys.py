@@ -74,6 +74,8 @@ def _is_unicode(text: str) -> bool:
 def _check_text(what: str, text: str, limit: int) -> None:
     if not 1 <= len(text) <= limit:
         raise InvalidKeyError(f"{what} must be 1-{limit} characters, got {len(text)}")
+    if text.isascii():  # nothing to encode: ASCII holds no lone surrogate
+        return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
+from .errors import ResultUnreadableError
 from .record import Record
 from .stores.dynamodb import DynamoDBStore, record_from_item
 
@@ -38,7 +39,7 @@ class ForeignItemError(ValueError):
 def record_of(item: dict[str, Any]) -> Record:
     try:
         return record_from_item(item)
-    except (KeyError, ValueError):
+    except ResultUnreadableError:  # what record_from_item says of an item it cannot decode
         pk = item.get("pk")
         described = pk.get("S", pk) if isinstance(pk, dict) else item
         raise ForeignItemError(f"item {described} {FOREIGN_ITEM}") from None

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Any, TypedDict, TypeVar, Unpack
 from .. import execution as running
 from ..cache import DEFAULT_SIZE, LocalCache
 from ..codec import Serializer, TaggedJsonSerializer
-from ..decorators import DISABLED_ENV, warn_about_powertools_switch
+from ..decorators import disabled, warn_about_powertools_switch
 from ..engine import Clock, Guard
 from ..errors import (
     InProgressError,
@@ -76,9 +75,9 @@ class HttpOptions(TypedDict, total=False):
     identity data the ``principal`` reader cannot read is 401 either way (`principal.carries_identity`)."""
     ttl: timedelta | float
     lease: timedelta | float | None
+    renew: bool
     max_retry_after: int
-    """Caps the 409's ``Retry-After`` (default 1 s): the lease runs to the Lambda timeout, while the original
-    usually finishes far sooner."""
+    """Caps the 409's ``Retry-After`` (default 1 s): the original usually finishes far sooner than its lease."""
     wait: timedelta | float
     """How long a duplicate waits for an in-flight original before answering 409 (default 0: a waiting Lambda
     is billed)."""
@@ -105,6 +104,11 @@ class HttpIdempotency:
     """The configured rules for one operation; `handle` runs one HTTP event through them."""
 
     def __init__(self, store: Store, *, operation: str, **options: Unpack[HttpOptions]) -> None:
+        unknown = sorted(set(options) - HttpOptions.__annotations__.keys())
+        if unknown:  # a typo (``fail_opn=``, ``requried=``) must not silently leave the default in force
+            raise TypeError(
+                f"unknown option(s) {', '.join(unknown)}; the options are {sorted(HttpOptions.__annotations__)}"
+            )
         warn_about_powertools_switch()
         self.validate = options.get("validate")
         self.required = options.get("required")
@@ -130,6 +134,7 @@ class HttpIdempotency:
             fail_open=options.get("fail_open", False),
             serializer=options.get("serializer") or TaggedJsonSerializer(),
             clock=options.get("clock", time.time),
+            renew=options.get("renew", True),
             hash_keys=options.get("hash_keys", True),
         )
 
@@ -138,7 +143,7 @@ class HttpIdempotency:
         request = read_request(event)
         key = None
         # A safe method, or disabled (users' unit tests): validate and run, nothing else.
-        if request.method not in SAFE_METHODS and os.environ.get(DISABLED_ENV) != "1":
+        if request.method not in SAFE_METHODS and not disabled():
             try:
                 key = parse_idempotency_key(request.header(HEADER))
             except InvalidIdempotencyKeyError as exc:
@@ -216,6 +221,8 @@ class HttpIdempotency:
             except KeyReuseError:
                 detail = f"this {HEADER} was already used with a different request (method, path, query or body)"
                 return problem(request, 422, "idempotency-key-reused", detail)
+            except ResultNotStoredError as exc:  # a malformed record (not written by this library)
+                return problem(request, 500, "idempotency-result-unavailable", str(exc))
             except StoreConfigurationError:  # logged at ERROR by the guard, with the table, region and fix
                 return _store_misconfigured(request)
             except StoreUnavailableError as exc:

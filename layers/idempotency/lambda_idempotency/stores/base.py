@@ -107,7 +107,9 @@ class Store(abc.ABC):
     def take_over(self, request: ClaimRequest, previous: Record) -> Refused | Record:
         """Move an IN_PROGRESS record whose lease passed to a new owner, keeping its steps.
 
-        Conditioned on ``previous.owner`` still holding it, so of two executions taking over only one wins.
+        Conditioned on ``previous.owner`` still holding it with its lease passed by the taker's clock
+        (``request.now_ms``), so of two executions taking over only one wins, and a renewal that lands first wins
+        over a take-over decided on the record as it stood before it.
         Returns the record as taken over: its steps are the ones saved up to that write.
         """
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import InvalidWriteError, StoreConfigurationError, StoreUnavailableError
+from ..errors import InvalidWriteError, ResultUnreadableError, StoreConfigurationError, StoreUnavailableError
 from ..record import Payload, Record, Status
 from .base import ClaimRequest, Refused, Store, WritesRefused
 
@@ -139,7 +139,7 @@ class DynamoDBStore(Store):
         A PutItem rather than an UpdateItem: the same effect (every attribute is either written or dropped) with
         no update expression to send and for DynamoDB to parse.
         """
-        now = {"N": str(request.now_s)}
+        now = {"N": str(request.now_ms // 1000)}
         item: dict[str, Any] = {
             "pk": {"S": request.record_id},
             "status": _IN_PROGRESS,
@@ -161,7 +161,7 @@ class DynamoDBStore(Store):
                 request.record_id,
                 Item=item,
                 ConditionExpression="attribute_not_exists(#pk) OR #ex < :now",
-                ExpressionAttributeNames=_names("#pk", "#ex"),
+                ExpressionAttributeNames=_CLAIM_NAMES,
                 ExpressionAttributeValues={":now": now},
             )
         )
@@ -172,10 +172,11 @@ class DynamoDBStore(Store):
             request.record_id,
             Key={"pk": {"S": request.record_id}},
             UpdateExpression="SET #ow = :me, #le = :lease, #ex = :exp, #at = :at",
-            ConditionExpression="#ow = :old AND #st = :ip",
+            ConditionExpression="#ow = :old AND #st = :ip AND #le <= :now",
             ReturnValues="ALL_NEW",
             ExpressionAttributeNames=_names("#ow", "#le", "#ex", "#at", "#st"),
             ExpressionAttributeValues={
+                ":now": {"N": str(request.now_ms)},
                 ":me": {"S": request.owner},
                 ":lease": {"N": str(request.lease_expires_at)},
                 ":exp": {"N": str(request.expires_at)},
@@ -407,7 +408,7 @@ def _completion(
         "Key": {"pk": {"S": record_id}},
         "UpdateExpression": update,
         "ConditionExpression": "#ow = :me AND #st = :ip",
-        "ExpressionAttributeNames": _names("#st", "#co", "#ex", "#le", "#res", "#ow"),
+        "ExpressionAttributeNames": _COMPLETION_NAMES,
         "ExpressionAttributeValues": values,
     }
 
@@ -426,8 +427,25 @@ def _names(*placeholders: str) -> dict[str, str]:
     return {p: _NAMES[p] for p in placeholders}
 
 
+_CLAIM_NAMES = _names("#pk", "#ex")
+_COMPLETION_NAMES = _names("#st", "#co", "#ex", "#le", "#res", "#ow")
+"""The names of the two writes every first execution sends, looked up once rather than per call."""
+
+
 def record_from_item(item: dict[str, Any]) -> Record:
-    """A record from its low-level DynamoDB item (every duplicate goes through here: kept to plain lookups)."""
+    """A record from its low-level DynamoDB item (every duplicate goes through here: kept to plain lookups).
+
+    An item this library did not write (an unknown status, an attribute of the wrong type) is `ResultUnreadableError`:
+    it is reported as unusable, like a corrupt result, and nothing runs again because of it.
+    """
+    try:
+        return _record(item)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        pk = item.get("pk", {}).get("S") if isinstance(item.get("pk"), dict) else None
+        raise ResultUnreadableError(f"the record {pk!r} is malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _record(item: dict[str, Any]) -> Record:
     get = item.get
     steps, result = get("steps"), get("result")
     return Record(

@@ -46,7 +46,13 @@ class MemoryStore(Store):
     def take_over(self, request: ClaimRequest, previous: Record) -> Refused | Record:
         with self._lock:
             found = self._records.get(request.record_id)
-            if found is None or found.owner != previous.owner or found.status is not Status.IN_PROGRESS:
+            if (
+                found is None
+                or found.owner != previous.owner
+                or found.status is not Status.IN_PROGRESS
+                or found.lease_expires_at is None
+                or found.lease_expires_at > request.now_ms
+            ):
                 return Refused(found)
             taken = found.replace(
                 owner=request.owner,
