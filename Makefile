@@ -17,7 +17,7 @@ ifneq ($(PYTHON_CHECK),ok)
 $(error $(PYTHON_CHECK))
 endif
 
-.PHONY: setup test test-long lint typecheck unit spin-installed demo demo-dynamodb-local serve bench bench-offload build runtime bench-cold-start
+.PHONY: setup test test-long lint typecheck unit spin-installed demo demo-dynamodb-local serve bench bench-offload build runtime bench-cold-start dist release-check version docs docs-serve
 
 setup: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed $(RUNTIME_VENV)/.installed
 
@@ -63,6 +63,7 @@ demo-dynamodb-local: $(VENV)/.installed node_modules/.installed $(DEMO_NEEDS)
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/actionlint
 
 typecheck: setup
 	$(BIN)/mypy
@@ -79,7 +80,35 @@ unit: spin-installed
 spin-installed:
 	@command -v spin >/dev/null && command -v cc >/dev/null || (apt-get update -qq && apt-get install -y -qq spin gcc)
 
-test: lint typecheck unit
+test: lint typecheck unit release-check docs
+
+# The release: the version is lambda_idempotency.__version__ (hatch reads it). dist/ gets the sdist and the wheel,
+# checked by twine; build/ gets the layer zip (deflated), made from `sam build`'s output. The release workflow publishes these.
+VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' layers/idempotency/lambda_idempotency/__init__.py)
+LAYER_ZIP = build/lambda-idempotency-layer-$(VERSION).zip
+
+dist: $(VENV)/.installed $(SAM_VENV)/.installed
+	rm -rf dist build/sam $(LAYER_ZIP)
+	$(BIN)/python -m build --no-isolation --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	PYENV_VERSION=3.12.1 SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build IdempotencyLayer \
+		--build-dir build/sam/build --cache-dir build/sam/cache
+	$(BIN)/python -c 'import shutil, sys; shutil.make_archive(*sys.argv[1:], "python")' \
+		$(LAYER_ZIP:.zip=) zip build/sam/build/IdempotencyLayer
+
+# The artifacts checked as a user gets them: the wheel installed in a fresh venv runs the README's first example.
+release-check: dist
+	$(BIN)/pytest -m release tests/test_release.py
+
+version:
+	@echo $(VERSION)
+
+# The documentation site (mkdocs.yml): every warning is an error. `make docs-serve` previews it on 127.0.0.1:8000.
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
+
+docs-serve: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 # The long run of issue 6, apart from `make test`: the slow tests (the 100,000-invocation storm on moto server and
 # DynamoDB Local, expiry with DynamoDB Local's real TTL deleter, the lease tests at their literal size), then the

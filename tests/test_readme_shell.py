@@ -1,4 +1,5 @@
-"""Every shell line the README shows is run or checked here (issue 12, item 3), and the test says which.
+"""Every shell line the README and the docs pages of the local story show is run or checked here (issue 12, item 3),
+and the test says which.
 
 Run as written: `make serve` and the `curl` under it (on a free port instead of 3000: the only change), and the
 `lambda-idempotency` commands (against moto's server through ``AWS_ENDPOINT_URL_DYNAMODB``, each optional
@@ -23,9 +24,8 @@ from pathlib import Path
 
 from lambda_idempotency import DynamoDBStore, idempotent_function
 
-from .doc_examples import ROOT, make_environment, shell_blocks
+from .doc_examples import ROOT, doc_pages, make_environment, shell_blocks
 
-README = ROOT / "README.md"
 BIN = Path(sys.executable).parent
 OPTIONAL = re.compile(r"\s*\[([^\]]+)\]")
 INLINE = re.compile(r"`((?:[A-Z_]+=\S+ )*(?:make|pip install|\.venv/bin/\S+|lambda-idempotency|sam|curl) [^`]*|make)`")
@@ -42,12 +42,34 @@ def commands(source: str) -> list[str]:
     return out
 
 
+STORY_PAGES = {
+    "README.md",
+    "getting-started.md",
+    "how-it-works.md",
+    "http.md",
+    "exactly-once.md",
+    "storage.md",
+    "queues-and-streams.md",
+    "operations.md",
+    "testing.md",
+    "deploying.md",
+}
+"""The README (the landing page) and the docs site's pages its content moved to: the local story's shell lines."""
+
+
+def story_pages() -> list[Path]:
+    return [page for page in doc_pages() if page.name in STORY_PAGES and page.parent in (ROOT, ROOT / "docs")]
+
+
 def readme_block_commands() -> list[str]:
-    return [c for block in shell_blocks() if block.path == README for c in commands(block.source)]
+    pages = story_pages()
+    return [c for block in shell_blocks() if block.path in pages for c in commands(block.source)]
 
 
 def readme_inline_commands() -> list[str]:
-    return sorted(set(INLINE.findall(README.read_text(encoding="utf-8"))))
+    """Commands in backticks in the prose; one wrapped across lines is one command."""
+    pages = story_pages()
+    return sorted({re.sub(r"\s+", " ", c) for page in pages for c in INLINE.findall(page.read_text(encoding="utf-8"))})
 
 
 def make_dry_run(*targets: str) -> str:
@@ -78,6 +100,8 @@ def coverage_of(command: str) -> str:
         return "deploy story: not run locally (needs AWS or Docker); sam build runs in test_template.py"
     if command in TEMPLATE_CHECKS:
         return "tests/test_template.py"
+    if command == "sam build IdempotencyLayer":
+        return "make release-check (its dist target zips the layer from this build; tests/test_release.py)"
     if command == "make serve" or command.startswith("curl -i -H 'Idempotency-Key: order-1'"):
         return "test_make_serve_and_the_curl_under_it"
     if command.startswith("lambda-idempotency "):

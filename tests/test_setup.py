@@ -16,7 +16,7 @@ import pytest
 
 from .doc_examples import ROOT, make_environment
 
-README = ROOT / "README.md"
+TESTING_PAGE = ROOT / "docs" / "testing.md"
 
 
 def make(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -31,12 +31,12 @@ def make(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_testing_extra_installs_moto_and_the_readme_uses_it() -> None:
+def test_the_testing_extra_installs_moto_and_the_testing_page_uses_it() -> None:
     metadata = importlib.metadata.metadata("lambda-idempotency")
     assert "testing" in (metadata.get_all("Provides-Extra") or [])
     requirements = metadata.get_all("Requires-Dist") or []
     assert any(r.startswith("moto[server]") and "extra == 'testing'" in r for r in requirements), requirements
-    testing_section = README.read_text(encoding="utf-8").split("## Testing your own code", 1)[1]
+    testing_section = TESTING_PAGE.read_text(encoding="utf-8").split("## Local DynamoDB backends", 1)[1]
     assert 'pip install ".[testing]"' in testing_section
 
 

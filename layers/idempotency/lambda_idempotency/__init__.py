@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+__version__ = "0.2.0"
+
 if TYPE_CHECKING:
     from .codec import Serializer, TaggedJsonSerializer
     from .decorators import idempotent, idempotent_function
