@@ -68,8 +68,11 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# The suite mostly waits (DynamoDB Local, moto's server, RIE sandboxes, make serve), so it runs on more pytest-xdist
+# workers than cores; tests that must share a worker are grouped in tests/conftest.py (--dist loadgroup).
+TEST_WORKERS ?= 4
 unit: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # spin model-checks the lease protocol (tests/test_lease_model.py); a fresh Debian machine gets it (and a C compiler
 # for its verifier) here. CI runs as root; elsewhere, install the packages `spin` and `gcc` once.

@@ -7,11 +7,12 @@ process. Credentials are fake; nothing reaches AWS.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,14 +64,27 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture(scope="session")
-def sam_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`sam build` of template.yaml, once per session (the template checks and the local runtime share it)."""
-    from tests.sam_cli import sam_tool
+def sam_build() -> Path:
+    """`make build` (`sam build` of template.yaml into .aws-sam/build), once for the whole run: the template checks,
+    the local runtime and `make serve` (served_api) share it. Under pytest-xdist every worker asks for it; a file lock
+    lets one build while the others wait, then make finds the build up to date and the others get it as it is."""
+    from tests.doc_examples import ROOT, make_environment
 
-    folder = tmp_path_factory.mktemp("sam")
-    result = sam_tool("sam", "build", "--build-dir", str(folder / "build"), "--cache-dir", str(folder / "cache"))
+    lock = ROOT / ".aws-sam" / "build.lock"
+    lock.parent.mkdir(exist_ok=True)
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes
+        result = subprocess.run(
+            ["make", "--no-print-directory", "build"],
+            cwd=ROOT,
+            env=make_environment(),
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
     assert result.returncode == 0, result.stdout + result.stderr
-    return folder / "build"
+    return ROOT / ".aws-sam" / "build"
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +93,29 @@ def moto_endpoint() -> Iterator[str]:
         yield url
 
 
+SHARED_DYNAMODB_LOCAL = "LAMBDA_IDEMPOTENCY_TESTS_DYNAMODB_LOCAL"
+"""The URL of the DynamoDB Local that pytest-xdist's controller started for all its workers (`pytest_configure`)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, one DynamoDB Local for every worker, started by the controller before the workers: a JVM
+    takes seconds of CPU to start, and each worker starting its own at once took ~30 s of a loaded 2-core machine.
+    Sharing is safe: every test makes tables of its own (uuid names). moto's server stays per worker (it runs in the
+    worker's own process)."""
+    if hasattr(config, "workerinput") or config.getoption("dist", "no") == "no":
+        return
+    servers = ExitStack()
+    config.add_cleanup(servers.close)
+    os.environ[SHARED_DYNAMODB_LOCAL] = servers.enter_context(dynamodb_local())
+    config.add_cleanup(lambda: os.environ.pop(SHARED_DYNAMODB_LOCAL, None))
+
+
 @pytest.fixture(scope="session")
 def dynamodb_local_endpoint() -> Iterator[str]:
+    shared = os.environ.get(SHARED_DYNAMODB_LOCAL)
+    if shared:
+        yield shared
+        return
     with dynamodb_local() as url:
         yield url
 
@@ -222,9 +257,29 @@ def table_items(store: DynamoDBStore) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def served_api() -> Iterator[str]:
-    """`make serve` on a free port (the README's local API), shared by the README's client example and its curl."""
+def served_api(sam_build: Path) -> Iterator[str]:
+    """`make serve` on a free port (the README's local API), shared by the README's client example and its curl.
+    It asks for `sam_build` first, so that `make serve` finds the session's build up to date instead of building
+    again (and never builds into .aws-sam/build while another worker does)."""
     from tests.doc_examples import serve
 
     with serve() as url:
         yield url
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks (--dist loadgroup)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests on the local Lambda runtime (`sam_build`'s output: RIE sandboxes, `make serve`) run on one pytest-xdist
+    worker, one after another as in a serial run: `make serve` (served_api) starts once per run, and the runtime's
+    real function timeouts are not raced by a second batch of cold-starting sandboxes on another worker. A test joins
+    by asking for `sam_build` or `served_api`, directly or through a fixture, or by a doc example's fixture comment."""
+    from tests.doc_examples import SERVED
+
+    for item in items:
+        needs = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        block = callspec.params.get("block") if callspec is not None else None
+        if block is not None and block.fixture in SERVED:
+            needs.add(SERVED[block.fixture][0])
+        if needs & {"sam_build", "served_api"}:
+            item.add_marker(pytest.mark.xdist_group("lambda_runtime"))
