@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import observability as observe
 from .errors import LeaseLostError, StoreUnavailableError
+from .renewer import renewer
 
 if TYPE_CHECKING:
     from .stores.base import Refused, Store
@@ -136,8 +137,6 @@ class Lease:
     def hold(self) -> None:
         """The claim won: renew from now on (unless ``renew=False``)."""
         if self.renew:
-            from .renewer import renewer
-
             renewer().schedule(self, self._sent_mono + self.period_s)
 
     def check(self, what: str) -> None:
