@@ -446,34 +446,29 @@ def record_from_item(item: dict[str, Any]) -> Record:
 
 
 def _record(item: dict[str, Any]) -> Record:
+    """Plain lookups and conditional expressions, no helper calls: every duplicate reads a record."""
     get = item.get
     steps, result = get("steps"), get("result")
+    lease, key, scope, fingerprint = get("lease_expires_at"), get("key"), get("scope"), get("fingerprint")
+    attempts, created, completed = get("attempts"), get("created_at"), get("completed_at")
     return Record(
         item["pk"]["S"],
         _STATUSES[item["status"]["S"]],
         item["owner"]["S"],
         int(item["expires_at"]["N"]),
-        _number(get("lease_expires_at")),
-        _text(get("key")),
-        _text(get("scope")),
-        _text(get("fingerprint")),
+        int(lease["N"]) if lease else None,
+        key["S"] if key else None,
+        scope["S"] if scope else None,
+        fingerprint["S"] if fingerprint else None,
         _payload(result) if result else None,
         {name: _payload(value) for name, value in steps["M"].items()} if steps else None,
-        _number(get("attempts")) or 1,
-        _number(get("created_at")),
-        _number(get("completed_at")),
+        (int(attempts["N"]) if attempts else 0) or 1,
+        int(created["N"]) if created else None,
+        int(completed["N"]) if completed else None,
     )
 
 
 _STATUSES = {status.value: status for status in Status}
-
-
-def _text(value: dict[str, Any] | None) -> str | None:
-    return value["S"] if value else None
-
-
-def _number(value: dict[str, Any] | None) -> int | None:
-    return int(value["N"]) if value else None
 
 
 def _payload(value: dict[str, Any]) -> Payload:
