@@ -10,6 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lambda_idempotency.codec import TAG, TaggedJsonSerializer, _encode, _is_plain, parse_json
+from lambda_idempotency.depth import MAX_JSON_DEPTH
+from lambda_idempotency.errors import InputTooDeepError
 
 
 class Colour(enum.StrEnum):
@@ -33,9 +35,26 @@ def test_the_fast_path_writes_what_the_full_path_writes(value: Any) -> None:
 
 
 def test_only_exact_json_types_are_plain() -> None:
-    assert _is_plain({"a": [1, 2.5, "x", None, True]})
+    assert _is_plain({"a": [1, 2.5, "x", None, True]}, MAX_JSON_DEPTH)
     for tagged in (Colour.RED, (1,), {TAG: 1}, {1: "a"}, [b"x"], {"a": {"b": (1,)}}):
-        assert not _is_plain(tagged)
+        assert not _is_plain(tagged, MAX_JSON_DEPTH)
+
+
+def test_a_plain_value_past_the_depth_limit_takes_the_checked_path() -> None:
+    """The fast path skips the depth scan of the text, so `_is_plain` itself must bound the depth."""
+
+    def nested(levels: int) -> Any:
+        value: Any = 1
+        for i in range(levels):
+            value = [value] if i % 2 else {"a": value}
+        return value
+
+    assert _is_plain(nested(MAX_JSON_DEPTH), MAX_JSON_DEPTH)
+    assert not _is_plain(nested(MAX_JSON_DEPTH + 1), MAX_JSON_DEPTH)
+    serializer = TaggedJsonSerializer()
+    assert serializer.loads(serializer.dumps(nested(MAX_JSON_DEPTH))) == nested(MAX_JSON_DEPTH)
+    with pytest.raises(InputTooDeepError):
+        serializer.dumps(nested(MAX_JSON_DEPTH + 1))
 
 
 def test_a_circular_result_completes_and_replays_a_typed_error() -> None:

@@ -283,3 +283,54 @@ def test_leases_of_concurrent_executions_are_renewed_by_one_thread(dynamodb_stor
     for worker in workers:
         worker.join()
     assert results == [1, 1, 1, 1]
+
+
+@ON_MOTO
+def test_a_short_lease_held_while_the_renewer_sleeps_for_a_long_one_is_renewed_in_time(
+    dynamodb_store: DynamoDBStore,
+) -> None:
+    """Holding a lease takes no lock: the renewer thread sleeps until the earliest lease it knows is due, so a lease
+    due sooner must wake it (renewer.py). Without that, the short lease would lapse while the thread slept."""
+    long_running, short_done = threading.Event(), threading.Event()
+
+    @idempotent_function(dynamodb_store, key="k", operation="sleepy", lease=60.0, local_cache=False)
+    def long_job(k: str) -> str:
+        long_running.set()
+        assert short_done.wait(PATIENCE_S)
+        return "long"
+
+    @idempotent_function(dynamodb_store, key="k", operation="urgent", lease=LEASE_S, local_cache=False)
+    def short_job(k: str) -> float:
+        lease = current().lease
+        assert lease is not None
+        first_end, least_left = lease.expires_at_ms, lease.left_ms()
+        while lease.expires_at_ms == first_end:
+            least_left = min(least_left, lease.left_ms())
+            assert least_left > 0, "the lease lapsed before its first renewal"
+            time.sleep(0.01)
+        return least_left
+
+    worker = threading.Thread(target=lambda: long_job("a"))
+    worker.start()
+    try:
+        assert long_running.wait(PATIENCE_S)
+        time.sleep(0.2)  # the renewer is asleep now, until the long lease's first renewal 20 s on
+        assert short_job("b") > 0
+    finally:
+        short_done.set()
+        worker.join()
+
+
+def test_short_calls_leave_nothing_held_in_the_renewer() -> None:
+    """A call that ends before its first renewal is forgotten at once: the renewer keeps no lease of a finished
+    execution (many short calls must not pile up until their renewals would have been due)."""
+    from lambda_idempotency.renewer import renewer
+
+    @idempotent_function(MemoryStore(), key="k", operation="short", local_cache=False)
+    def short(k: str) -> str:
+        assert current().lease in renewer()._held
+        return k
+
+    for i in range(200):
+        short(str(i))
+    assert not [lease for lease in renewer()._held if lease.record_id.startswith("short#")]

@@ -46,9 +46,18 @@ class TaggedJsonSerializer:
 
     def dumps(self, value: Any) -> str:
         """The stored JSON; `InputTooDeepError` past `depth.MAX_JSON_DEPTH` levels (tags included), so every stored
-        result can be loaded again."""
+        result can be loaded again.
+
+        A plain value (`_is_plain`, which also bounds its depth) is encoded as it is, with no copy and no scan of
+        its text: that is almost every result."""
         try:
-            text = _dumps(value)
+            if _is_plain(value, depth.MAX_JSON_DEPTH):
+                text = _compact(value)
+                return text if text.isascii() or _is_utf8(text) else _ascii(value)
+            data = _encode(value)
+            text = _compact(data)
+            if not text.isascii() and not _is_utf8(text):
+                text = _ascii(data)  # lone surrogates: only JSON's \u escapes can carry them into UTF-8
         except RecursionError:
             raise depth.too_deep_to_encode() from None
         depth.check_depth(text)
@@ -62,14 +71,6 @@ class TaggedJsonSerializer:
             self._resolved = self._return_type() if self._return_type else None
             self._is_resolved = True
         return _rebuild(self._resolved, value) if self._resolved is not None else value
-
-
-def _dumps(value: Any) -> str:
-    data = value if _is_plain(value) else _encode(value)
-    text = _compact(data)
-    if not text.isascii() and not _is_utf8(text):
-        return _ascii(data)  # lone surrogates: only JSON's \u escapes can carry them into UTF-8
-    return text
 
 
 def compact_json(
@@ -184,8 +185,9 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _is_plain(value: Any) -> bool:
-    """True when ``value`` is JSON that `_encode` would return unchanged, so it can skip the copy.
+def _is_plain(value: Any, levels: int) -> bool:
+    """True when ``value`` is JSON that `_encode` would return unchanged, and nests at most ``levels`` deep, so it
+    can skip the copy and the depth scan of its text.
 
     Exact types only: subclasses (enums, named tuples) and every tagged type take the full path. Loops rather
     than ``all()`` over generators, and scalars checked before recursing: this runs on every stored result.
@@ -193,16 +195,18 @@ def _is_plain(value: Any) -> bool:
     kind = type(value)
     if kind in _SCALARS:
         return True
+    if not levels:
+        return False
     if kind is dict:
         if TAG in value:
             return False
         for key, item in value.items():
-            if type(key) is not str or (type(item) not in _SCALARS and not _is_plain(item)):
+            if type(key) is not str or (type(item) not in _SCALARS and not _is_plain(item, levels - 1)):
                 return False
         return True
     if kind is list:
         for item in value:  # noqa: SIM110 - a loop: all() over a generator costs a frame per item
-            if type(item) not in _SCALARS and not _is_plain(item):
+            if type(item) not in _SCALARS and not _is_plain(item, levels - 1):
                 return False
         return True
     return False

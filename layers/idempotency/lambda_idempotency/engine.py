@@ -163,20 +163,16 @@ class Guard:
 
         lease = Lease(self, rid, new_owner(), lambda_context, now_ms)
         stored_key, stored_scope = (key, scope) if self.hasher is None else self._hidden(key, scope)
-        request = ClaimRequest(
-            record_id=rid,
-            owner=lease.owner,
-            key=stored_key,
-            scope=stored_scope,
-            fingerprint=fingerprint,
-            now_ms=now_ms,
-            lease_expires_at=lease.expires_at_ms,
-            expires_at=lease.ttl_expires_at,
+        request = ClaimRequest(  # positional, in ClaimRequest's field order (the hot path)
+            rid, lease.owner, stored_key, stored_scope, fingerprint, now_ms, lease.expires_at_ms, lease.ttl_expires_at
         )
-        if self.mode == "optimistic":
-            return self._given_keys(self._execution(request, 1, None, None), key, scope)
         try:
-            return self._given_keys(self._claim(request, lease), key, scope)
+            started = (
+                self._execution(request, 1, None, None) if self.mode == "optimistic" else self._claim(request, lease)
+            )
+            if self.hasher is not None and isinstance(started, Execution):  # the caller's key, not the stored hash
+                started.key, started.scope = key, scope
+            return started
         except StoreConfigurationError as exc:  # a retry cannot help, and fail_open must not hide it
             observe.emit(observe.STORE_ERRORS, self.operation, request.record_id)
             logger.error("idempotency store misconfigured for %s: %s", self.operation, exc)
@@ -193,12 +189,6 @@ class Guard:
         if self.hasher is None:
             return key, scope
         return self.hasher.hide("key", key), None if scope is None else self.hasher.hide("scope", scope)
-
-    def _given_keys(self, started: Execution | Record, key: str, scope: str | None) -> Execution | Record:
-        """`current().key` and ``.scope`` are what the caller gave, even where the record keeps their hashes."""
-        if self.hasher is not None and isinstance(started, Execution):
-            started.key, started.scope = key, scope
-        return started
 
     def record_id_of(self, scope: str | None, key: str) -> str:
         """The record id of a normalised scope and key, as `begin` computes it."""
@@ -269,7 +259,10 @@ class Guard:
         another execution raises `LeaseLostError`, a failed condition of a write `WriteConditionError`; so does
         an execution whose lease was lost while it ran, before anything is sent.
         """
-        _end_renewals(execution, "the completion")
+        lease = execution.lease
+        if lease is not None:  # renewals end before the outcome is written (and before the handler returns)
+            lease.stop()
+            lease.check("the completion")
         try:
             payload = self.outcomes.result(execution, result)
         except StoreUnavailableError as exc:  # S3 or KMS: nothing was written to the record
@@ -489,13 +482,6 @@ def _stopped_lost(execution: Execution) -> bool:
     if execution.lease.lost is not None:
         logger.warning("%s lost its lease; nothing more is sent for it", execution.record_id)
     return execution.lease.lost is not None
-
-
-def _end_renewals(execution: Execution, what: str) -> None:
-    """Stop renewing before the outcome is written (and before the handler returns); lost: `LeaseLostError`."""
-    if execution.lease is not None:
-        execution.lease.stop()
-        execution.lease.check(what)
 
 
 def _completion_size(payload: Payload | None) -> int:

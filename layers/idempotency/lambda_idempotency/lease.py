@@ -13,7 +13,6 @@ model-checked with spin under crashes, freezes and clock skew: docs/lease-model.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -72,18 +71,13 @@ class Lease:
     """
 
     __slots__ = (  # noqa: RUF023 - public first, then private
-        "store",
         "record_id",
         "owner",
-        "operation",
-        "renew",
         "lost",
         "expires_at_ms",
+        "_terms",
         "_length_ms",
         "_deadline_ms",
-        "_ttl_s",
-        "_clock",
-        "_send",
         "_sent_ms",
         "_sent_mono",
         "_stopped",
@@ -93,20 +87,20 @@ class Lease:
     def __init__(self, terms: Terms, record_id: str, owner: str, lambda_context: Any, now_ms: int) -> None:
         """The lease a claim sent at ``now_ms`` asks for: ``lease=`` (else the default), capped by the invocation's
         remaining time when ``lambda_context`` gives it."""
-        remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
-        left = int(remaining()) if callable(remaining) else None
-        self.store = terms.store
+        try:
+            left: int | None = int(lambda_context.get_remaining_time_in_millis())
+        except (AttributeError, TypeError):  # no Lambda context (None, or a stand-in without the method)
+            left = None
+        length_ms = terms.lease_ms  # `lease=`, else the renewed default, else (not renewed) the remaining time
+        if length_ms is None:
+            length_ms = DEFAULT_LEASE_MS if terms.renew else UNRENEWED_LEASE_MS if left is None else max(left, 0)
         self.record_id = record_id
         self.owner = owner
-        self.operation = terms.operation
-        self.renew = terms.renew
         self.lost: str | None = None
         """Why the lease was lost (refused, or no renewal landed in time); None while it is held."""
-        self._length_ms = _length_ms(terms.lease_ms, terms.renew, left)
+        self._terms = terms
+        self._length_ms = length_ms
         self._deadline_ms = None if left is None else now_ms + left
-        self._ttl_s = terms.ttl_s
-        self._clock = terms.clock
-        self._send: Send = terms._retrying
         self._sent_ms = now_ms
         self._sent_mono = time.monotonic()
         self.expires_at_ms = self._end(now_ms)
@@ -117,7 +111,7 @@ class Lease:
     @property
     def ttl_expires_at(self) -> int:
         """The record's TTL (epoch s) for the lease as it stands: the TTL always outlives the lease."""
-        return max(self._sent_ms // 1000 + self._ttl_s, math.ceil(self.expires_at_ms / 1000))
+        return _ttl(self._sent_ms, self._terms.ttl_s, self.expires_at_ms)
 
     @property
     def period_s(self) -> float:
@@ -131,13 +125,13 @@ class Lease:
 
     def left_ms(self) -> float:
         """How much longer this execution provably holds the lease, by the more pessimistic of its two clocks."""
-        elapsed = max((time.monotonic() - self._sent_mono) * 1000, self._clock() * 1000 - self._sent_ms)
+        elapsed = max((time.monotonic() - self._sent_mono) * 1000, self._terms.clock() * 1000 - self._sent_ms)
         return self.expires_at_ms - MAX_CLOCK_SKEW_MS - self._sent_ms - elapsed
 
     def hold(self) -> None:
         """The claim won: renew from now on (unless ``renew=False``)."""
-        if self.renew:
-            renewer().schedule(self, self._sent_mono + self.period_s)
+        if self._terms.renew:
+            renewer().hold(self, self._sent_mono + self._length_ms / (RENEWALS_PER_LEASE * 1000))
 
     def check(self, what: str) -> None:
         """Raise `LeaseLostError` if the lease was lost, before ``what`` does anything."""
@@ -208,6 +202,8 @@ class Lease:
         if not self._stopped:
             with self._lock:
                 self._stopped = True
+            if self._terms.renew:
+                renewer().release(self)
 
     def _end(self, now_ms: int) -> int:
         """The stored end of a lease confirmed now: a lease length on, capped by the invocation, plus the margin."""
@@ -218,20 +214,20 @@ class Lease:
 
     def _extends(self) -> bool:
         """Whether a renewal sent now would move the lease's end on (not past the invocation's deadline)."""
-        return self._end(int(self._clock() * 1000)) > self.expires_at_ms
+        return self._end(int(self._terms.clock() * 1000)) > self.expires_at_ms
 
     def _renew(self, *, retried: bool) -> None:
         """One conditional UpdateItem that moves the lease on from now (``_lock`` held); refused: the lease is lost."""
-        now_ms = int(self._clock() * 1000)
+        terms = self._terms
+        now_ms = int(terms.clock() * 1000)
         sent_mono = time.monotonic()
         until = self._end(now_ms)
-        expires_at = max(now_ms // 1000 + self._ttl_s, math.ceil(until / 1000))
-        args = (self.record_id, self.owner, until, expires_at)
+        args = (self.record_id, self.owner, until, _ttl(now_ms, terms.ttl_s, until))
         refused: Refused | None
         if retried:
-            refused = self._send(self.record_id, self.store.extend_lease, *args)
+            refused = terms._retrying(self.record_id, terms.store.extend_lease, *args)
         else:
-            refused = self.store.extend_lease(*args)
+            refused = terms.store.extend_lease(*args)
         if refused is not None:
             self._lose("another execution took the key over")
             return
@@ -240,15 +236,12 @@ class Lease:
     def _lose(self, reason: str) -> None:
         if self.lost is None and not self._stopped:
             self.lost = reason
-            observe.emit(observe.LEASE_LOST, self.operation, self.record_id)
+            observe.emit(observe.LEASE_LOST, self._terms.operation, self.record_id)
             logger.warning("lease lost: %s (%s); its next step, write or completion raises", self.record_id, reason)
 
 
-def _length_ms(configured_ms: int | None, renew: bool, remaining_ms: int | None) -> int:
-    """The lease an execution asks for, before the invocation's cap: ``lease=``, else the renewed default, else (not
-    renewed) the invocation's remaining time."""
-    if configured_ms is not None:
-        return configured_ms
-    if renew:
-        return DEFAULT_LEASE_MS
-    return UNRENEWED_LEASE_MS if remaining_ms is None else max(remaining_ms, 0)
+def _ttl(now_ms: int, ttl_s: int, lease_end_ms: int) -> int:
+    """The record's TTL (epoch s) for a lease confirmed at ``now_ms``: ``ttl_s`` on, and never before the lease ends."""
+    ttl = now_ms // 1000 + ttl_s
+    lease_end_s = -(-lease_end_ms // 1000)
+    return ttl if ttl >= lease_end_s else lease_end_s

@@ -1,16 +1,18 @@
 """One daemon thread per process that renews every held lease when it is due (DESIGN.md, "Leases").
 
 One thread for all leases, as the DynamoDB Lock Client has one heartbeat thread per client, and for async functions
-too: a call that ends before its first renewal costs a heap push and nothing else (no thread started per call, no
-round trip), and a coroutine that blocks its event loop cannot starve its own renewals as an asyncio task would.
-Leases leave the heap lazily: a stopped one is dropped when it comes due, so stopping costs no search.
+too: a coroutine that blocks its event loop cannot starve its own renewals as an asyncio task would.
+
+A call that ends before its first renewal must cost next to nothing: holding a lease is one dict insert and one
+comparison, releasing it one dict removal, with no lock taken and no thread woken. The thread publishes when it
+will look next (``_wake_at``); only a lease due before then takes the lock to wake it. The thread publishes before
+it looks at the held leases, and a holder inserts before it reads the publication, so (the interpreter running one
+of them at a time) either the thread sees the new lease or the holder sees that it must wake the thread.
 The thread makes no call while no lease is held: between invocations, a frozen sandbox renews nothing.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import math
 import os
@@ -24,54 +26,61 @@ if TYPE_CHECKING:
 logger = logging.getLogger("lambda_idempotency")
 
 GRANULARITY_S = 0.05
-"""The thread wakes at most this often: the stale entries of many short calls are dropped together, not one wake-up
-each (renewals come a few hundredths of a second late; their periods are seconds)."""
+"""The thread wakes at most this often (renewals come a few hundredths of a second late; their periods are seconds)."""
 
 
 class Renewer:
-    """A heap of (due, lease) and the thread that renews each lease when it comes due."""
+    """The held leases, each with when its next renewal is due, and the thread that renews them."""
 
     def __init__(self) -> None:
+        self._held: dict[Lease, float] = {}
+        """Every lease to renew, with its due time (monotonic s); only leases still running are in it."""
         self._ready = threading.Condition(threading.Lock())
-        self._due: list[tuple[float, int, Lease]] = []
-        self._order = itertools.count()
         self._wake_at = math.inf
-        """When the thread looks at the heap next: inf while it waits for work, -inf while it renews."""
+        """When the thread looks next (monotonic s): -inf while it is awake, inf before it starts or with no lease."""
         self._thread: threading.Thread | None = None
 
-    def schedule(self, lease: Lease, due: float) -> None:
-        """Renew ``lease`` at ``due`` (monotonic seconds)."""
-        with self._ready:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="lambda-idempotency-renewer", daemon=True)
-                self._thread.start()
-            heapq.heappush(self._due, (due, next(self._order), lease))
-            if due < self._wake_at:
+    def hold(self, lease: Lease, due: float) -> None:
+        """Renew ``lease`` from ``due`` (monotonic s) on, until `release`."""
+        self._held[lease] = due
+        if due < self._wake_at:  # the thread would sleep past it (or is not started): wake it
+            with self._ready:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="lambda-idempotency-renewer", daemon=True)
+                    self._thread.start()
                 self._ready.notify()
+
+    def release(self, lease: Lease) -> None:
+        """Renew ``lease`` no more (its execution ended)."""
+        self._held.pop(lease, None)
 
     def _run(self) -> None:
         while True:
-            lease = self._next()
+            self._renew_due()
+            with self._ready:
+                self._wake_at = math.inf  # published first: a lease held from here on is seen below, or wakes us
+                now = time.monotonic()
+                earliest = min(self._held.copy().values(), default=math.inf)
+                if earliest > now:
+                    self._wake_at = max(earliest, now + GRANULARITY_S)
+                    self._ready.wait(None if self._wake_at == math.inf else self._wake_at - now)
+                self._wake_at = -math.inf
+
+    def _renew_due(self) -> None:
+        """Renew each held lease that is due, and note when it is due next (or drop it)."""
+        now = time.monotonic()
+        for lease, due in self._held.copy().items():  # a copy: holders insert and remove while it runs
+            if due > now:
+                continue
             try:
-                due = lease.renew_due()
+                following = lease.renew_due()
             except Exception:  # never let one lease stop the renewal of the others
                 logger.exception("renewal of %s failed", lease.record_id)
-                continue
-            if due is not None:
-                self.schedule(lease, due)
-
-    def _next(self) -> Lease:
-        """Wait for the first active lease that is due, and take it off the heap."""
-        with self._ready:
-            while True:
-                while self._due and not self._due[0][2].active:
-                    heapq.heappop(self._due)
-                now = time.monotonic()
-                if self._due and self._due[0][0] <= now:
-                    self._wake_at = -math.inf
-                    return heapq.heappop(self._due)[2]
-                self._wake_at = max(self._due[0][0], now + GRANULARITY_S) if self._due else math.inf
-                self._ready.wait(None if not self._due else self._wake_at - now)
+                following = None
+            if following is None or not lease.active:
+                self._held.pop(lease, None)
+            else:
+                self._held[lease] = following
 
 
 _renewer: Renewer | None = None

@@ -32,7 +32,8 @@ def _parse_json(value: Any) -> Any:
     last = _last_parsed
     if last[0] is value:
         return last[1]
-    depth.check_depth(value)  # InputTooDeepError, typed, for a body nested past the limit
+    if type(value) is not str or value.count("[") + value.count("{") > depth.MAX_JSON_DEPTH:  # `check_depth`'s
+        depth.check_depth(value)  # own first test, made here: InputTooDeepError for a body nested past the limit
     parsed = parse_json(value)
     _last_parsed = (value, parsed)
     return parsed
@@ -98,7 +99,19 @@ def _direct(node: dict[str, Any]) -> Callable[[Any], Any]:
 
         return path
     if kind == "function_expression" and node["value"] == "json" and len(node["children"]) == 1:
-        inner = _direct(node["children"][0])
+        child = node["children"][0]
+        if child["type"] == "field":  # json(body), the usual case: the field read here, a call less
+            body = child["value"]
+
+            def json_field(data: Any) -> Any:
+                try:
+                    value = data.get(body)
+                except AttributeError:  # a field of a non-object is null, and json(null) is null
+                    return None
+                return _parse_json(value)
+
+            return json_field
+        inner = _direct(child)
         return lambda data: _parse_json(inner(data))
     if kind == "current":
         return lambda data: data
