@@ -188,6 +188,16 @@ def test_json_whitespace_key_order_base64_and_query_order_do_not_change_the_fing
     assert payments.runs == 1
 
 
+@pytest.mark.parametrize("shape", ["rest", "http_api"])
+def test_a_json_number_counts_as_written_in_kind(shape: str) -> None:
+    api, payments = make_api(MemoryStore(), shape, local_cache=False)
+    assert api(http_event(shape, body='{"amount": 1250.0}'), None)["statusCode"] == 201
+    assert headers_of(api(http_event(shape, body='{"amount": 1250.00}'), None))[REPLAYED] == "true"
+    reused = api(http_event(shape, body='{"amount": 1250}'), None)  # an integer, not the float first sent
+    assert reused["statusCode"] == 422 and problem_of(reused)["code"] == "idempotency-key-reused"
+    assert payments.runs == 1
+
+
 @pytest.mark.parametrize("shape", ALL_SHAPES)
 def test_in_flight_duplicate_is_409_with_retry_after(shape: str) -> None:
     api, payments = make_api(MemoryStore(), shape, lease=30)

@@ -103,7 +103,7 @@ def process_batch(event: dict[str, Any], context: Any, record_handler: Callable[
     Returns the partial batch response (``{"batchItemFailures": [...]}``) for ``ReportBatchItemFailures``, also
     when every record failed (Powertools would raise instead; the queue or stream retries the same records either
     way, and the response says which); each failed record is logged at WARNING with its id and the error's type.
-    Leases of the records follow the invocation's remaining time. A `StoreConfigurationError` (a missing table,
+    Leases of the records are capped by the invocation's remaining time. A `StoreConfigurationError` (a missing table,
     denied access...) fails the whole invocation instead: no record can succeed until it is fixed, and a failed
     invocation trips the function's error alarm.
     """

@@ -108,7 +108,8 @@ def idempotent(
     ``key``/``fingerprint`` are JMESPath expressions on the event (``json(body).order_id``) or callables of the
     event; ``scope`` is a callable of the event. The key is held by a lease (``lease``, default 20 s) renewed every
     lease/3 while the function runs; ``renew=False`` takes one lease for the whole invocation instead.
-    ``mode="optimistic"`` claims nothing: for short functions whose effects are all `current().write` calls.
+    ``mode="optimistic"`` claims and reads nothing, so every call the local cache does not answer runs the function
+    and only the first commit's writes land: for short functions whose only effects are `current().write` calls.
     ``hash_keys`` stores keyed hashes of the key and scope instead of their text (True, or a secret: bytes).
     """
 

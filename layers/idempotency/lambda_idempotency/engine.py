@@ -6,9 +6,10 @@ take-over, the completion and the fenced commit. What is not the state machine l
 with the guard: how an outcome becomes a stored payload and back (`outcomes.Outcomes`), the steps and writes of a
 running execution (`effects.Effects`, its `Host`), and the lease (`lease.Lease`).
 
-Two modes: "claim" (the default) claims the key before the function runs; "optimistic" claims nothing and
-inserts the finished record together with the function's writes, so of racing executions exactly one commits
-and the others replay its result (DESIGN.md, "Exactly-once effects").
+Two modes: "claim" (the default) claims the key before the function runs; "optimistic" claims and reads nothing,
+so every call the local cache does not answer runs the function, and inserts the finished record together with the
+function's writes: of all those executions exactly one commits and the others replay its result (DESIGN.md,
+"Exactly-once effects").
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A context variable carries it, so threads and asyncio tasks each see their own. The Lambda context travels the
 same way: `idempotent` sets it, and `use_lambda_context` sets it for code that calls `idempotent_function`
-outside such a handler, so leases can follow the invocation's remaining time.
+outside such a handler, so leases are capped by the invocation's remaining time.
 
 What the function can ask of its execution (collect writes for the commit, run a step once) is carried out by the
 engine that runs it, through the small `Host` protocol, so this module knows no store; the lease (renewal, fence,
@@ -160,7 +160,7 @@ def current() -> Execution:
 
 
 def use_lambda_context(context: Any) -> None:
-    """Let `idempotent_function` calls in this invocation size their lease by the Lambda's remaining time."""
+    """Let `idempotent_function` calls in this invocation cap their lease by the Lambda's remaining time."""
     _lambda_context.set(context)
 
 

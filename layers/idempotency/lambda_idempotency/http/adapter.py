@@ -43,7 +43,7 @@ from ..selectors import Arguments
 from ..stores.base import Store
 from .idempotency_key import HEADER, InvalidIdempotencyKeyError, parse_idempotency_key
 from .principal import carries_identity, principal_of
-from .problem import problem
+from .problem import checked_docs_url, documented_type, problem
 from .request import HttpRequest, MalformedRequestError, read_request
 from .response import ProxyResponse, mark_replayed, proxy_response
 from .validation import RequestValidationError
@@ -89,6 +89,10 @@ class HttpOptions(TypedDict, total=False):
     hash_keys: bool | bytes
     """Store keyed hashes of the Idempotency-Key and the caller's scope, not their text (default True; a bytes
     secret keys the hashes and the record id, see DESIGN.md "Stored data")."""
+    problem_docs: str | None
+    """The URL of the API's documentation of its Idempotency-Key problems: the 400s for a missing or invalid key, the
+    409 and the 422 then have the ``type`` ``{problem_docs}#{code}`` instead of ``about:blank`` (the IETF draft's
+    "Error Scenarios": a link to relevant documentation). An absolute http(s) URL without a fragment."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +122,7 @@ class HttpIdempotency:
             raise ValueError(f"anonymous_scope must be a non-empty string or None, got {self.anonymous_scope!r}")
         self.wait_s = _seconds(options.get("wait", 0), "wait", allow_zero=True)
         self.max_retry_after = max(1, int(options.get("max_retry_after", 1)))
+        self.problem_docs = checked_docs_url(options.get("problem_docs"))
         lease = options.get("lease")
         local_cache = options.get("local_cache", True)
         self.guard = Guard(
@@ -147,9 +152,10 @@ class HttpIdempotency:
             try:
                 key = parse_idempotency_key(request.header(HEADER))
             except InvalidIdempotencyKeyError as exc:
-                return problem(request, 400, "idempotency-key-invalid", str(exc))
+                return self._key_problem(request, 400, "idempotency-key-invalid", str(exc))
             if key is None and self._requires_key(request):
-                return problem(request, 400, "idempotency-key-missing", f"this request requires an {HEADER} header")
+                detail = f"this request requires an {HEADER} header"
+                return self._key_problem(request, 400, "idempotency-key-missing", detail)
         try:
             request.check_depth()
         except InputTooDeepError as exc:
@@ -196,6 +202,13 @@ class HttpIdempotency:
             raise MissingScopeError(f"an {HEADER} is scoped to its caller, whose identity this API cannot read")
         raise MissingScopeError(f"an {HEADER} is scoped to its caller, and this request has none")
 
+    def _key_problem(
+        self, request: HttpRequest, status: int, code: str, detail: str, *, retry_after: int | None = None
+    ) -> ProxyResponse:
+        """A problem with the request's Idempotency-Key: its ``type`` links ``problem_docs`` when that is set."""
+        type_uri = documented_type(self.problem_docs, code)
+        return problem(request, status, code, detail, retry_after=retry_after, type_uri=type_uri)
+
     def _requires_key(self, request: HttpRequest) -> bool:
         return request.method in KEY_REQUIRED_BY_DEFAULT if self.required is None else self.required
 
@@ -217,10 +230,10 @@ class HttpIdempotency:
                     continue
                 detail = f"a request with this {HEADER} is still being processed"
                 retry_after = min(busy.retry_after, self.max_retry_after)
-                return problem(request, 409, "idempotency-key-in-use", detail, retry_after=retry_after)
+                return self._key_problem(request, 409, "idempotency-key-in-use", detail, retry_after=retry_after)
             except KeyReuseError:
                 detail = f"this {HEADER} was already used with a different request (method, path, query or body)"
-                return problem(request, 422, "idempotency-key-reused", detail)
+                return self._key_problem(request, 422, "idempotency-key-reused", detail)
             except ResultNotStoredError as exc:  # a malformed record (not written by this library)
                 return problem(request, 500, "idempotency-result-unavailable", str(exc))
             except StoreConfigurationError:  # logged at ERROR by the guard, with the table, region and fix

@@ -64,7 +64,8 @@ class HttpRequest:
             raise MalformedRequestError("the request body is marked base64 but is not valid base64") from None
 
     def fingerprint_payload(self) -> dict[str, Any]:
-        """Method + path + query + body; a JSON body counts by its value, so whitespace and key order do not."""
+        """Method + path + query + body; a JSON body counts as parsed, so whitespace and key order do not, but an
+        integer and a float do (``1`` and ``1.0`` differ: ``json.loads`` keeps their kinds)."""
         return {"method": self.method, "path": self.path, "query": list(self.query), "body": self._body_value()}
 
     def check_depth(self) -> None:
