@@ -36,7 +36,7 @@ class Terms(Protocol):
     ttl_s: int
     clock: Clock
 
-    def _retrying(self, record_id: str, call: Callable[..., Any], *args: Any) -> Any: ...
+    def retrying(self, record_id: str, call: Callable[..., Any], *args: Any) -> Any: ...
 
 
 logger = logging.getLogger("lambda_idempotency")
@@ -59,7 +59,7 @@ MIN_RETRY_S = 0.05
 
 Clock = Callable[[], float]
 Send = Callable[..., Any]
-"""How a call that must land is sent: the engine's `Guard._retrying` (``send(record_id, call, *args)``)."""
+"""How a call that must land is sent: `Completion.retrying`, through the guard (``send(record_id, call, *args)``)."""
 
 
 class Lease:
@@ -225,7 +225,7 @@ class Lease:
         args = (self.record_id, self.owner, until, _ttl(now_ms, terms.ttl_s, until))
         refused: Refused | None
         if retried:
-            refused = terms._retrying(self.record_id, terms.store.extend_lease, *args)
+            refused = terms.retrying(self.record_id, terms.store.extend_lease, *args)
         else:
             refused = terms.store.extend_lease(*args)
         if refused is not None:

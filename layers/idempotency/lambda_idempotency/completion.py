@@ -1,0 +1,325 @@
+"""How an execution ends: its outcome written, a declared failure stored, or its key given back (DESIGN.md, "The state
+machine").
+
+The other half of the engine's state machine: `engine.Guard` claims a key and starts an execution, and the
+`Completion` built with it ends that execution. Every write here is conditioned on the execution's owner token (the
+fence), and a refusal is read for what it means: our own resent write that had landed, or a lease another execution
+took over. Three ways to finish: the completion (one conditional UpdateItem), the fenced commit (the function's
+writes and the completion in one transaction) and, in optimistic mode, the insert of the finished record.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from . import observability as observe
+from .errors import (
+    InProgressError,
+    InvalidWriteError,
+    KeyReuseError,
+    LeaseLostError,
+    StoreUnavailableError,
+    WriteConditionError,
+)
+from .record import Payload, Record, Status
+from .stores.base import Refused, Store, WritesRefused
+
+if TYPE_CHECKING:
+    from .cache import LocalCache
+    from .execution import Execution
+    from .outcomes import Outcomes
+    from .writes import Write
+
+logger = logging.getLogger("lambda_idempotency")
+
+FINISH_ATTEMPTS = 3
+RECORD_OVERHEAD_BYTES = 1024
+"""What a record's completion adds to a transaction besides its result (attribute names, ids, expressions)."""
+T = TypeVar("T")
+P = ParamSpec("P")
+Hide = Callable[[str, "str | None"], "tuple[str, str | None]"]
+"""What a record stores of a key and scope (their keyed hashes with ``hash_keys``): `Guard._hidden`."""
+
+
+class Completion:
+    """How one guarded function's executions end (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        operation: str,
+        outcomes: Outcomes,
+        cache: LocalCache | None,
+        cache_errors: tuple[type[BaseException], ...],
+        ttl_s: int,
+        clock: Callable[[], float],
+        hide: Hide,
+    ) -> None:
+        self.store = store
+        self.operation = operation
+        self.outcomes = outcomes
+        self.replay = outcomes.replay
+        self.cache = cache
+        self.cache_errors = cache_errors
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._hide = hide
+
+    def finish(self, execution: Execution, result: Any) -> Any:
+        """Store the outcome and return what the caller gets: ``result``, or an optimistic race winner's.
+
+        With collected writes the completion and the writes commit together or not at all: a lease lost to
+        another execution raises `LeaseLostError`, a failed condition of a write `WriteConditionError`; so does
+        an execution whose lease was lost while it ran, before anything is sent.
+        """
+        lease = execution.lease
+        if lease is not None:  # renewals end before the outcome is written (and before the handler returns)
+            lease.stop()
+            lease.check("the completion")
+        try:
+            payload = self.outcomes.result(execution, result)
+        except StoreUnavailableError as exc:  # S3 or KMS: nothing was written to the record
+            observe.emit(observe.STORE_ERRORS, self.operation, execution.record_id)
+            if execution.writes or execution.mode == "optimistic":
+                raise  # the writes were not applied: the caller must not see a success
+            logger.error("could not store the result of %s (%s); the key stays in flight", execution.record_id, exc)
+            return result
+        now_ms = int(self.clock() * 1000)
+        expires_at = now_ms // 1000 + self.ttl_s
+        if execution.mode == "optimistic":
+            return self._insert_finished(execution, Status.COMPLETED, payload, now_ms, expires_at, result)
+        if execution.writes:
+            self._commit(execution, payload, now_ms, expires_at)
+        else:
+            try:
+                refused = self._finish(execution, Status.COMPLETED, payload, now_ms, expires_at)
+            except StoreUnavailableError as exc:
+                _log_unwritten(execution, exc)
+                return result  # not cached: the table does not hold this completion, and a retry may run again
+            if refused is not None:
+                if not _is_mine(refused, execution):
+                    observe.emit(observe.LEASE_LOST, self.operation, execution.record_id)
+                    logger.warning(
+                        "lease lost: %s was taken over before it completed; its record stays the new owner's",
+                        execution.record_id,
+                    )
+                return result
+        if self.cache is not None:
+            self.cache.put(self._finished(execution, Status.COMPLETED, payload, now_ms, expires_at))
+        return result
+
+    def abort(self, execution: Execution, error: BaseException) -> None:
+        """After an exception: store a declared failure, release the key, or (BaseException) leave the lease."""
+        if _stopped_lost(execution):
+            return
+        if self.cache_errors and isinstance(error, self.cache_errors):
+            now_ms = int(self.clock() * 1000)
+            try:
+                payload = self.outcomes.failure(execution, error)
+            except StoreUnavailableError as exc:
+                logger.error("could not store the failure of %s (%s); its lease will expire", execution.record_id, exc)
+                return
+            if execution.mode == "optimistic":
+                try:
+                    self._insert_finished(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s, None)
+                except StoreUnavailableError as exc:
+                    logger.error("could not store the failure of %s (%s)", execution.record_id, exc)
+            else:
+                try:
+                    self._finish(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s)
+                except StoreUnavailableError as exc:
+                    _log_unwritten(execution, exc)
+            return
+        if not isinstance(error, Exception):
+            logger.warning("%s interrupted by %s; its lease will expire", execution.record_id, type(error).__name__)
+            return
+        self.release(execution)
+
+    def _commit(self, execution: Execution, payload: Payload | None, now_ms: int, expires_at: int) -> None:
+        """The fenced commit: the writes and the completion in one transaction, conditioned on our owner token."""
+        from . import writes as transaction
+
+        try:
+            transaction.check_total(execution.writes, _completion_size(payload))
+            outcome = self.retrying(
+                execution.record_id,
+                self.store.commit,
+                execution.record_id,
+                execution.owner,
+                payload,
+                now_ms,
+                expires_at,
+                execution.writes,
+            )
+        except InvalidWriteError:
+            self.release(execution)
+            raise
+        if outcome is None:
+            return
+        if isinstance(outcome, WritesRefused):
+            self.release(execution)
+            raise _write_condition_error(execution.writes, outcome.failed, "the key was released")
+        if not _is_mine(outcome, execution):
+            observe.emit(observe.LEASE_LOST, self.operation, execution.record_id)
+            raise LeaseLostError(
+                f"{execution.record_id} was taken over before it committed; none of its writes was applied"
+            )
+
+    def _insert_finished(
+        self,
+        execution: Execution,
+        status: Status,
+        payload: Payload | None,
+        now_ms: int,
+        expires_at: int,
+        result: Any,
+    ) -> Any:
+        """The optimistic commit: our finished record and writes, or (when another won) the winner's outcome."""
+        record = self._finished(execution, status, payload, now_ms, expires_at)
+        writes: Sequence[Write] = execution.writes if status is Status.COMPLETED else ()
+        if writes:
+            from . import writes as transaction
+
+            transaction.check_total(writes, _completion_size(payload))
+        outcome = self.retrying(execution.record_id, self.store.insert_finished, record, writes)
+        if outcome is None:
+            if self.cache is not None:
+                self.cache.put(record)
+            return result
+        if isinstance(outcome, WritesRefused):
+            raise _write_condition_error(execution.writes, outcome.failed, "a retry runs the function again")
+        found = outcome.current
+        if found is None:  # refused, then gone before it could be read: nothing of ours was written
+            raise InProgressError(f"key {execution.key!r} of {self.operation} is contended", retry_after=1)
+        check_fingerprint(found, execution.fingerprint, execution.key, self.operation)
+        if found.status is Status.IN_PROGRESS:
+            raise in_progress_error(execution.key, now_ms, found)
+        logger.info("%s was committed already (by a racer, or our own resent request); replaying", execution.record_id)
+        if self.cache is not None:
+            self.cache.put(found)
+        return self.replay(found)
+
+    def _finished(
+        self, execution: Execution, status: Status, payload: Payload | None, now_ms: int, expires_at: int
+    ) -> Record:
+        """The record a finished execution leaves (the key and scope as stored: hashed with ``hash_keys``)."""
+        key, scope = self._hide(execution.key, execution.scope)
+        return Record(
+            record_id=execution.record_id,
+            status=status,
+            owner=execution.owner,
+            expires_at=expires_at,
+            key=key,
+            scope=scope,
+            fingerprint=execution.fingerprint,
+            result=payload,
+            attempts=execution.attempt,
+            created_at=now_ms // 1000,
+            completed_at=now_ms // 1000,
+        )
+
+    def release(self, execution: Execution) -> None:
+        """Give the key back so a retry runs again (a failure, an HTTP 5xx); saved steps stay, so a retry resumes them.
+
+        An optimistic execution holds no claim, so there is nothing to give back.
+        """
+        if execution.lease is None or _stopped_lost(execution):
+            return
+        try:
+            refused = self.store.release(execution.record_id, execution.owner, keep_steps=bool(execution.steps))
+        except StoreUnavailableError as exc:
+            observe.emit(observe.STORE_ERRORS, self.operation, execution.record_id)
+            logger.error("could not release %s (%s); it is blocked until its lease ends", execution.record_id, exc)
+            return
+        # Refused with no record left is our own resent delete that had landed, not a lost lease.
+        if refused is not None and refused.current is not None:
+            observe.emit(observe.LEASE_LOST, self.operation, execution.record_id)
+            logger.warning("lease lost: %s was taken over before it was released", execution.record_id)
+
+    def _finish(
+        self, execution: Execution, status: Status, payload: Payload | None, now_ms: int, expires_at: int
+    ) -> Refused | None:
+        """Write the outcome (tried `FINISH_ATTEMPTS` times); raises `StoreUnavailableError` if it never lands."""
+        return self.retrying(
+            execution.record_id,
+            self.store.finish,
+            execution.record_id,
+            execution.owner,
+            status,
+            payload,
+            now_ms,
+            expires_at,
+        )
+
+    def retrying(self, record_id: str, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``call(*args)``, a store call that must land, tried again after `StoreUnavailableError` (each is safe to
+        resend)."""
+        attempt = 0
+        while True:
+            try:
+                return call(*args, **kwargs)
+            except StoreUnavailableError:
+                observe.emit(observe.STORE_ERRORS, self.operation, record_id)
+                attempt += 1
+                if attempt == FINISH_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * 2 ** (attempt - 1))
+
+
+def _log_unwritten(execution: Execution, exc: Exception) -> None:
+    logger.error(
+        "could not store the outcome of %s (%s); the key stays in flight until its lease ends, then a retry runs "
+        "the function again (at least once)",
+        execution.record_id,
+        exc,
+    )
+
+
+def check_fingerprint(found: Record, fingerprint: str | None, key: str, operation: str) -> None:
+    """`KeyReuseError` when ``found`` was stored for another payload under the same key."""
+    if fingerprint is not None and found.fingerprint is not None and found.fingerprint != fingerprint:
+        observe.emit(observe.KEY_REUSE, operation, found.record_id)
+        raise KeyReuseError(f"idempotency key {key!r} was already used with a different payload")
+
+
+def in_progress_error(key: str, now_ms: int, found: Record) -> InProgressError:
+    """The error for a key still in flight, with ``Retry-After`` when its lease ends."""
+    lease_end = found.lease_expires_at or now_ms
+    retry_after = max(1, math.ceil((lease_end - now_ms) / 1000))
+    return InProgressError(f"key {key!r} is in progress", retry_after=retry_after)
+
+
+def _stopped_lost(execution: Execution) -> bool:
+    """Stop renewing; whether the lease was lost (then nothing more is sent: the record is another's)."""
+    if execution.lease is None:
+        return False
+    execution.lease.stop()
+    if execution.lease.lost is not None:
+        logger.warning("%s lost its lease; nothing more is sent for it", execution.record_id)
+    return execution.lease.lost is not None
+
+
+def _completion_size(payload: Payload | None) -> int:
+    size = len(payload.encode()) if isinstance(payload, str) else len(payload or b"")
+    return size + RECORD_OVERHEAD_BYTES
+
+
+def _write_condition_error(writes: Sequence[Write], failed: tuple[int, ...], then: str) -> WriteConditionError:
+    from . import writes as transaction
+
+    described = ", ".join(transaction.describe(i, writes[i]) for i in failed)
+    return WriteConditionError(
+        f"the condition of {described} failed; none of the writes was applied; {then}",
+        failed=tuple((i, writes[i].kind, writes[i].table) for i in failed),
+    )
+
+
+def _is_mine(refused: Refused, execution: Execution) -> bool:
+    """A refused finish whose record shows my owner, finished, was my own resent write."""
+    found = refused.current
+    return found is not None and found.owner == execution.owner and found.status is not Status.IN_PROGRESS
