@@ -63,12 +63,20 @@ def carries_identity(event: dict[str, Any]) -> bool:
 
 
 def _has_data(value: Any) -> bool:
-    """Anything but null, an empty string or an empty container, at any depth."""
-    if isinstance(value, dict):
-        return any(_has_data(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_data(v) for v in value)
-    return value is not None and value != ""
+    """Anything but null, an empty string or an empty container, at any depth.
+
+    A walk with its own stack, not recursion: an authorizer's context is the authorizer's design, and one nested a
+    few hundred levels (a direct invoke, or a Lambda authorizer's JSON) must be a 401, never a `RecursionError`."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+        elif item is not None and item != "":
+            return True
+    return False
 
 
 def _dict(value: Any) -> dict[str, Any]:
