@@ -51,3 +51,33 @@ def test_a_rest_identity_field_nested_without_bound_is_401_until_principal_reads
     reader, _ = make_api(MemoryStore(), "rest", principal=lambda event: "bob")
     assert reader(event, None)["statusCode"] == 201
     assert payments.runs == 0
+
+
+# A body the adapter cannot read: 400 request-invalid on every request, keyed or not, safe method or not
+
+
+@pytest.mark.parametrize("shape", ALL_SHAPES)
+@pytest.mark.parametrize("base64_body", [False, True], ids=["text", "marked-base64"])
+def test_a_body_that_is_not_unicode_text_is_400_with_or_without_a_key(shape: str, base64_body: bool) -> None:
+    """A lone surrogate (only a direct invoke sends one): not text, nor base64 when marked so."""
+    seen: list[Any] = []
+    api, payments = make_api(MemoryStore(), shape, validate=seen.append)
+    for method, key in (("POST", "k-1"), ("PUT", None), ("GET", None), ("GET", "k-2")):
+        event = http_event(shape, method=method, key=key, body='{"amount": "\udcff"}')
+        event["isBase64Encoded"] = base64_body
+        answer = api(event, None)
+        assert answer["statusCode"] == 400, (method, key)
+        problem = problem_of(answer)
+        assert problem["code"] == "request-invalid"
+        assert ("Unicode" if not base64_body else "base64") in problem["detail"]
+    assert seen == [] and payments.runs == 0
+
+
+@pytest.mark.parametrize("shape", ALL_SHAPES)
+def test_a_surrogate_escaped_in_json_text_is_a_readable_body(shape: str) -> None:
+    """``"\\udcff"`` written as JSON's six-character escape is valid text: it runs and replays."""
+    api, payments = make_api(MemoryStore(), shape)
+    event = http_event(shape, body='{"amount": "\\udcff"}')
+    assert api(event, None)["statusCode"] == 201
+    assert api(event, None)["statusCode"] == 201
+    assert payments.runs == 1

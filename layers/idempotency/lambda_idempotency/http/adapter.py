@@ -157,8 +157,8 @@ class HttpIdempotency:
                 detail = f"this request requires an {HEADER} header"
                 return self._key_problem(request, 400, "idempotency-key-missing", detail)
         try:
-            request.check_depth()
-        except InputTooDeepError as exc:
+            request.check_body()
+        except (InputTooDeepError, MalformedRequestError) as exc:
             return problem(request, 400, "request-invalid", str(exc))
         if self.validate is not None:
             try:
@@ -171,11 +171,7 @@ class HttpIdempotency:
             scope = self._raw_scope(event)
         except MissingScopeError as exc:
             return problem(request, 401, "principal-required", str(exc))
-        try:
-            claim = _Claim(key, scope, request.fingerprint_payload())
-        except MalformedRequestError as exc:
-            return problem(request, 400, "request-invalid", str(exc))
-        return self._run_claimed(request, claim, context, run)
+        return self._run_claimed(request, _Claim(key, scope, request.fingerprint_payload()), context, run)
 
     def caller_scope(self, event: dict[str, Any]) -> str:
         """The scope this request's keys are stored under (``current().scope`` of its execution); raises

@@ -32,7 +32,7 @@ class NotAnHttpEventError(TypeError):
 
 
 class MalformedRequestError(ValueError):
-    """The event is an HTTP request whose body cannot be read (invalid base64)."""
+    """The event is an HTTP request whose body cannot be read: not valid Unicode text, or marked base64 but not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +53,15 @@ class HttpRequest:
         return self.headers.get(name.lower(), ())
 
     def body(self) -> bytes:
-        """The body as sent; raises `MalformedRequestError` when it is marked base64 but is not."""
+        """The body as sent; raises `MalformedRequestError` when it is not valid Unicode text (a lone surrogate, which
+        only a direct invoke can send) or is marked base64 but is not."""
         if self.raw_body is None:
             return b""
         if not self.base64_body:
-            return self.raw_body.encode()
+            try:
+                return self.raw_body.encode()
+            except UnicodeEncodeError:
+                raise MalformedRequestError("the request body is not valid Unicode text (a lone surrogate)") from None
         try:
             return base64.b64decode(self.raw_body, validate=True)
         except (binascii.Error, ValueError):
@@ -68,16 +72,14 @@ class HttpRequest:
         integer and a float do (``1`` and ``1.0`` differ: ``json.loads`` keeps their kinds)."""
         return {"method": self.method, "path": self.path, "query": list(self.query), "body": self._body_value()}
 
-    def check_depth(self) -> None:
-        """`InputTooDeepError` for a JSON body nested past `MAX_JSON_DEPTH`, so the adapter refuses it before a
-        validate hook, the fingerprint or the handler parse it (Python's json recurses once per level).
+    def check_body(self) -> None:
+        """`MalformedRequestError` for a body that cannot be read (`body`), `InputTooDeepError` for a JSON body nested
+        past `MAX_JSON_DEPTH`, so the adapter refuses either before a validate hook, the fingerprint or the handler
+        read it (Python's json recurses once per level), whether or not the request carries a key.
 
-        Bodies read as bytes pass: a binary upload is full of ``[`` that open nothing.
+        Bodies read as bytes pass the depth check: a binary upload is full of ``[`` that open nothing.
         """
-        try:
-            body = self.body()
-        except MalformedRequestError:
-            return  # answered where the body is read for the fingerprint
+        body = self.body()
         if self._reads_as_json(body):
             with contextlib.suppress(ValueError):  # not text, so not JSON either: fingerprinted as bytes
                 depth.check_depth(body)
