@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 from lambda_idempotency import MemoryStore
+from lambda_idempotency.http import NotAnHttpEventError
 
-from tests.http_events import SHAPES, http_event, problem_of
-from tests.test_http_adapter import make_api
+from tests.http_events import SHAPES, headers_of, http_event, problem_of
+from tests.test_http_adapter import REPLAYED, make_api
 
 ALL_SHAPES = list(SHAPES)
 
@@ -80,4 +81,155 @@ def test_a_surrogate_escaped_in_json_text_is_a_readable_body(shape: str) -> None
     event = http_event(shape, body='{"amount": "\\udcff"}')
     assert api(event, None)["statusCode"] == 201
     assert api(event, None)["statusCode"] == 201
+    assert payments.runs == 1
+
+
+# Fields of the wrong type (only a direct invoke sends them): one of the four shapes is answered 400 in its form;
+# an event of none of them raises NotAnHttpEventError
+
+
+def _set(event: dict[str, Any], path: str, value: Any) -> None:
+    """Sets ``value`` at a dotted ``path`` of the event."""
+    *parents, last = path.split(".")
+    for part in parents:
+        event = event[part]
+    event[last] = value
+
+
+MALFORMED: list[tuple[str, dict[str, Any]]] = [
+    ("http_api", {"requestContext.http": None}),
+    ("http_api", {"requestContext.http": "POST"}),
+    ("http_api", {"requestContext.http.method": None}),
+    ("http_api", {"headers": ["idempotency-key: k"]}),
+    ("http_api", {"headers.idempotency-key": 5}),
+    ("http_api", {"headers.idempotency-key": ["k"]}),
+    ("http_api", {"rawPath": 7}),
+    ("http_api", {"rawQueryString": {"a": "1"}}),
+    ("http_api", {"body": {"amount": 1}}),
+    ("http_api", {"isBase64Encoded": "false"}),
+    ("function_url", {"requestContext.http": None}),
+    ("function_url", {"headers.content-type": True}),
+    ("rest", {"httpMethod": None}),
+    ("rest", {"multiValueHeaders": None, "headers": ["x"]}),
+    ("rest", {"multiValueHeaders": ["x"]}),
+    ("rest", {"multiValueHeaders.X-Forwarded-For": 5}),
+    ("rest", {"multiValueHeaders.Idempotency-Key": [5]}),
+    ("rest", {"queryStringParameters": ["a"]}),
+    ("rest", {"multiValueQueryStringParameters": {"a": 5}}),
+    ("rest", {"path": ["/payments"]}),
+    ("alb", {"queryStringParameters": {"a": 10**5000}}),  # str() of it raises ValueError: 4300 digits at most
+    ("alb", {"headers.idempotency-key": {"k": "v"}}),
+    ("alb", {"httpMethod": 1}),
+    ("alb_multi", {"multiValueHeaders.idempotency-key": "k"}),
+    ("alb_multi", {"multiValueQueryStringParameters": {"a": [1.5]}}),
+]
+
+
+def _case_id(case: tuple[str, dict[str, Any]]) -> str:
+    shape, changes = case
+    path, value = list(changes.items())[-1]
+    return f"{shape}-{path}-{type(value).__name__}"
+
+
+@pytest.mark.parametrize(("shape", "changes"), MALFORMED, ids=[_case_id(case) for case in MALFORMED])
+def test_a_field_of_the_wrong_type_is_a_400_in_the_shapes_form(shape: str, changes: dict[str, Any]) -> None:
+    api, payments = make_api(MemoryStore(), shape)
+    event = http_event(shape)
+    for path, value in changes.items():
+        _set(event, path, value)
+    answer = api(event, None)
+    assert answer["statusCode"] == 400
+    problem = problem_of(answer)
+    path = list(changes)[-1]
+    field = "requestContext.http" if path.startswith("requestContext") else path.split(".")[0]
+    assert problem["code"] == "request-invalid" and field in problem["detail"], problem
+    assert ("multiValueHeaders" in answer) is (shape == "alb_multi")  # answered in the form the shape reads
+    assert ("statusDescription" in answer) is shape.startswith("alb")
+    assert payments.runs == 0
+
+
+@pytest.mark.parametrize(
+    "event",
+    [[], "POST /payments", {"requestContext": None, "httpMethod": "POST"}, {"requestContext": {}, "body": "{}"}],
+    ids=["list", "text", "requestContext-null", "no-method-field"],
+)
+def test_an_event_of_none_of_the_shapes_raises_the_typed_error(event: Any) -> None:
+    api, payments = make_api(MemoryStore(), "rest")
+    with pytest.raises(NotAnHttpEventError):
+        api(event, None)
+    assert payments.runs == 0
+
+
+# Idempotency-Key twice in one map, in two cases: different values are 400, the same value is one key
+
+
+def with_key_twice(shape: str, first: str, second: str, *, method: str = "POST") -> dict[str, Any]:
+    """The header as ``idempotency-key: first`` and ``Idempotency-Key: second`` in the map the shape reads; REST as
+    a direct invoke without ``multiValueHeaders``, so its single-value map is the one read."""
+    event = http_event(shape, method=method, key=first)
+    if shape == "rest":
+        event["multiValueHeaders"] = None
+        event["headers"] = {k.lower(): v for k, v in event["headers"].items()}
+    if shape == "alb_multi":
+        event["multiValueHeaders"]["Idempotency-Key"] = [second]
+    else:
+        event["headers"]["Idempotency-Key"] = second
+    return event
+
+
+@pytest.mark.parametrize("shape", ALL_SHAPES)
+def test_a_key_sent_in_two_cases_with_different_values_is_400(shape: str) -> None:
+    api, payments = make_api(MemoryStore(), shape)
+    for method in ("POST", "PUT"):
+        answer = api(with_key_twice(shape, "k-a", "k-b", method=method), None)
+        assert answer["statusCode"] == 400 and problem_of(answer)["code"] == "idempotency-key-invalid"
+        assert "more than once" in problem_of(answer)["detail"]
+    assert payments.runs == 0
+
+
+@pytest.mark.parametrize("shape", ALL_SHAPES)
+def test_a_key_sent_in_two_cases_with_one_value_is_one_key(shape: str) -> None:
+    api, payments = make_api(MemoryStore(), shape)
+    assert api(with_key_twice(shape, "k-a", "k-a"), None)["statusCode"] == 201
+    replay = api(http_event(shape, key="k-a"), None)
+    assert replay["statusCode"] == 201 and headers_of(replay)[REPLAYED] == "true"
+    assert payments.runs == 1
+
+
+# A null header or query value is a value not sent
+
+
+def with_null_key(shape: str, method: str) -> dict[str, Any]:
+    event = http_event(shape, method=method, key=None)
+    if shape == "alb_multi":
+        event["multiValueHeaders"]["idempotency-key"] = None
+        event["multiValueHeaders"]["Idempotency-Key"] = [None]
+    else:
+        event["headers"]["Idempotency-Key"] = None
+        if shape == "rest":
+            event["multiValueHeaders"]["Idempotency-Key"] = [None]
+    return event
+
+
+@pytest.mark.parametrize("shape", ALL_SHAPES)
+def test_a_null_key_is_no_key_never_the_key_none(shape: str) -> None:
+    api, payments = make_api(MemoryStore(), shape)
+    answer = api(with_null_key(shape, "POST"), None)
+    assert answer["statusCode"] == 400 and problem_of(answer)["code"] == "idempotency-key-missing"
+    for _ in range(2):  # PUT runs without a key, so every time; a key "None" would replay the second
+        answer = api(with_null_key(shape, "PUT"), None)
+        assert answer["statusCode"] == 201 and REPLAYED not in headers_of(answer)
+    keyed = api(http_event(shape, method="PUT", key="None"), None)
+    assert REPLAYED not in headers_of(keyed)
+    assert payments.runs == 3
+
+
+@pytest.mark.parametrize("shape", ["rest", "alb", "alb_multi"])
+def test_a_null_query_value_is_a_parameter_not_sent(shape: str) -> None:
+    api, payments = make_api(MemoryStore(), shape)
+    assert api(http_event(shape, query={"page": ["2"]}), None)["statusCode"] == 201
+    event = http_event(shape, query={"page": ["2"]})
+    field = "multiValueQueryStringParameters" if shape != "alb" else "queryStringParameters"
+    event[field]["debug"] = [None] if shape != "alb" else None
+    assert headers_of(api(event, None))[REPLAYED] == "true"  # the same request: ?page=2
     assert payments.runs == 1

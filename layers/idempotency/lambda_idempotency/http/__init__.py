@@ -9,12 +9,14 @@ from __future__ import annotations
 from .adapter import HttpIdempotency, HttpOptions, idempotent_http
 from .powertools import IdempotencyMiddleware
 from .principal import principal_of
+from .request import NotAnHttpEventError
 from .validation import RequestValidationError
 
 __all__ = [
     "HttpIdempotency",
     "HttpOptions",
     "IdempotencyMiddleware",
+    "NotAnHttpEventError",
     "RequestValidationError",
     "idempotent_http",
     "principal_of",

@@ -44,7 +44,7 @@ from ..stores.base import Store
 from .idempotency_key import HEADER, InvalidIdempotencyKeyError, parse_idempotency_key
 from .principal import carries_identity, principal_of
 from .problem import checked_docs_url, documented_type, problem
-from .request import HttpRequest, MalformedRequestError, read_request
+from .request import HttpRequest, MalformedEventError, MalformedRequestError, read_request
 from .response import ProxyResponse, mark_replayed, proxy_response
 from .validation import RequestValidationError
 
@@ -145,7 +145,10 @@ class HttpIdempotency:
 
     def handle(self, event: dict[str, Any], context: Any, run: Callable[[], Any]) -> ProxyResponse:
         """Answer one HTTP event; ``run`` calls the handler and returns its (proxy) response."""
-        request = read_request(event)
+        try:
+            request = read_request(event)
+        except MalformedEventError as exc:  # of a recognisable shape: a 400 in its form; any other event raises
+            return problem(exc.reply_to, 400, "request-invalid", str(exc))
         key = None
         # A safe method, or disabled (users' unit tests): validate and run, nothing else.
         if request.method not in SAFE_METHODS and not disabled():

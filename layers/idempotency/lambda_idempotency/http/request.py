@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
 from .. import depth
+from .event_fields import EventFieldError, flag_field, object_field, pairs_field, text_field
 
 
 class Shape(enum.Enum):
@@ -33,6 +34,15 @@ class NotAnHttpEventError(TypeError):
 
 class MalformedRequestError(ValueError):
     """The event is an HTTP request whose body cannot be read: not valid Unicode text, or marked base64 but not."""
+
+
+class MalformedEventError(MalformedRequestError):
+    """The event has one of the four shapes, but a field is missing or of a type the services never send (a direct
+    invoke's mistake). ``reply_to`` is a request of that shape with nothing else read: the form its answer takes."""
+
+    def __init__(self, detail: str, *, shape: Shape, multi_value: bool) -> None:
+        super().__init__(detail)
+        self.reply_to = HttpRequest(shape, "", "/", (), {}, None, base64_body=False, multi_value=multi_value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,59 +110,80 @@ class HttpRequest:
 
 
 def read_request(event: Any) -> HttpRequest:
-    """The request an HTTP event carries; raises `NotAnHttpEventError` for any other event."""
+    """The request an HTTP event carries; raises `NotAnHttpEventError` for any other event, `MalformedEventError` for
+    one of the four shapes with a field missing or of the wrong type."""
     if not isinstance(event, dict) or not isinstance(event.get("requestContext"), dict):
         raise NotAnHttpEventError("expected an API Gateway, Function URL or ALB proxy event")
-    context = event["requestContext"]
+    shape = _shape(event, event["requestContext"])
+    multi_value = shape is Shape.ALB and "multiValueHeaders" in event
+    try:
+        if shape in (Shape.HTTP_API, Shape.FUNCTION_URL):
+            return _read_v2(event, shape)
+        return _read_v1(event, shape, multi_value=multi_value)
+    except EventFieldError as exc:
+        raise MalformedEventError(str(exc), shape=shape, multi_value=multi_value) from None
+
+
+def _shape(event: dict[str, Any], context: dict[str, Any]) -> Shape:
     if event.get("version") == "2.0":
-        return _read_v2(event, context)
+        domain = context.get("domainName")
+        return Shape.FUNCTION_URL if isinstance(domain, str) and ".lambda-url." in domain else Shape.HTTP_API
     if "elb" in context:
-        return _read_v1(event, Shape.ALB, decode_query=True)
+        return Shape.ALB
     if "httpMethod" in event:
-        return _read_v1(event, Shape.REST, decode_query=False)
+        return Shape.REST
     raise NotAnHttpEventError("expected an API Gateway, Function URL or ALB proxy event")
 
 
-def _read_v2(event: dict[str, Any], context: dict[str, Any]) -> HttpRequest:
-    domain = str(context.get("domainName") or "")
-    shape = Shape.FUNCTION_URL if ".lambda-url." in domain else Shape.HTTP_API
-    headers: dict[str, tuple[str, ...]] = {str(k).lower(): (str(v),) for k, v in (event.get("headers") or {}).items()}
+def _read_v2(event: dict[str, Any], shape: Shape) -> HttpRequest:
+    http = object_field(event["requestContext"], "http", "requestContext.")
     return HttpRequest(
         shape=shape,
-        method=str(context.get("http", {}).get("method", "")).upper(),
-        path=str(event.get("rawPath") or "/"),
-        query=tuple(sorted(parse_qsl(str(event.get("rawQueryString") or ""), keep_blank_values=True))),
-        headers=headers,
-        raw_body=None if event.get("body") is None else str(event["body"]),
-        base64_body=bool(event.get("isBase64Encoded")),
+        method=_method(http, "method", "requestContext.http."),
+        path=text_field(event, "rawPath") or "/",
+        query=tuple(sorted(parse_qsl(text_field(event, "rawQueryString") or "", keep_blank_values=True))),
+        headers=_headers(pairs_field(event, "headers", multi_value=False)),
+        raw_body=text_field(event, "body"),
+        base64_body=flag_field(event, "isBase64Encoded"),
         multi_value=False,
     )
 
 
-def _read_v1(event: dict[str, Any], shape: Shape, *, decode_query: bool) -> HttpRequest:
-    multi_headers = event.get("multiValueHeaders")
-    headers: dict[str, tuple[str, ...]] = {}
-    if multi_headers:
-        for name, values in multi_headers.items():
-            headers[str(name).lower()] = headers.get(str(name).lower(), ()) + tuple(str(v) for v in values or ())
-    else:
-        for name, value in (event.get("headers") or {}).items():
-            headers[str(name).lower()] = (str(value),)
-    pairs: list[tuple[str, str]] = []
-    multi_query = event.get("multiValueQueryStringParameters")
-    if multi_query:
-        pairs = [(str(k), str(v)) for k, values in multi_query.items() for v in values or ()]
-    else:
-        pairs = [(str(k), str(v)) for k, v in (event.get("queryStringParameters") or {}).items()]
-    if decode_query:
-        pairs = [(unquote_plus(k), unquote_plus(v)) for k, v in pairs]
+def _read_v1(event: dict[str, Any], shape: Shape, *, multi_value: bool) -> HttpRequest:
+    """REST and ALB: the multi-value maps when they hold anything (REST sends both), else the single-value ones."""
+    multi_headers = bool(event.get("multiValueHeaders"))
+    headers = pairs_field(event, "multiValueHeaders" if multi_headers else "headers", multi_value=multi_headers)
+    multi_query = bool(event.get("multiValueQueryStringParameters"))
+    query = pairs_field(
+        event,
+        "multiValueQueryStringParameters" if multi_query else "queryStringParameters",
+        multi_value=multi_query,
+    )
+    if shape is Shape.ALB:  # the ALB passes the query as sent, still percent-encoded
+        query = [(unquote_plus(k), unquote_plus(v)) for k, v in query]
     return HttpRequest(
         shape=shape,
-        method=str(event.get("httpMethod", "")).upper(),
-        path=str(event.get("path") or "/"),
-        query=tuple(sorted(pairs)),
-        headers=headers,
-        raw_body=None if event.get("body") is None else str(event["body"]),
-        base64_body=bool(event.get("isBase64Encoded")),
-        multi_value=shape is Shape.ALB and "multiValueHeaders" in event,
+        method=_method(event, "httpMethod"),
+        path=text_field(event, "path") or "/",
+        query=tuple(sorted(query)),
+        headers=_headers(headers),
+        raw_body=text_field(event, "body"),
+        base64_body=flag_field(event, "isBase64Encoded"),
+        multi_value=multi_value,
     )
+
+
+def _method(container: dict[str, Any], name: str, where: str = "") -> str:
+    method = text_field(container, name, where)
+    if not method:
+        raise EventFieldError(f"{where}{name} is missing: it is the request's method")
+    return method.upper()
+
+
+def _headers(pairs: list[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
+    """Names lower-cased, every value kept: a name sent twice in one map (``Idempotency-Key`` and ``idempotency-key``,
+    which only a direct invoke can do in a single-value map) keeps both values, so neither silently wins."""
+    headers: dict[str, tuple[str, ...]] = {}
+    for name, value in pairs:
+        headers[name.lower()] = (*headers.get(name.lower(), ()), value)
+    return headers
