@@ -233,3 +233,32 @@ def test_a_null_query_value_is_a_parameter_not_sent(shape: str) -> None:
     event[field]["debug"] = [None] if shape != "alb" else None
     assert headers_of(api(event, None))[REPLAYED] == "true"  # the same request: ?page=2
     assert payments.runs == 1
+
+
+# Numbers a double cannot hold: their bodies count byte for byte, so two of them never share a fingerprint
+
+
+@pytest.mark.parametrize("shape", ALL_SHAPES)
+@pytest.mark.parametrize(
+    ("first", "other"),
+    [
+        ('{"amount": 1e999}', '{"amount": 2e999}'),
+        ('{"amount": -1e400}', '{"amount": -1e999}'),
+        ("[1e999]", "[Infinity]"),
+    ],
+)
+def test_bodies_past_a_doubles_range_are_told_apart(shape: str, first: str, other: str) -> None:
+    api, payments = make_api(MemoryStore(), shape)
+    assert api(http_event(shape, body=first), None)["statusCode"] == 201
+    assert headers_of(api(http_event(shape, body=first), None))[REPLAYED] == "true"
+    reused = api(http_event(shape, body=other), None)
+    assert reused["statusCode"] == 422 and problem_of(reused)["code"] == "idempotency-key-reused"
+    assert payments.runs == 1
+
+
+@pytest.mark.parametrize("shape", ALL_SHAPES)
+def test_a_json_body_of_finite_numbers_still_counts_as_parsed(shape: str) -> None:
+    api, payments = make_api(MemoryStore(), shape)
+    assert api(http_event(shape, body='{"amount": 1.5e3, "fee": 0.1}'), None)["statusCode"] == 201
+    assert headers_of(api(http_event(shape, body='{"fee":0.10,"amount":1500.0}'), None))[REPLAYED] == "true"
+    assert payments.runs == 1

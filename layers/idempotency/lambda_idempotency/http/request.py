@@ -13,6 +13,7 @@ import binascii
 import contextlib
 import enum
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
@@ -79,7 +80,8 @@ class HttpRequest:
 
     def fingerprint_payload(self) -> dict[str, Any]:
         """Method + path + query + body; a JSON body counts as parsed, so whitespace and key order do not, but an
-        integer and a float do (``1`` and ``1.0`` differ: ``json.loads`` keeps their kinds)."""
+        integer and a float do (``1`` and ``1.0`` differ: ``json.loads`` keeps their kinds). Other bodies, and JSON
+        holding a number past a double's range (`_finite_float`), count byte for byte."""
         return {"method": self.method, "path": self.path, "query": list(self.query), "body": self._body_value()}
 
     def check_body(self) -> None:
@@ -103,10 +105,19 @@ class HttpRequest:
         body = self.body()
         if self._reads_as_json(body):
             try:
-                return {"json": json.loads(body)}
+                return {"json": json.loads(body, parse_float=_finite_float)}
             except ValueError:
                 pass
         return {"bytes": base64.b64encode(body).decode()}
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number as ``json.loads`` reads it, unless it is beyond a double's range: ``1e999`` and ``2e999`` would
+    both be ``inf``, one fingerprint for two bodies, so such a body counts byte for byte instead."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text[:20]} is beyond a double's range")
+    return number
 
 
 def read_request(event: Any) -> HttpRequest:
