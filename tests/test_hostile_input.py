@@ -335,6 +335,35 @@ def test_a_declared_failure_with_deep_arguments_is_stored_and_replayed(store: Dy
     assert runs == [1]
 
 
+class _Unprintable(Exception):
+    """A declared failure whose message cannot be written: its ``__str__`` reads an attribute that was never set."""
+
+    def __str__(self) -> str:
+        return f"declined: {self.code}"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("error", [_Unprintable("x"), ValueError(10**5000)], ids=["buggy __str__", "huge int"])
+def test_a_declared_failure_whose_message_cannot_be_written_is_stored_once(
+    store: DynamoDBStore, error: Exception
+) -> None:
+    """Its message is stored as a placeholder: the failure is stored, never left in flight to run again."""
+    runs: list[int] = []
+
+    @idempotent_function(
+        store, key="k", operation=operation(), cache_errors=(_Unprintable, ValueError), local_cache=False
+    )
+    def refuse(k: str) -> None:
+        runs.append(1)
+        raise error
+
+    with pytest.raises(type(error)) as first:
+        refuse("k")
+    assert first.value is error
+    with pytest.raises(type(error)):  # replayed from the stored failure, not InProgressError
+        refuse("k")
+    assert runs == [1]
+
+
 def test_a_stored_failure_nested_too_deeply_to_read_is_unusable(own_store: DynamoDBStore) -> None:
     @idempotent_function(own_store, key="k", operation=operation(), cache_errors=(ValueError,), local_cache=False)
     def refuse(k: str) -> None:
