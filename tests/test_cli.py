@@ -369,3 +369,16 @@ def test_show_reports_a_result_that_would_inflate_past_the_bound_without_inflati
     assert f"inflates past {MAX_UNPACKED_BYTES} bytes" in shown["result_error"]
     code, out, _ = table.run("show", "k", "--operation", "charge")
     assert code == 0 and "result_error" in out
+
+
+def test_without_the_cli_extra_the_command_says_what_to_install() -> None:
+    """`pip install .` installs the console script but not rich: one line, not a traceback."""
+    import subprocess
+    import sys
+
+    hide_rich = "import sys; sys.modules['rich'] = None; from lambda_idempotency.cli import main; main()"
+    done = subprocess.run([sys.executable, "-c", hide_rich], capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        'lambda-idempotency\'s CLI needs rich: pip install ".[cli]" (from a clone), or add rich>=13'
+    )

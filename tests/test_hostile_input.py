@@ -22,6 +22,9 @@ from hypothesis import strategies as st
 from lambda_idempotency import (
     DynamoDBStore,
     InputTooDeepError,
+    InvalidKeyError,
+    MissingKeyError,
+    MissingScopeError,
     ResultNotStoredError,
     ResultUnreadableError,
     current,
@@ -331,6 +334,67 @@ def test_a_declared_failure_with_deep_arguments_is_stored_and_replayed(store: Dy
         refuse("k")
     assert first.value.args[0] is argument  # the caller gets its own exception, not a RecursionError
     with pytest.raises(ValueError):  # replayed: the type survives, the arguments JSON cannot carry do not
+        refuse("k")
+    assert runs == [1]
+
+
+HUGE = 10**5000
+"""An int past CPython's 4,300-digit limit for ``str()``: any caller-chosen argument can be one."""
+
+
+@pytest.mark.parametrize(
+    ("options", "argument", "error"),
+    [
+        ({"key": "x"}, HUGE, InvalidKeyError),
+        ({"key": lambda x: "k", "fingerprint": "x"}, {"id": HUGE}, InvalidKeyError),
+        ({"key": lambda x: "k", "scope": lambda x: x}, HUGE, MissingScopeError),
+        ({"key": "length(x)"}, HUGE, MissingKeyError),  # JMESPath's message shows the value
+        ({"key": "sort(x)"}, nested_value(VERY_DEEP), MissingKeyError),
+        ({"key": lambda x: "k", "scope": lambda x: x}, nested_value(VERY_DEEP), MissingScopeError),
+    ],
+    ids=["huge key", "huge fingerprint", "huge scope", "huge in a JMESPath message", "deep in a JMESPath message",
+         "deep scope"],
+)  # fmt: skip
+def test_arguments_that_cannot_be_written_as_text_raise_typed_errors_and_run_nothing(
+    store: DynamoDBStore, options: dict[str, Any], argument: Any, error: type[Exception]
+) -> None:
+    runs: list[int] = []
+
+    @idempotent_function(store, operation=operation(), local_cache=False, **options)
+    def handle(x: Any) -> int:
+        runs.append(1)
+        return 1
+
+    with pytest.raises(error):
+        handle(argument)
+    assert runs == []
+
+
+class _Unprintable(Exception):
+    """A declared failure whose message cannot be written: its ``__str__`` reads an attribute that was never set."""
+
+    def __str__(self) -> str:
+        return f"declined: {self.code}"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("error", [_Unprintable("x"), ValueError(10**5000)], ids=["buggy __str__", "huge int"])
+def test_a_declared_failure_whose_message_cannot_be_written_is_stored_once(
+    store: DynamoDBStore, error: Exception
+) -> None:
+    """Its message is stored as a placeholder: the failure is stored, never left in flight to run again."""
+    runs: list[int] = []
+
+    @idempotent_function(
+        store, key="k", operation=operation(), cache_errors=(_Unprintable, ValueError), local_cache=False
+    )
+    def refuse(k: str) -> None:
+        runs.append(1)
+        raise error
+
+    with pytest.raises(type(error)) as first:
+        refuse("k")
+    assert first.value is error
+    with pytest.raises(type(error)):  # replayed from the stored failure, not InProgressError
         refuse("k")
     assert runs == [1]
 

@@ -104,8 +104,10 @@ def coverage_of(command: str) -> str:
         return "make release-check (its dist target zips the layer from this build; tests/test_release.py)"
     if command == "make serve" or command.startswith("curl -i -H 'Idempotency-Key: order-1'"):
         return "test_make_serve_and_the_curl_under_it"
-    if command.startswith("lambda-idempotency "):
+    if command.startswith("lambda-idempotency ") or command.startswith("export LAMBDA_IDEMPOTENCY_TABLE="):
         return "test_the_operator_commands"
+    if command.startswith(("moto_server ", "export AWS_ENDPOINT_URL=")):
+        return "test_the_local_endpoint_lines"
     if command.startswith("pip install"):
         return "test_pip_install_lines_name_extras_that_exist"
     if command == ".venv/bin/python bench/cold_start.py":
@@ -139,7 +141,7 @@ def test_make_targets_resolve() -> None:
 def test_pip_install_lines_name_extras_that_exist() -> None:
     extras = set(importlib.metadata.metadata("lambda-idempotency").get_all("Provides-Extra") or [])
     named = set()
-    for line in readme_inline_commands():
+    for line in readme_inline_commands() + readme_block_commands():
         if line.startswith("pip install"):
             target = line.removeprefix("pip install").strip().strip("\"'")
             assert target == "." or target.startswith(".["), f"{line}: install from a clone until a release exists"
@@ -170,8 +172,11 @@ def variants(command: str) -> Iterator[str]:
 
 def test_the_operator_commands(moto_endpoint: str) -> None:
     lines = [c for c in readme_block_commands() if c.startswith("lambda-idempotency ")]
-    assert lines[0].startswith("lambda-idempotency create-table --table ")
-    table = lines[0].split("--table ")[1].split()[0]
+    creates = [line for line in lines if line.startswith("lambda-idempotency create-table --table ")]
+    exports = [c for c in readme_block_commands() if c.startswith("export LAMBDA_IDEMPOTENCY_TABLE=")]
+    assert len(exports) == 1  # the operations page's: the lines without --table read it
+    table = exports[0].split("=", 1)[1]
+    assert f"lambda-idempotency create-table --table {table}" in creates  # ...and it names a table the page makes
     env = {**os.environ, "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint, "LAMBDA_IDEMPOTENCY_TABLE": table}
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
     assert shutil.which("lambda-idempotency", path=env["PATH"])
@@ -182,7 +187,8 @@ def test_the_operator_commands(moto_endpoint: str) -> None:
         )
         assert result.returncode == 0, (line, result.stdout, result.stderr)
 
-    run(lines[0])
+    for line in creates:
+        run(line)
     store = DynamoDBStore(table, endpoint_url=moto_endpoint, region_name="us-east-1")
     unscoped = idempotent_function(store, key="key", operation="orders.create")(lambda key: "created")
     scoped = idempotent_function(store, key="key", operation="orders.create", scope=lambda key: "tenant-a")(
@@ -190,9 +196,10 @@ def test_the_operator_commands(moto_endpoint: str) -> None:
     )
     for create in (unscoped, scoped):  # the records the README's show/delete lines name
         create("ORDER-17")
-    for line in lines[1:]:
-        for command in variants(line):
-            run(command, answer="y\n")
+    for line in lines:
+        if line not in creates:
+            for command in variants(line):
+                run(command, answer="y\n")
     assert list(itertools.islice(variants("a [--b c]"), 2)) == ["a", "a --b c"]
 
 
@@ -201,3 +208,52 @@ def test_bench_options_exist() -> None:
         [sys.executable, "bench/run.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0 and "--layer-only" in result.stdout, result.stderr
+
+
+def test_the_local_endpoint_lines() -> None:
+    """Getting started without an AWS account: the moto_server and export lines, as written (on a free port), then
+    the page's create-table line and a decorated call against that endpoint."""
+    from lambda_idempotency.testing import free_port
+
+    lines = readme_block_commands()
+    server = next(c for c in lines if c.startswith("moto_server "))
+    export = next(c for c in lines if c.startswith("export AWS_ENDPOINT_URL="))
+    create = next(c for c in lines if c.startswith("lambda-idempotency create-table --table IdempotencyTable"))
+    port = str(free_port())
+    assert server.endswith(" -p 5000 &") and ":5000" in export
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    env.update(pair.split("=", 1) for pair in export.removeprefix("export ").replace(":5000", f":{port}").split())
+    moto = subprocess.Popen(
+        server.removesuffix(" &").replace("-p 5000", f"-p {port}").split(),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        script = (
+            "import socket, time\n"
+            "deadline = time.monotonic() + 60\n"
+            "while True:\n"
+            "    try:\n"
+            f"        socket.create_connection(('127.0.0.1', {port}), timeout=1).close(); break\n"
+            "    except OSError:\n"
+            "        assert time.monotonic() < deadline; time.sleep(0.1)\n"
+        )
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=90)
+        done = subprocess.run(create, shell=True, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, (done.stdout, done.stderr)
+        call = (
+            "from lambda_idempotency import DynamoDBStore, idempotent_function\n"
+            "runs = []\n"
+            "@idempotent_function(DynamoDBStore('IdempotencyTable'), key='order_id')\n"
+            "def send(order_id): runs.append(order_id); return 'sent'\n"
+            "assert send('o-1') == send('o-1') == 'sent' and runs == ['o-1']\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", call], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, done.stderr
+    finally:
+        moto.terminate()
+        moto.wait(timeout=30)

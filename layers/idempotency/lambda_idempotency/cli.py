@@ -20,10 +20,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
-from rich.console import Console, Group, RenderableType
-from rich.prompt import Confirm
-from rich.table import Table
-from rich.text import Text
+
+try:
+    from rich.console import Console, Group, RenderableType
+    from rich.prompt import Confirm
+    from rich.table import Table
+    from rich.text import Text
+except ModuleNotFoundError as missing:  # one line, not a traceback, for an install without the extra
+    raise SystemExit(
+        'lambda-idempotency\'s CLI needs rich: pip install ".[cli]" (from a clone), or add rich>=13'
+    ) from missing
 
 from .errors import InvalidKeyError, ResultUnreadableError, StoreConfigurationError
 from .key_hashing import SECRET_ENV, KeyHasher, is_hidden

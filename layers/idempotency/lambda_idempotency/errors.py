@@ -16,11 +16,13 @@ class MissingKeyError(IdempotencyError):
 
 
 class InvalidKeyError(IdempotencyError):
-    """The key is empty, too long, or not encodable; nothing was stored."""
+    """The key is empty, too long, or cannot be written as text (nor the payload it is fingerprinted with); nothing
+    was stored."""
 
 
 class MissingScopeError(IdempotencyError):
-    """A ``scope=`` was configured and returned None or an empty value for this call; nothing was claimed.
+    """A ``scope=`` was configured and returned None, an empty value or one that cannot be written as text for this
+    call; nothing was claimed.
 
     Never a fallback to the unscoped record: that record is shared by every caller, so one caller's result would
     be replayed to another (HTTP: 401 ``principal-required``).

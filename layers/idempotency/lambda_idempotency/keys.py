@@ -13,7 +13,7 @@ from typing import Any
 
 from . import depth
 from .codec import compact_json
-from .errors import InvalidKeyError, MissingScopeError
+from .errors import IdempotencyError, InvalidKeyError, MissingScopeError
 
 MAX_KEY_LENGTH = 255
 MAX_SCOPE_LENGTH = 1024
@@ -31,10 +31,13 @@ def normalise_key(value: Any) -> str:
         text = value
     elif isinstance(value, float) and not math.isfinite(value):
         raise InvalidKeyError(f"idempotency key must be a finite number, got {value!r}")
-    elif isinstance(value, (dict, list, tuple)):
-        text = canonical_json(value)
     else:
-        text = str(value)
+        try:
+            text = canonical_json(value) if isinstance(value, (dict, list, tuple)) else str(value)
+        except IdempotencyError:  # nested too deeply: InputTooDeepError
+            raise
+        except Exception as exc:  # an int past 4,300 digits, a __str__ that raises: the caller's value, typed
+            raise InvalidKeyError(f"the idempotency key cannot be written as text ({type(exc).__name__})") from exc
     _check_text("idempotency key", text, MAX_KEY_LENGTH)
     return text
 
@@ -51,7 +54,10 @@ def normalise_scope(value: Any) -> str | None:
         return None
     if isinstance(value, (str, bytes, dict, list, tuple, set, frozenset)) and not value:
         raise MissingScopeError("the idempotency scope is empty; a scoped call needs a scope")
-    text = value if isinstance(value, str) else str(value)
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception as exc:  # an int past 4,300 digits, a list too deep to repr, a __str__ that raises
+        raise MissingScopeError(f"the idempotency scope cannot be written as text ({type(exc).__name__})") from exc
     if len(text) <= MAX_SCOPE_LENGTH and not text.startswith(SCOPE_DIGEST_PREFIX) and _is_unicode(text):
         return text
     return SCOPE_DIGEST_PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -93,8 +99,13 @@ def record_id(operation: str, scope: str | None, key: str) -> str:
 
 
 def fingerprint_of(payload: Any) -> str:
-    """A stable hash of a payload: whitespace and key order do not count."""
-    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+    """A stable hash of a payload: whitespace and key order do not count. A payload that cannot be written as JSON
+    text (an int past 4,300 digits) is `InvalidKeyError`: the key's call cannot be checked against it."""
+    try:
+        text = canonical_json(payload)
+    except ValueError as exc:
+        raise InvalidKeyError(f"the payload to fingerprint cannot be written as JSON text ({exc})") from None
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def canonical_json(value: Any) -> str:

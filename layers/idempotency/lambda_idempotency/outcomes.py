@@ -176,8 +176,8 @@ def _failure(error: BaseException) -> dict[str, Any]:
     """What is stored of a declared failure: its type, its message and, when JSON carries them, its arguments."""
     try:
         message = str(error)
-    except RecursionError:  # the repr of an argument nested deeper than Python can walk
-        message = "<exception str() failed>"
+    except Exception:  # a buggy __str__, an argument too deep or too big (ints past 4,300 digits) to write
+        message = f"<{type(error).__name__}: str() failed>"
     return {"type": _type_name(type(error)), "message": message, "args": _args(error)}
 
 
@@ -185,6 +185,6 @@ def _args(error: BaseException) -> list[Any] | None:
     """The arguments that rebuild the error on replay, or None when JSON cannot carry them within the depth limit."""
     try:
         depth.check_depth(json.dumps(error.args))
-    except (TypeError, ValueError, RecursionError, InputTooDeepError):
+    except Exception:  # not JSON (TypeError), too big or too deep (ValueError, RecursionError, InputTooDeepError)
         return None
     return list(error.args)

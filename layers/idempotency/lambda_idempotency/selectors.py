@@ -129,13 +129,22 @@ class _JmesPath:
         try:
             return self._search(data)
         except (ValueError, TypeError) as exc:
-            raise MissingKeyError(f"{self.expression!r} could not be read from the input: {exc}") from None
+            raise MissingKeyError(f"{self.expression!r} could not be read from the input: {_told(exc)}") from None
         except RecursionError:  # JMESPath's own functions (to_string, comparisons) on a deeply nested input
             raise InputTooDeepError(f"{self.expression!r} recursed too deeply into the input") from None
         except Exception as exc:
             if type(exc).__module__.startswith("jmespath"):
-                raise MissingKeyError(f"{self.expression!r} could not be read from the input: {exc}") from None
+                raise MissingKeyError(f"{self.expression!r} could not be read from the input: {_told(exc)}") from None
             raise
+
+
+def _told(exc: Exception) -> str:
+    """An error's message, or its type when the message cannot be written: JMESPath's messages show the input's
+    values, and the input is the caller's (an int past 4,300 digits, a list too deep to repr)."""
+    try:
+        return str(exc)
+    except (ValueError, RecursionError):
+        return type(exc).__name__
 
 
 def _compile(expression: str) -> Callable[[Any], Any]:
