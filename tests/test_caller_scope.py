@@ -167,7 +167,9 @@ def test_a_rest_authorizer_that_returns_the_token_as_principal_id_works_on_dynam
 
 
 @pytest.mark.parametrize("shape", ALL_SHAPES)
-@pytest.mark.parametrize("unusable", [b"bytes", {"sub": "x"}, True], ids=["bytes", "dict", "bool"])
+@pytest.mark.parametrize(
+    "unusable", [b"bytes", {"sub": "x"}, True, 10**5000], ids=["bytes", "dict", "bool", "int-past-4300-digits"]
+)
 def test_a_principal_that_cannot_be_used_is_a_401_problem_not_an_exception(shape: str, unusable: Any) -> None:
     api, payments = make_api(MemoryStore(), shape, principal=lambda event: unusable)
     response = api(http_event(shape), None)

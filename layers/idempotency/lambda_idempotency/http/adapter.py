@@ -13,6 +13,7 @@ retry runs again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -188,7 +189,8 @@ class HttpIdempotency:
         """The caller's principal, else the anonymous scope for a request with no identity data at all."""
         principal = self.principal(event)
         if isinstance(principal, int) and not isinstance(principal, bool):
-            principal = str(principal)
+            with contextlib.suppress(ValueError):  # past 4,300 digits str() refuses it: not text, so the 401 below
+                principal = str(principal)
         if principal is not None and not isinstance(principal, str):
             logger.error("principal= returned a %s, not a str: answering 401", type(principal).__name__)
             raise MissingScopeError(f"the caller's identity could not be read as text (a {type(principal).__name__})")
