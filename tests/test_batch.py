@@ -218,3 +218,43 @@ def test_each_failed_record_is_logged_with_its_id_and_error_type_never_its_body(
         assert record.exc_info is None
     assert secret not in caplog.text
     assert "o-1" not in caplog.text  # not even the business key an error message would quote
+
+
+@pytest.mark.parametrize(
+    ("event", "problem"),
+    [
+        ({"Records": {"0": sqs("m1", {})}}, "is a list of records"),
+        ({"Records": [sqs("m1", {}), "m2"]}, "is a list of records"),
+        ({"Records": [sqs("m1", {}), kinesis("101", "p")]}, "of one event source"),
+        ({"Records": [sqs("m1", {}), {**sqs("m2", {}), "messageId": None}]}, "record #1 .* no messageId"),
+        ({"Records": [kinesis("101", "p"), {**kinesis("102", "p"), "kinesis": {"data": ""}}]}, "sequenceNumber"),
+        ({"Records": [{**stream("201", {}), "dynamodb": {"NewImage": {}}}]}, "dynamodb.SequenceNumber"),
+    ],
+)
+def test_a_batch_whose_failures_could_not_be_named_fails_before_any_record_runs(
+    event: dict[str, Any], problem: str
+) -> None:
+    """AWS names a failed record by its message id or sequence number; Powertools raised a KeyError or TypeError
+    after the good records ran, losing the report. Now the event is refused, typed, before anything runs."""
+    from lambda_idempotency import InvalidBatchError, MemoryStore
+
+    consume = Consumer(MemoryStore())
+    with pytest.raises(InvalidBatchError, match=problem):
+        process_batch(event, None, consume.handle)
+    assert consume.runs == {}
+
+
+def test_a_big_batch_with_repeated_message_ids_and_hostile_bodies_reports_each_bad_record() -> None:
+    """10,000 SQS records (the largest batch a standard queue delivers), each id twice, some bodies not JSON or
+    nested far past the JSON depth limit: each bad record is reported, each good one runs once."""
+    from lambda_idempotency import MemoryStore
+
+    consume = Consumer(MemoryStore(), key="json(body).id")
+    deep = "[" * 100_000 + "]" * 100_000
+    bodies = [deep if n % 1000 == 7 else "{not json" if n % 1000 == 8 else {"id": f"o-{n}"} for n in range(5_000)]
+    records = [sqs(f"m{n}", body) for n, body in enumerate(bodies)]
+    failed = consume(records + records)
+    bad = [f"m{n}" for n in range(5_000) if n % 1000 in (7, 8)]
+    assert failed == bad + bad
+    assert len(consume.runs) == 5_000 - len(bad)
+    assert set(consume.runs.values()) == {1}

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .decorators import idempotent_function
-from .errors import MissingKeyError, StoreConfigurationError
+from .errors import InvalidBatchError, MissingKeyError, StoreConfigurationError
 from .selectors import Selector, event_selector
 from .stores.base import Store
 
@@ -31,6 +31,12 @@ logger = logging.getLogger("lambda_idempotency")
 _SOURCE_IDS = {"aws:sqs": "messageId", "aws:kinesis": "eventID", "aws:dynamodb": "eventID"}
 _EVENT_TYPES = {"aws:sqs": "SQS", "aws:kinesis": "KinesisDataStreams", "aws:dynamodb": "DynamoDBStreams"}
 _PAYLOADS = {"aws:sqs": "body", "aws:kinesis": "kinesis.data", "aws:dynamodb": "dynamodb.NewImage"}
+_ITEM_IDENTIFIERS = {
+    "aws:sqs": "messageId",
+    "aws:kinesis": "kinesis.sequenceNumber",
+    "aws:dynamodb": "dynamodb.SequenceNumber",
+}
+"""What the partial batch response names a failed record by (AWS: SQS message id, stream sequence number)."""
 
 
 def raw_record(record: Any) -> dict[str, Any]:
@@ -105,7 +111,8 @@ def process_batch(event: dict[str, Any], context: Any, record_handler: Callable[
     way, and the response says which); each failed record is logged at WARNING with its id and the error's type.
     Leases of the records are capped by the invocation's remaining time. A `StoreConfigurationError` (a missing table,
     denied access...) fails the whole invocation instead: no record can succeed until it is fixed, and a failed
-    invocation trips the function's error alarm.
+    invocation trips the function's error alarm. So does `InvalidBatchError`, before any record runs, for an event
+    whose failures could not be reported record by record (mixed or unknown sources, a record without its id).
     """
     from aws_lambda_powertools.utilities.batch import (
         BatchProcessor,
@@ -116,14 +123,11 @@ def process_batch(event: dict[str, Any], context: Any, record_handler: Callable[
 
     from .execution import use_lambda_context
 
-    records = event.get("Records") or []
+    records = event.get("Records") if isinstance(event, dict) else None
     if not records:
         return {"batchItemFailures": []}
-    first = records[0]
-    source = str(first.get("eventSource") or first.get("EventSource") or "")
-    if source not in _EVENT_TYPES:
-        raise ValueError(f"unsupported batch event source {source!r}; expected one of {sorted(_EVENT_TYPES)}")
-    fifo = source == "aws:sqs" and str(first.get("eventSourceARN", "")).endswith(".fifo")
+    source = _batch_source(records)
+    fifo = source == "aws:sqs" and str(records[0].get("eventSourceARN", "")).endswith(".fifo")
     processor = SqsFifoPartialProcessor() if fifo else BatchProcessor(event_type=EventType(_EVENT_TYPES[source]))
     processor.raise_on_entire_batch_failure = False
     misconfigured: list[StoreConfigurationError] = []
@@ -145,6 +149,30 @@ def process_batch(event: dict[str, Any], context: Any, record_handler: Callable[
     if misconfigured:  # no record can succeed until it is fixed: fail the invocation, loudly, not record by record
         raise misconfigured[0]
     return response
+
+
+def _batch_source(records: Any) -> str:
+    """The one event source of ``records``, each of which carries the id its failure would be reported by.
+
+    Checked before any record runs: a failure Powertools cannot name would make it raise (a ``KeyError``) after the
+    good records were processed, and an empty or missing ``itemIdentifier`` fails the whole batch anyway (AWS).
+    """
+    if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
+        raise InvalidBatchError("a batch event's Records is a list of records (objects)")
+    sources = {str(record.get("eventSource") or record.get("EventSource") or "") for record in records}
+    if len(sources) != 1:
+        raise InvalidBatchError(f"a batch holds records of one event source, got {sorted(sources)}")
+    (source,) = sources
+    if source not in _EVENT_TYPES:
+        raise InvalidBatchError(f"unsupported batch event source {source!r}; expected one of {sorted(_EVENT_TYPES)}")
+    path = _ITEM_IDENTIFIERS[source]
+    for index, record in enumerate(records):
+        value: Any = record
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, str) or not value:
+            raise InvalidBatchError(f"record #{index} of the {source} batch has no {path} to report it by")
+    return source
 
 
 def _log_failures(records: list[Any], errors: list[tuple[Any, ...]]) -> None:

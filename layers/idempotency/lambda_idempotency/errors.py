@@ -102,6 +102,19 @@ class ModeError(IdempotencyError):
     and a step runs a plain function (an async one's awaitable cannot be saved)."""
 
 
+class InvalidBatchError(IdempotencyError, ValueError):
+    """A queue or stream event `process_batch` cannot report on record by record: not a ``{"Records": [...]}``
+    event, records of an unsupported or mixed source, or a record without the id its partial batch response names
+    (SQS ``messageId``, Kinesis ``kinesis.sequenceNumber``, DynamoDB Streams ``dynamodb.SequenceNumber``).
+    Raised before any record runs: the invocation fails, and the queue or stream retries the batch."""
+
+
+class InvalidStepError(IdempotencyError, ValueError):
+    """A step name that cannot key a saved result: empty, not valid Unicode text, past `effects.MAX_STEP_NAME_BYTES`,
+    or already used by this execution (a second ``step("charge", ...)`` would get the first one's saved result and
+    never run). Raised before the step's function runs; nothing is saved."""
+
+
 class CachedFailureError(IdempotencyError):
     """Replay of a stored failure whose original exception type could not be rebuilt."""
 
