@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from lambda_idempotency import (
     InProgressError,
+    InvalidStepError,
     InvalidWriteError,
     LeaseLostError,
     ModeError,
@@ -226,3 +227,63 @@ def test_a_step_name_that_is_not_valid_unicode_is_a_value_error_and_frees_the_ke
         work("a", "charge-\ud800")
     assert work("a", "charge") == 7  # the key was released, not left in flight
     assert runs == [1, 1]
+
+
+def test_a_step_name_used_twice_in_one_execution_is_refused_before_the_second_runs(
+    store: Store, clock: FakeClock
+) -> None:
+    """``step("charge", ...)`` in a loop got the first charge's saved result back for every later item, silently,
+    without running them. A name serves one step: the second use is `InvalidStepError`, and its function never runs.
+    A step whose function raised saved nothing, so it may be tried again under its name."""
+    charged: list[str] = []
+
+    def charge(item: str) -> str:
+        charged.append(item)
+        return f"ch-{item}"
+
+    @idempotent_function(store, key="k", operation="loop", clock=clock, local_cache=False)
+    def pay_each(k: str, items: list[str]) -> list[str]:
+        return [current().step("charge", charge, item) for item in items]
+
+    with pytest.raises(InvalidStepError, match="already ran in this execution"):
+        pay_each("a", ["i-1", "i-2"])
+    assert charged == ["i-1"]
+    with pytest.raises(InvalidStepError):  # the retry replays the saved step, then refuses the reuse again
+        pay_each("a", ["i-1", "i-2"])
+    assert charged == ["i-1"]
+
+    tries: list[int] = []
+
+    def flaky() -> int:
+        tries.append(1)
+        if len(tries) == 1:
+            raise TimeoutError("the provider timed out")
+        return len(tries)
+
+    @idempotent_function(store, key="k", operation="retry-step", clock=clock, local_cache=False)
+    def retried(k: str) -> int:
+        try:
+            return current().step("call", flaky)
+        except TimeoutError:
+            return current().step("call", flaky)
+
+    assert retried("a") == 2
+
+
+@pytest.mark.parametrize("name", ["", "x" * 1025, "\u65e5" * 342, 7])
+def test_a_step_name_that_cannot_key_a_saved_result_is_refused_before_the_step_runs(
+    store: Store, clock: FakeClock, name: Any
+) -> None:
+    """A name past 64 KB was saved on moto and failed on DynamoDB as an outage after the step's function had run,
+    so every retry ran it again; an empty name was a bare ValueError. Now each is `InvalidStepError` (still a
+    ValueError), before the function runs, and the key is released."""
+    runs: list[str] = []
+
+    @idempotent_function(store, key="k", operation="named", clock=clock, local_cache=False)
+    def work(k: str, step: Any) -> int:
+        return current().step(step, lambda: runs.append(step) or 7)
+
+    with pytest.raises(InvalidStepError, match="step"):
+        work("a", name)
+    assert runs == []
+    assert work("a", "x" * 1024) == 7  # the largest name, and the key was released, not left in flight

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import InvalidWriteError, LeaseLostError, ModeError
+from .errors import InvalidStepError, InvalidWriteError, LeaseLostError, ModeError
 
 if TYPE_CHECKING:
     from .execution import Execution
@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("lambda_idempotency")
 
 T = TypeVar("T")
+
+MAX_STEP_NAME_BYTES = 1024
+"""A step name is a label in code, stored as a key of the record's ``steps`` map. DynamoDB refuses names of 64 KB
+(an attribute name) and records of 400 KB; longer labels than this are a bug, refused before the step runs."""
 
 
 class Effects:
@@ -54,19 +58,22 @@ class Effects:
     ) -> T:
         """`Host`: the saved result of step ``name``, or run ``fn`` and save its result before returning it."""
         lease = _need_claim(execution, "step()")
-        lease.check(f"step {name!r}")
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a step needs a non-empty name, got {name!r}")
-        if not name.isascii():  # the name is a key of the record's ``steps`` map: DynamoDB needs valid UTF-8
-            try:
-                name.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError(f"a step name must be valid Unicode text, got {name!r}") from None
+        lease.check(f"step {name!r:.100}")
+        _check_step_name(name)
+        taken = execution.steps_taken
+        if taken is None:
+            taken = execution.steps_taken = set()
+        if name in taken:
+            raise InvalidStepError(
+                f"step {name!r:.100} already ran in this execution: a reused name would get the first step's saved "
+                "result without running; give each step its own name (e.g. with the item's id)"
+            )
         serializer = self.outcomes.step_serializer(fn)
         saved = execution.steps.get(name)
         if saved is not None:
             logger.debug("step %r of %s was saved by an earlier attempt; not running it", name, execution.record_id)
             replayed: T = self.outcomes.saved_step(execution, serializer, saved)
+            taken.add(name)
             return replayed
         lease.fence(f"step {name!r}")
         outer, execution.running_step = execution.running_step, name
@@ -81,7 +88,20 @@ class Effects:
         if self._send(execution.record_id, self.store.save_step, execution.record_id, execution.owner, name, payload):
             raise LeaseLostError(f"{execution.record_id} was taken over before step {name!r} was saved")
         execution.steps[name] = payload
+        taken.add(name)  # only once saved: a step whose function raised may be tried again under its name
         return result
+
+
+def _check_step_name(name: Any) -> None:
+    """A step name keys the record's ``steps`` map: DynamoDB needs non-empty, valid UTF-8, and the record 400 KB."""
+    if not isinstance(name, str) or not name:
+        raise InvalidStepError(f"a step needs a non-empty name, got {name!r:.100}")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidStepError(f"a step name must be valid Unicode text, got {name!r:.100}") from None
+    if size > MAX_STEP_NAME_BYTES:
+        raise InvalidStepError(f"a step name takes at most {MAX_STEP_NAME_BYTES} bytes of UTF-8, got {size}")
 
 
 def _need_claim(execution: Execution, what: str) -> Lease:

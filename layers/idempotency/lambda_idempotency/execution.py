@@ -61,6 +61,7 @@ class Execution:
         "host",
         "running_step",
         "lease",
+        "steps_taken",
     )
 
     def __init__(
@@ -79,6 +80,7 @@ class Execution:
         host: Host | None = None,
         running_step: str | None = None,
         lease: Lease | None = None,
+        steps_taken: set[str] | None = None,
     ) -> None:
         self.key = key
         self.scope = scope
@@ -95,6 +97,8 @@ class Execution:
         self.running_step = running_step
         self.lease = lease
         """The claim's lease (claim mode); None in optimistic mode, which holds nothing until it commits."""
+        self.steps_taken = steps_taken
+        """The step names this attempt has saved or replayed (made by its first step): a name serves one step."""
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name not in ("host", "lease"))
