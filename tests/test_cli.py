@@ -208,6 +208,31 @@ def test_list_reads_every_page_and_stops_at_the_limit(table: Table) -> None:
     assert code == 0 and "k3" in out
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("list", "--limit", "0"),
+        ("list", "--limit", "-3"),
+        ("list", "--page-size", "0"),
+        ("stats", "--page-size", "-1"),
+        ("show", "k0", "--operation", "charge", "--max-scan", "0"),
+        ("delete", "k0", "--operation", "charge", "--max-scan", "-5", "--yes"),
+    ],
+)
+def test_a_count_below_one_is_a_usage_error(
+    table: Table, capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    """``--limit 0`` (or -3) listed one record, ``--page-size 0`` reached botocore as a parameter error, and
+    ``--max-scan 0`` searched nothing and said so: each is now argparse's usage error, before DynamoDB is called."""
+    table.completed("charge", "k0", 0)
+    with pytest.raises(SystemExit) as exit:
+        table.run(*args)
+    assert exit.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+    table.completed("charge", "k1", 1)
+    assert len(table.json("list", "--limit", "1", "--page-size", "1")) == 1
+
+
 def test_a_terminal_sees_a_progress_bar_while_scanning(table: Table, monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(3):
         table.completed("charge", f"k{i}", i)

@@ -131,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--max-scan",
-            type=int,
+            type=_positive,
             default=MAX_SCAN,
             help=f"items read at most, looking for the key under any scope (default {MAX_SCAN})",
         )
@@ -140,11 +140,24 @@ def _parser() -> argparse.ArgumentParser:
     listing = command("list", _list, "list records with their raw keys and scopes")
     listing.add_argument("--status", choices=[s.value for s in Status], help="only records in this status")
     listing.add_argument("--operation", help="only records of this operation")
-    listing.add_argument("--limit", type=int, help="stop after this many records")
+    listing.add_argument("--limit", type=_positive, help="stop after this many records")
     stats = command("stats", _stats, "count records by operation and status")
     for scanning in (listing, stats):
-        scanning.add_argument("--page-size", type=int, help="items read per Scan call (to spread a big scan's load)")
+        scanning.add_argument(
+            "--page-size", type=_positive, help="items read per Scan call (to spread a big scan's load)"
+        )
     return parser
+
+
+def _positive(text: str) -> int:
+    """A count of at least 1: ``--limit 0`` listed a record, ``--page-size 0`` was botocore's parameter error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _create_table(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
