@@ -309,6 +309,37 @@ def test_writes_dynamodb_refuses_raise_invalid_write_and_release_the_key(
     assert "Item" not in client.get_item(TableName=table, Key={"id": {"S": "pay-a"}}, ConsistentRead=True)
 
 
+@pytest.mark.parametrize("dynamodb_store", ["dynamodb_local"], indirect=True)
+def test_a_write_dynamodb_cancels_as_invalid_names_it_and_releases_the_key(
+    dynamodb_store: DynamoDBStore, clock: FakeClock
+) -> None:
+    """AWS cancels a transaction whose write would grow an item past 400 KB, or gives a key the wrong type, with the
+    CancellationReason ``ValidationError`` (DynamoDB Local does). That read as an outage: `StoreUnavailableError`,
+    the key left in flight until its lease ended, then every retry refused the same way. It is `InvalidWriteError`
+    naming the write, nothing applied, and the key released."""
+    client = dynamodb_store.client
+    table = new_business_table(client)
+    client.put_item(TableName=table, Item={"id": {"S": "big"}, "blob": {"S": "x" * 300_000}})
+    grow = {"TableName": table, "Key": {"id": "big"}, "UpdateExpression": "SET more = :m"}
+    runs: list[str] = []
+
+    @idempotent_function(dynamodb_store, key="k", operation="invalid", clock=clock, local_cache=False)
+    def work(k: str, action: dict[str, Any]) -> str:
+        runs.append(k)
+        current().write(new_payment(table, f"pay-{k}"))
+        current().write(action, resource=True)
+        return "ok"
+
+    for _ in range(2):  # the second call runs again: the key was released, not left in flight
+        with pytest.raises(InvalidWriteError, match=r"write #1 \(Update on biz-.*\): Item size"):
+            work("a", {"Update": {**grow, "ExpressionAttributeValues": {":m": "y" * 200_000}}})
+    with pytest.raises(InvalidWriteError, match=r"write #1 \(Put on biz-.*\):.*Type mismatch"):
+        work("b", {"Put": {"TableName": table, "Item": {"id": 5}}})
+    assert runs == ["a", "a", "b"]
+    assert dynamodb_store.get(record_id("invalid", None, "a")) is None
+    assert "Item" not in client.get_item(TableName=table, Key={"id": {"S": "pay-a"}}, ConsistentRead=True)
+
+
 def test_async_functions_commit_their_writes(dynamodb_store: DynamoDBStore, clock: FakeClock) -> None:
     import asyncio
 

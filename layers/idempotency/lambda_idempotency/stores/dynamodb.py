@@ -372,6 +372,9 @@ class DynamoDBStore(Store):
                 if reasons[-1] == "ConditionalCheckFailed":
                     item = exc.response["CancellationReasons"][-1].get("Item")
                     return Refused(record_from_item(item) if item else self.get(record_id))
+                invalid = [i for i, r in enumerate(reasons[:-1]) if r == "ValidationError"]
+                if invalid:  # AWS: a write that would make an item too large, a key of the wrong type...
+                    raise InvalidWriteError(_invalid_writes(writes, invalid, exc.response)) from exc
                 failed = tuple(i for i, r in enumerate(reasons[:-1]) if r == "ConditionalCheckFailed")
                 if failed:
                     return WritesRefused(failed)
@@ -382,6 +385,15 @@ class DynamoDBStore(Store):
             except BotoCoreError as exc:
                 raise self._error(exc) from exc
         raise StoreUnavailableError(f"transaction on {record_id} kept conflicting with others")
+
+
+def _invalid_writes(writes: Sequence[Write], invalid: list[int], response: dict[str, Any]) -> str:
+    """What DynamoDB said of the writes it found invalid while applying them (CancellationReasons' ValidationError)."""
+    from ..writes import describe
+
+    reasons = response["CancellationReasons"]
+    said = "; ".join(f"{describe(i, writes[i])}: {reasons[i].get('Message', 'invalid')}" for i in invalid)
+    return f"DynamoDB refused the transaction (ValidationError): {said}"
 
 
 def _refused_or_none(answer: Refused | dict[str, Any]) -> Refused | None:
