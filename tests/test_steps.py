@@ -12,6 +12,7 @@ from lambda_idempotency import (
     InvalidWriteError,
     LeaseLostError,
     ModeError,
+    NoActiveExecutionError,
     current,
     idempotent_function,
 )
@@ -287,3 +288,28 @@ def test_a_step_name_that_cannot_key_a_saved_result_is_refused_before_the_step_r
         work("a", name)
     assert runs == []
     assert work("a", "x" * 1024) == 7  # the largest name, and the key was released, not left in flight
+
+
+def test_an_execution_kept_past_its_function_refuses_steps_writes_and_heartbeats(
+    store: Store, clock: FakeClock
+) -> None:
+    """``run = current()`` kept after the function returned: its step ran the step's function with no lease held
+    (then raised LeaseLostError), its write was accepted and never committed, its heartbeat did nothing. Each is
+    now `NoActiveExecutionError`, and the step's function does not run."""
+    kept: list[Any] = []
+
+    @idempotent_function(store, key="k", operation="kept", clock=clock, local_cache=False)
+    def work(k: str) -> str:
+        kept.append(current())
+        return "done"
+
+    assert work("a") == "done"
+    ran: list[int] = []
+    with pytest.raises(NoActiveExecutionError, match="has ended"):
+        kept[0].step("late", ran.append, 1)
+    with pytest.raises(NoActiveExecutionError, match="has ended"):
+        kept[0].write({"Put": {"TableName": "payments", "Item": {"id": {"S": "late"}}}})
+    with pytest.raises(NoActiveExecutionError, match="has ended"):
+        kept[0].heartbeat()
+    assert ran == []
+    assert kept[0].writes == []

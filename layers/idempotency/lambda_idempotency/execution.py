@@ -145,7 +145,9 @@ class Execution:
 
     def _host(self) -> Host:
         if self.host is None:
-            raise NoActiveExecutionError("this execution is not run by an idempotent function")
+            raise NoActiveExecutionError(
+                "this execution has ended, or is not run by an idempotent function: call current() inside the function"
+            )
         return self.host
 
 
@@ -172,14 +174,19 @@ def lambda_context() -> Any:
     return _lambda_context.get()
 
 
-Tokens = tuple[contextvars.Token[Execution | None], contextvars.Token[Any]]
+Tokens = tuple[Execution, contextvars.Token[Execution | None], contextvars.Token[Any]]
 
 
 def enter(execution: Execution, context: Any) -> Tokens:
     """Make ``execution`` current, with the Lambda context it runs under, until `leave`."""
-    return _current.set(execution), _lambda_context.set(context)
+    return execution, _current.set(execution), _lambda_context.set(context)
 
 
 def leave(tokens: Tokens) -> None:
-    _lambda_context.reset(tokens[1])
-    _current.reset(tokens[0])
+    """End the execution: its function returned or raised. An execution kept past that (``run = current()`` stored,
+    or used by a thread that outlives the function) has no host any more, so its ``write`` (which no commit would
+    send), ``step`` (whose function would run with no lease held) and ``heartbeat`` raise `NoActiveExecutionError`."""
+    execution, current_token, context_token = tokens
+    execution.host = None
+    _lambda_context.reset(context_token)
+    _current.reset(current_token)
