@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from lambda_idempotency import (
     InvalidWriteError,
     LeaseLostError,
@@ -259,6 +260,86 @@ def test_transaction_rules_are_checked_before_sending(
             ),
         )
         assert "Decimal" in message
+
+
+def nested(levels: int, leaf: Any) -> Any:
+    """A low-level value of ``levels`` maps, one in the other, around ``leaf``."""
+    for _ in range(levels):
+        leaf = {"M": {"a": leaf}}
+    return leaf
+
+
+def plain_nested(levels: int) -> Any:
+    value: Any = {}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+HOSTILE_VALUES = [
+    ({"l": {"L": "abc"}}, False, "not a valid low-level DynamoDB value: 'L' of str"),
+    ({"m": {"M": {"a": "x"}}}, False, "Put.Item['m']['a'] is not a low-level DynamoDB value"),
+    ({"b": {"B": 5}}, False, "'B' of int"),
+    ({"s": {"SS": 5}}, False, "'SS' of int"),
+    ({"n": {"S": None}}, False, "'S' of NoneType"),
+    ({"t": {"S": "\ud800"}}, False, "not valid Unicode text"),
+    ({"t": "\ud800"}, True, "not valid Unicode text"),
+    ({"d": nested(5_000, {"S": "x"})}, False, "nests deeper than DynamoDB's 31 levels"),
+    ({"d": plain_nested(5_000)}, True, "nests deeper than DynamoDB's 31 levels"),
+    ({"d": plain_nested(40)}, True, "nests deeper than DynamoDB's 31 levels"),
+    ({"n": 10**5_000}, True, "a number DynamoDB cannot store"),
+]
+
+
+@pytest.mark.parametrize(("attributes", "resource", "expected"), HOSTILE_VALUES)
+@pytest.mark.parametrize("backend", ["moto"])
+def test_hostile_values_of_a_write_are_invalid_write_errors_before_sending(
+    request: pytest.FixtureRequest, backend: str, clock: FakeClock, attributes: Any, resource: bool, expected: str
+) -> None:
+    """Values not of DynamoDB's shapes raised AttributeError, TypeError, RecursionError, UnicodeEncodeError or
+    decimal.Overflow out of write(), or reached botocore at the commit as an outage. Each is `InvalidWriteError`
+    where the write is added, nothing is sent, and the key is released."""
+    with client_of(request, backend) as client:
+        store = new_dynamodb_store(client)
+        table = new_business_table(client)
+        key = "x" if resource else {"S": "x"}
+        action = {"Put": {"TableName": table, "Item": {"id": key, **attributes}}}
+        message, *calls = broken_by(store, clock, lambda execution: execution.write(action, resource=resource))
+        assert expected in message
+        assert calls == ["PutItem", "DeleteItem"]
+
+
+@pytest.mark.parametrize("backend", ["moto"])
+def test_parameters_botocore_refuses_at_the_commit_are_an_invalid_write(
+    request: pytest.FixtureRequest, backend: str, clock: FakeClock
+) -> None:
+    """An unknown parameter passed every check of write() and failed botocore's validation at the commit, which read
+    as an outage (`StoreUnavailableError`, the key left in flight). It is `InvalidWriteError`, the key released."""
+    with client_of(request, backend) as client:
+        store = new_dynamodb_store(client)
+        table = new_business_table(client)
+        action = {
+            "Put": {"TableName": table, "Item": {"id": {"S": "x"}}, "ConditionExpresion": "attribute_not_exists(id)"}
+        }
+        message, *_ = broken_by(store, clock, lambda execution: execution.write(action))
+        assert "ConditionExpresion" in message
+
+
+@pytest.mark.parametrize("dynamodb_store", ["dynamodb_local"], indirect=True)
+def test_the_nesting_limit_is_dynamodbs(dynamodb_store: DynamoDBStore, clock: FakeClock) -> None:
+    """31 maps in one another commit on DynamoDB Local; the 32nd is refused there, and by write() before sending."""
+    table = new_business_table(dynamodb_store.client)
+
+    @idempotent_function(dynamodb_store, key="k", operation="nesting", clock=clock, local_cache=False)
+    def work(k: str, value: Any) -> str:
+        current().write({"Put": {"TableName": table, "Item": {"id": {"S": k}, "d": value}}})
+        return "ok"
+
+    assert work("deepest", nested(31, {"S": "x"})) == "ok"
+    with pytest.raises(InvalidWriteError, match="nests deeper"):
+        work("too-deep", nested(31, {"M": {}}))
+    with pytest.raises(ClientError, match="Nesting Levels"):  # DynamoDB Local agrees
+        dynamodb_store.client.put_item(TableName=table, Item={"id": {"S": "direct"}, "d": nested(31, {"M": {}})})
 
 
 def test_the_completion_counts_toward_four_megabytes(dynamodb_store: DynamoDBStore, clock: FakeClock) -> None:

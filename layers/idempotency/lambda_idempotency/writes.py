@@ -19,6 +19,10 @@ MAX_ACTIONS = 100
 """DynamoDB's limit per transaction; the record's completion takes one, so a function has 99."""
 MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
 _TYPES = frozenset({"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"})
+_BINARY = (bytes, bytearray, str)
+"""What botocore takes for a binary value (text is sent as its UTF-8 bytes)."""
+MAX_NESTING = 31
+"""Containers (M, L) an attribute's value may nest: DynamoDB's 32 levels, the item being the first."""
 _VALUE_FIELDS = ("Item", "Key", "ExpressionAttributeValues")
 _EXPRESSIONS = ("UpdateExpression", "ConditionExpression")
 _REQUIRED_EXPRESSION = {"Update": "UpdateExpression", "ConditionCheck": "ConditionExpression"}
@@ -67,13 +71,23 @@ def normalise(action: Mapping[str, Any], *, resource: bool) -> Write:
     if expression is not None and not body.get(expression):
         raise InvalidWriteError(f"the {kind} action on {table} needs a {expression}")
     low = dict(body)
+    size = 0
     for field in _VALUE_FIELDS:
         if field in low:
-            low[field] = (
-                _serialise(low[field], f"{kind}.{field}") if resource else _checked(low[field], f"{kind}.{field}")
-            )
-    size = sum(_item_size(low[f]) for f in _VALUE_FIELDS if f in low)
-    size += sum(len(str(low.get(e, "")).encode()) for e in _EXPRESSIONS)
+            where = f"{kind}.{field}"
+            low[field] = _serialise(low[field], where) if resource else _checked(low[field], where)
+            size += _item_size(low[field], where)
+    names = low.get("ExpressionAttributeNames")
+    if names is not None and not (
+        isinstance(names, Mapping) and all(isinstance(n, str) and isinstance(v, str) for n, v in names.items())
+    ):
+        raise InvalidWriteError(f"the ExpressionAttributeNames of the {kind} action on {table} map text to text")
+    for expression in _EXPRESSIONS:
+        if expression in low:
+            text = low[expression]
+            if not isinstance(text, str):
+                raise InvalidWriteError(f"the {expression} of the {kind} action on {table} must be text")
+            size += _utf8_size(text, f"{kind}.{expression}")
     return Write(kind=kind, table=table, body=low, size=size)
 
 
@@ -113,6 +127,10 @@ def _serialise(values: Any, where: str) -> dict[str, Any]:
     serializer = TypeSerializer()
     try:
         return {name: serializer.serialize(value) for name, value in values.items()}
+    except RecursionError:
+        raise InvalidWriteError(f"{where} nests deeper than DynamoDB's {MAX_NESTING} levels") from None
+    except ArithmeticError as exc:  # decimal's traps: a number past the 38 digits DynamoDB stores
+        raise InvalidWriteError(f"{where} holds a number DynamoDB cannot store ({type(exc).__name__})") from None
     except (TypeError, ValueError) as exc:
         raise InvalidWriteError(f"{where}: {exc}") from None
 
@@ -123,7 +141,7 @@ def _checked(values: Any, where: str) -> dict[str, Any]:
     for name, value in values.items():
         if not (isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in _TYPES):
             raise InvalidWriteError(
-                f"{where}[{name!r}] is not a low-level DynamoDB value like {{'S': 'text'}}; "
+                f"{where}[{name!r:.100}] is not a low-level DynamoDB value like {{'S': 'text'}}; "
                 "for plain Python values pass write(..., resource=True)"
             )
     return dict(values)
@@ -159,23 +177,53 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=repr)
 
 
-def _item_size(values: Mapping[str, Any]) -> int:
-    return sum(len(name.encode()) + _value_size(value) for name, value in values.items())
+def _item_size(values: Mapping[str, Any], where: str) -> int:
+    return sum(
+        _name_size(name, where) + _value_size(value, f"{where}[{name!r:.100}]", 1) for name, value in values.items()
+    )
 
 
-def _value_size(value: Mapping[str, Any]) -> int:
-    """DynamoDB's item-size rules, roughly: strings and binaries by length, numbers by digits, containers summed."""
+def _value_size(value: Any, where: str, depth: int) -> int:
+    """The value's size by DynamoDB's item-size rules, roughly (strings and binaries by length, numbers by digits,
+    containers summed), once it is checked to be what the wire takes: a hostile value is `InvalidWriteError` here,
+    not an ``AttributeError`` or a ``RecursionError`` (containers nest at most `MAX_NESTING` deep), nor a refusal
+    at the commit, after the function's work is done."""
+    if not (isinstance(value, Mapping) and len(value) == 1):
+        raise InvalidWriteError(f"{where} is not a low-level DynamoDB value like {{'S': 'text'}}")
     ((kind, data),) = value.items()
-    if kind in ("S", "N"):
-        return len(str(data).encode())
-    if kind == "B":
-        return len(data)
-    if kind in ("SS", "NS"):
-        return sum(len(str(x).encode()) for x in data)
-    if kind == "BS":
-        return sum(len(x) for x in data)
-    if kind == "M":
-        return 3 + sum(1 + len(k.encode()) + _value_size(v) for k, v in data.items())
-    if kind == "L":
-        return 3 + sum(1 + _value_size(v) for v in data)
-    return 1
+    if kind in ("S", "N") and isinstance(data, str):
+        return _utf8_size(data, where)
+    if kind == "B" and isinstance(data, _BINARY):
+        return _binary_size(data, where)
+    if kind in ("SS", "NS") and isinstance(data, list | tuple) and all(isinstance(x, str) for x in data):
+        return sum(_utf8_size(x, where) for x in data)
+    if kind == "BS" and isinstance(data, list | tuple) and all(isinstance(x, _BINARY) for x in data):
+        return sum(_binary_size(x, where) for x in data)
+    if kind in ("NULL", "BOOL") and isinstance(data, bool):
+        return 1
+    if kind in ("M", "L") and depth > MAX_NESTING:
+        raise InvalidWriteError(f"{where} nests deeper than DynamoDB's {MAX_NESTING} levels")
+    if kind == "M" and isinstance(data, Mapping):
+        return 3 + sum(
+            1 + _name_size(k, where) + _value_size(v, f"{where}[{k!r:.100}]", depth + 1) for k, v in data.items()
+        )
+    if kind == "L" and isinstance(data, list | tuple):
+        return 3 + sum(1 + _value_size(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(data))
+    raise InvalidWriteError(f"{where} is not a valid low-level DynamoDB value: {kind!r:.20} of {type(data).__name__}")
+
+
+def _name_size(name: Any, where: str) -> int:
+    if not isinstance(name, str) or not name:
+        raise InvalidWriteError(f"{where}: attribute names are non-empty text, got {name!r:.100}")
+    return _utf8_size(name, where)
+
+
+def _utf8_size(text: str, where: str) -> int:
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError:
+        raise InvalidWriteError(f"{where} is not valid Unicode text (DynamoDB stores UTF-8)") from None
+
+
+def _binary_size(data: bytes | bytearray | str, where: str) -> int:
+    return _utf8_size(data, where) if isinstance(data, str) else len(data)

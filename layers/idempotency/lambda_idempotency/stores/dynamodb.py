@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from ..errors import InvalidWriteError, ResultUnreadableError, StoreConfigurationError, StoreUnavailableError
 from ..record import Payload, Record, Status
@@ -382,6 +382,10 @@ class DynamoDBStore(Store):
                     raise self._error(exc) from exc
                 if attempt + 1 < CONFLICT_ATTEMPTS:
                     time.sleep(CONFLICT_BACKOFF_S * 2**attempt * random.uniform(0.5, 1.5))
+            except ParamValidationError as exc:  # botocore's check of a write's parameters (an unknown one, a type)
+                if not writes:
+                    raise self._error(exc) from exc
+                raise InvalidWriteError(f"botocore refused the transaction: {exc}") from exc
             except BotoCoreError as exc:
                 raise self._error(exc) from exc
         raise StoreUnavailableError(f"transaction on {record_id} kept conflicting with others")
