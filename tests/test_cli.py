@@ -379,6 +379,28 @@ def test_an_item_that_is_not_a_record_is_named(table: Table) -> None:
     assert "item powertools#abc is not a lambda-idempotency record" in err
 
 
+def test_times_no_date_can_show_are_shown_as_numbers_not_a_traceback(table: Table) -> None:
+    """A record whose expires_at was written in milliseconds (another tool, another version) is past year 9999:
+    `show`, `list` and `stats` raised a bare ValueError (a traceback for the whole table). It is shown as its number."""
+    millis = int(time.time() * 1000) + 3_600_000
+    table.store.client.put_item(
+        TableName=table.name,
+        Item={
+            "pk": {"S": _record_id("charge", "ms")},
+            "status": {"S": "IN_PROGRESS"},
+            "owner": {"S": "other-tool"},
+            "expires_at": {"N": str(millis)},
+            "lease_expires_at": {"N": str(millis * 1000)},
+        },
+    )
+    shown = table.json("show", "ms", "--operation", "charge")
+    assert shown["expires_at"] == f"{millis} (not a date)"
+    assert shown["lease_expires_at"] == f"{millis} (not a date)"
+    assert [row["expires_at"] for row in table.json("list")] == [f"{millis} (not a date)"]
+    assert table.json("stats")["operations"]["charge"]["IN_PROGRESS"] == 1
+    assert table.run("list")[0] == 0  # the table, too (its narrow column wraps the text)
+
+
 def test_show_reports_a_result_that_would_inflate_past_the_bound_without_inflating_it(table: Table) -> None:
     table.completed("charge", "k", "done")
     bomb = zlib.compress(b'"' + b"a" * (MAX_UNPACKED_BYTES + 1) + b'"', 9)

@@ -360,9 +360,14 @@ def _result_text(payload: Payload) -> str:
 
 
 def _time(epoch_s: float | None) -> str | None:
+    """An epoch time as an ISO date; one no date can show (milliseconds written as seconds, by another tool or an
+    older version) as its number, rather than a traceback for the whole table."""
     if epoch_s is None:
         return None
-    return datetime.datetime.fromtimestamp(epoch_s, datetime.UTC).isoformat(timespec="seconds")
+    try:
+        return datetime.datetime.fromtimestamp(epoch_s, datetime.UTC).isoformat(timespec="seconds")
+    except (ValueError, OverflowError, OSError):
+        return f"{epoch_s:.0f} (not a date)"
 
 
 def _explain(exc: Exception, table: str, endpoint: str | None) -> str:
