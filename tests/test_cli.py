@@ -401,6 +401,25 @@ def test_times_no_date_can_show_are_shown_as_numbers_not_a_traceback(table: Tabl
     assert table.run("list")[0] == 0  # the table, too (its narrow column wraps the text)
 
 
+def test_an_odd_item_is_named_and_the_records_around_it_are_still_listed(table: Table) -> None:
+    """One item another tool or version wrote (a status we do not know, a fractional expires_at) made `list` and
+    `stats` print nothing but its name: an operator could not find the stuck records beside it. They are listed and
+    counted (valid JSON on stdout); the odd items are named on stderr, and the exit code is still 2."""
+    for key in ("a", "b"):
+        table.completed("charge", key, 1)
+    table.in_progress("charge", "stuck")
+    for pk, status, expires in (("charge#odd-1", "PENDING", "1"), ("charge#odd-2", "COMPLETED", "1.5")):
+        item = {"pk": {"S": pk}, "status": {"S": status}, "owner": {"S": "o"}, "expires_at": {"N": expires}}
+        table.store.client.put_item(TableName=table.name, Item=item)
+    code, out, err = table.run("list", "--json", "--page-size", "1")
+    assert code == 2
+    assert sorted(row["key"] for row in json.loads(out)) == ["a", "b", "stuck"]
+    assert "is not a lambda-idempotency record" in err and "1 more such items" in err
+    assert [row["key"] for row in table.json("list", "--status", "IN_PROGRESS")] == ["stuck"]  # filtered out
+    code, out, _ = table.run("stats", "--json")
+    assert code == 2 and json.loads(out)["total"] == 3
+
+
 def test_show_reports_a_result_that_would_inflate_past_the_bound_without_inflating_it(table: Table) -> None:
     table.completed("charge", "k", "done")
     bomb = zlib.compress(b'"' + b"a" * (MAX_UNPACKED_BYTES + 1) + b'"', 9)

@@ -219,7 +219,8 @@ def _delete(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Out
 def _list(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
     operation = check_operation(args.operation) if args.operation else None
     rows = []
-    for record in Scan(store, err, args.page_size, status=args.status, operation=operation):
+    scan = Scan(store, err, args.page_size, status=args.status, operation=operation, skip_foreign=True)
+    for record in scan:
         rows.append(_fields(record, with_result=False))
         if args.limit is not None and len(rows) >= args.limit:
             break
@@ -228,13 +229,14 @@ def _list(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Outpu
         status = f"{row['status']} (expired)" if row["expired"] else row["status"]
         stored = (shown(row[name]) for name in ("operation", "key", "scope"))
         view.add_row(*stored, status, str(row["attempts"]), row["expires_at"])
-    return Output(rows, view if rows else "no records")
+    return Output(rows, view if rows else "no records", _foreign(scan, err))
 
 
 def _stats(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
     now_s = int(time.time())
     counts: Counter[tuple[str, str]] = Counter()
-    for record in Scan(store, err, args.page_size):
+    scan = Scan(store, err, args.page_size, skip_foreign=True)
+    for record in scan:
         counts[operation_of(record), "EXPIRED" if record.is_expired(now_s) else record.status.value] += 1
     columns = [s.value for s in Status] + ["EXPIRED"]
     by_operation: dict[str, dict[str, int]] = {}
@@ -244,7 +246,17 @@ def _stats(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Outp
     for operation, row in by_operation.items():
         view.add_row(shown(operation), *(str(row[c]) for c in columns), str(sum(row.values())))
     total = sum(counts.values())
-    return Output({"operations": by_operation, "total": total}, view if total else "no records")
+    return Output({"operations": by_operation, "total": total}, view if total else "no records", _foreign(scan, err))
+
+
+def _foreign(scan: Scan, err: Console) -> int:
+    """The exit code of a listing: 2 when it passed items that are not records (named on stderr), so one odd item,
+    written by another tool or version, neither hides the records around it nor goes unnoticed."""
+    if not scan.foreign:
+        return 0
+    more = f" (and {len(scan.foreign) - 1} more such items, skipped)" if len(scan.foreign) > 1 else ""
+    err.print(_error(f"{scan.foreign[0]}{more}; the records around it are listed"))
+    return 2
 
 
 def _confirm(question: str, err: Console) -> bool:

@@ -51,6 +51,7 @@ class Scan:
     ``keys`` finds a key under any scope by the forms it may be stored in: the ``key`` attribute holds the raw key,
     or its keyed hash with ``hash_keys`` (DESIGN.md, "The record"); this filter is the one place that searches by it.
     With ``max_scanned`` the scan stops after reading that many items; ``complete`` then says whether it read them all.
+    An item that is not a record raises `ForeignItemError`, or with ``skip_foreign`` is noted in ``foreign`` and passed.
     """
 
     def __init__(
@@ -64,8 +65,12 @@ class Scan:
         keys: list[str] | None = None,
         scope: str | None = None,
         max_scanned: int | None = None,
+        skip_foreign: bool = False,
     ) -> None:
         self.store = store
+        self.skip_foreign = skip_foreign
+        self.foreign: list[str] = []
+        """With ``skip_foreign``: what was said of each item that is not a record (the scan goes on past them)."""
         self.err = err
         self.operation = operation
         self.max_scanned = max_scanned
@@ -109,7 +114,13 @@ class Scan:
                 self.scanned += page.get("ScannedCount", 0)
                 progress.advance(task, page.get("ScannedCount", 0))
                 for item in page.get("Items", []):
-                    record = record_of(item)
+                    try:
+                        record = record_of(item)
+                    except ForeignItemError as exc:
+                        if not self.skip_foreign:
+                            raise
+                        self.foreign.append(str(exc))
+                        continue
                     if self.operation is None or operation_of(record) == self.operation:
                         yield record
                 if "LastEvaluatedKey" not in page:
