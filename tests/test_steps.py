@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from lambda_idempotency import (
     LeaseLostError,
     ModeError,
     NoActiveExecutionError,
+    ResultNotStoredError,
     current,
     idempotent_function,
 )
@@ -313,3 +315,49 @@ def test_an_execution_kept_past_its_function_refuses_steps_writes_and_heartbeats
         kept[0].heartbeat()
     assert ran == []
     assert kept[0].writes == []
+
+
+def incompressible(size: int) -> str:
+    import base64
+
+    return base64.b64encode(os.urandom(size)).decode()
+
+
+@pytest.mark.parametrize("dynamodb_store", ["dynamodb_local"], indirect=True)
+def test_steps_that_fill_the_record_are_result_not_stored_and_the_saved_ones_replay(
+    dynamodb_store: DynamoDBStore, clock: FakeClock
+) -> None:
+    """Each step's result fits alone; the third passes DynamoDB's 400 KB with the two saved before it. Its save
+    raised the store's private ``_ItemTooLargeError``; it is `ResultNotStoredError`, the key is released, and the
+    retry replays the two saved steps instead of running them again."""
+    runs: list[str] = []
+
+    def part(name: str) -> str:
+        runs.append(name)
+        return incompressible(150_000)
+
+    @idempotent_function(dynamodb_store, key="k", operation="full", clock=clock, local_cache=False)
+    def work(k: str) -> int:
+        return sum(len(current().step(name, part, name)) for name in ("s0", "s1", "s2"))
+
+    for _ in range(2):
+        with pytest.raises(ResultNotStoredError, match="step 's2' does not fit the record"):
+            work("a")
+    assert runs == ["s0", "s1", "s2", "s2"]
+
+
+@pytest.mark.parametrize("dynamodb_store", ["moto"], indirect=True)
+def test_a_completion_that_never_fits_is_result_not_stored_not_a_recursion_error(
+    dynamodb_store: DynamoDBStore, clock: FakeClock
+) -> None:
+    """moto saves steps past 400 KB, then refuses the completion for the item's size with or without the result:
+    `finish` retried without the result forever (RecursionError). It gives up, typed, once there is nothing to drop."""
+
+    @idempotent_function(dynamodb_store, key="k", operation="never-fits", clock=clock, local_cache=False)
+    def work(k: str) -> str:
+        for name in ("s0", "s1", "s2"):
+            current().step(name, incompressible, 150_000)
+        return "done"
+
+    with pytest.raises(ResultNotStoredError, match="cannot be completed"):
+        work("a")

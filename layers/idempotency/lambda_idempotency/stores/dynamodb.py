@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from ..errors import InvalidWriteError, ResultUnreadableError, StoreConfigurationError, StoreUnavailableError
+from ..errors import (
+    InvalidWriteError,
+    ResultNotStoredError,
+    ResultUnreadableError,
+    StoreConfigurationError,
+    StoreUnavailableError,
+)
 from ..record import Payload, Record, Status
 from .base import ClaimRequest, Refused, Store, WritesRefused
 
@@ -197,12 +203,11 @@ class DynamoDBStore(Store):
         expires_at: int,
     ) -> Refused | None:
         try:
-            return _refused_or_none(
-                self._write(
-                    "update_item", record_id, **_completion(record_id, owner, status, result, now_ms, expires_at)
-                )
-            )
+            completion = _completion(record_id, owner, status, result, now_ms, expires_at)
+            return _refused_or_none(self._write("update_item", record_id, **completion))
         except _ItemTooLargeError:
+            if result is None:  # the completion adds nothing to the item: nothing left to leave out (was a loop)
+                raise ResultNotStoredError(f"{record_id} cannot be completed: its item is past 400 KB") from None
             logger.warning("result of %s does not fit the item; completing without it", record_id)
             return self.finish(record_id, owner, status, None, now_ms, expires_at)
 
@@ -231,13 +236,18 @@ class DynamoDBStore(Store):
         )
 
     def save_step(self, record_id: str, owner: str, name: str, result: Payload) -> Refused | None:
-        return self._update_held(
-            record_id,
-            owner,
-            "SET #steps.#step = :res",
-            {**_names("#steps"), "#step": name},
-            {":res": _payload_value(result)},
-        )
+        try:
+            return self._update_held(
+                record_id,
+                owner,
+                "SET #steps.#step = :res",
+                {**_names("#steps"), "#step": name},
+                {":res": _payload_value(result)},
+            )
+        except _ItemTooLargeError:  # each result fits alone, but with the steps saved before it the item passes 400 KB
+            raise ResultNotStoredError(
+                f"the result of step {name!r:.100} does not fit the record with the steps saved before it (400 KB)"
+            ) from None
 
     def extend_lease(self, record_id: str, owner: str, lease_expires_at: int, expires_at: int) -> Refused | None:
         return self._update_held(
@@ -434,7 +444,8 @@ def _payload_value(payload: Payload) -> dict[str, Any]:
 
 
 class _ItemTooLargeError(Exception):
-    """DynamoDB refused an item past its size limit (internal: `finish` retries without the result)."""
+    """DynamoDB refused an item past its size limit (internal: `finish` retries without the result; `save_step`
+    says `ResultNotStoredError`)."""
 
 
 @cache
