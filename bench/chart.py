@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -216,23 +217,20 @@ def summary(results: dict[str, Any], out: Path) -> list[str]:
         rows = local["cost"]["rows"]
         same = [rows[name] for name in SAME_WORK]
         extra = [rows["payment + business write"], rows[LONG_ROW]]
+        same_verdict = " / ".join(
+            verdict(r[OURS]["dollars_per_million"] <= r[THEIRS]["dollars_per_million"]) for r in same
+        )
         lines += [
-            "| DynamoDB $ per million calls (on-demand, us-east-1): first execution / duplicate | "
-            + " / ".join(f"{r[OURS]['dollars_per_million']:.3f}" for r in same)
-            + " | "
-            + " / ".join(f"{r[THEIRS]['dollars_per_million']:.3f}" for r in same)
-            + " | "
-            + " / ".join(f"{r[OURS]['dollars_per_million'] / r[THEIRS]['dollars_per_million']:.2f}" for r in same)
-            + " | ≤ Powertools: "
-            + " / ".join(verdict(r[OURS]["dollars_per_million"] <= r[THEIRS]["dollars_per_million"]) for r in same)
-            + " |",
-            "| $ per million calls: payment (exactly-once commit) / 60 s function (lease renewal) | "
-            + " / ".join(f"{r[OURS]['dollars_per_million']:.3f}" for r in extra)
-            + " | "
-            + " / ".join(f"{r[THEIRS]['dollars_per_million']:.3f}" for r in extra)
-            + " | "
-            + " / ".join(f"{r[OURS]['dollars_per_million'] / r[THEIRS]['dollars_per_million']:.2f}" for r in extra)
-            + " | not the same work: what the guarantee costs |",
+            _dollar_row(
+                "DynamoDB $ per million calls (on-demand, us-east-1): first execution / duplicate",
+                same,
+                f"≤ Powertools: {same_verdict}",
+            ),
+            _dollar_row(
+                "$ per million calls: payment (exactly-once commit) / 60 s function (lease renewal)",
+                extra,
+                "not the same work: what the guarantee costs",
+            ),
             f"| record size, same call and result | {local['cost']['record_bytes'][OURS]['bytes']} B | "
             f"{local['cost']['record_bytes'][THEIRS]['bytes']} B | | both under 1 KB: 1 WRU a write |",
         ]
@@ -521,3 +519,15 @@ def _save(figure: Any, target: Path) -> None:
     import matplotlib.pyplot as plt
 
     plt.close(figure)
+
+
+def _dollar_row(label: str, rows: list[dict[str, Any]], target: str) -> str:
+    """A summary row of dollars per million calls: ours, Powertools', their ratios, then the target cell."""
+
+    def cells(value: Callable[[dict[str, Any]], str]) -> str:
+        return " / ".join(value(r) for r in rows)
+
+    ours = cells(lambda r: f"{r[OURS]['dollars_per_million']:.3f}")
+    theirs = cells(lambda r: f"{r[THEIRS]['dollars_per_million']:.3f}")
+    ratio = cells(lambda r: f"{r[OURS]['dollars_per_million'] / r[THEIRS]['dollars_per_million']:.2f}")
+    return f"| {label} | {ours} | {theirs} | {ratio} | {target} |"

@@ -34,6 +34,18 @@ class Server:
         return [r.headers.get("idempotency-key") for r in self.requests]
 
 
+def async_client_for(server: Server) -> AsyncIdempotentClient:
+    """An async client whose requests ``server`` answers, with no jitter."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return server(request)
+
+    transport = httpx.MockTransport(handler)
+    return AsyncIdempotentClient(
+        client=httpx.AsyncClient(transport=transport, base_url="http://api.test"), rng=lambda: 0.0
+    )
+
+
 def client_for(server: Server, sleeps: list[float], **policy: float) -> IdempotentClient:
     transport = httpx.MockTransport(server)
     return IdempotentClient(
@@ -181,14 +193,8 @@ def test_policy_rejects_nonsense() -> None:
 def test_async_client_retries_with_one_key() -> None:
     server = Server(httpx.ReadTimeout("slow"), 409, 201)
 
-    async def handler(request: httpx.Request) -> httpx.Response:
-        return server(request)
-
     async def run() -> int:
-        transport = httpx.MockTransport(handler)
-        async with AsyncIdempotentClient(
-            client=httpx.AsyncClient(transport=transport, base_url="http://api.test"), rng=lambda: 0.0
-        ) as client:
+        async with async_client_for(server) as client:
             response = await client.post("/payments", json={"amount": 1})
             assert (await client.get("/payments/1")).status_code == 200
             return response.status_code
@@ -202,14 +208,8 @@ def test_async_client_retries_with_one_key() -> None:
 def test_async_client_uses_the_callers_header_key_and_stops_at_a_replayed_409() -> None:
     server = Server(503, (409, {"Idempotent-Replayed": "true"}), 201)
 
-    async def handler(request: httpx.Request) -> httpx.Response:
-        return server(request)
-
     async def run() -> int:
-        transport = httpx.MockTransport(handler)
-        async with AsyncIdempotentClient(
-            client=httpx.AsyncClient(transport=transport, base_url="http://api.test"), rng=lambda: 0.0
-        ) as client:
+        async with async_client_for(server) as client:
             with pytest.raises(ValueError):
                 await client.post("/payments", headers={"Idempotency-Key": "a"}, idempotency_key="b")
             response = await client.post("/payments", headers={"Idempotency-Key": "order-9"})

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from lambda_idempotency import InProgressError, LeaseLostError, MemoryStore, current, idempotent, idempotent_function
 from lambda_idempotency.keys import record_id
-from lambda_idempotency.lease import LEASE_MARGIN_MS
+from lambda_idempotency.lease import LEASE_MARGIN_MS, Lease
 from lambda_idempotency.record import Status
 from lambda_idempotency.stores.base import ClaimRequest
 from lambda_idempotency.stores.dynamodb import DynamoDBStore
@@ -37,6 +37,15 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def wait_for_renewal(past_ms: float = 0, what: str = "a renewal") -> Lease:
+    """The running execution's lease, once a renewal has moved its end past the first one (plus ``past_ms``)."""
+    lease = current().lease
+    assert lease is not None
+    first_end = lease.expires_at_ms
+    wait_for(lambda: lease.expires_at_ms > first_end + past_ms, what)
+    return lease
 
 
 class Context:
@@ -63,10 +72,7 @@ def test_a_function_several_leases_long_is_renewed_and_never_taken_over(
         if duplicate:
             duplicates.append("ran")
             return "duplicate"
-        lease = current().lease
-        assert lease is not None
-        first_end = lease.expires_at_ms
-        wait_for(lambda: lease.expires_at_ms > first_end + 2 * LEASE_S * 1000, "two leases' worth of renewals")
+        wait_for_renewal(2 * LEASE_S * 1000, "two leases' worth of renewals")
         for _ in range(3):  # duplicates sent while it runs, each after the first lease has passed
             with pytest.raises(InProgressError):
                 long_job(k, duplicate=True)
@@ -83,10 +89,7 @@ def test_a_function_several_leases_long_is_renewed_and_never_taken_over(
 def test_renewals_stop_before_the_handler_returns(dynamodb_store: DynamoDBStore, count_calls: Any) -> None:
     @idempotent_function(dynamodb_store, key="k", operation="stops", lease=LEASE_S, local_cache=False)
     def job(k: str) -> str:
-        lease = current().lease
-        assert lease is not None
-        first_end = lease.expires_at_ms
-        wait_for(lambda: lease.expires_at_ms > first_end, "a renewal")
+        wait_for_renewal()
         if k == "fails":
             raise RuntimeError("after a renewal")
         return "done"
@@ -128,10 +131,7 @@ def test_the_invocations_remaining_time_caps_the_renewals() -> None:
     @idempotent(store, key="k", operation="capped", lease=LEASE_S, local_cache=False)
     def handler(event: Any, context: Any) -> int:
         started_ms = time.time() * 1000
-        lease = current().lease
-        assert lease is not None
-        first_end = lease.expires_at_ms
-        wait_for(lambda: lease.expires_at_ms > first_end, "a renewal")
+        lease = wait_for_renewal()
         time.sleep(1.5 + LEASE_S)  # past the invocation's deadline, by three renewal periods: none may pass the cap
         ends.append(lease.expires_at_ms)
         return int(started_ms)
@@ -270,10 +270,7 @@ def test_leases_of_concurrent_executions_are_renewed_by_one_thread(dynamodb_stor
 
     @idempotent_function(dynamodb_store, key="k", operation="many", lease=LEASE_S, local_cache=False)
     def job(k: str) -> int:
-        lease = current().lease
-        assert lease is not None
-        first_end = lease.expires_at_ms
-        wait_for(lambda: lease.expires_at_ms > first_end, "a renewal")
+        wait_for_renewal()
         return sum(t.name == "lambda-idempotency-renewer" for t in threading.enumerate())
 
     results: list[int] = []

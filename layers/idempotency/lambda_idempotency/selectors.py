@@ -32,8 +32,7 @@ def _parse_json(value: Any) -> Any:
     last = _last_parsed
     if last[0] is value:
         return last[1]
-    if type(value) is not str or value.count("[") + value.count("{") > depth.MAX_JSON_DEPTH:  # `check_depth`'s
-        depth.check_depth(value)  # own first test, made here: InputTooDeepError for a body nested past the limit
+    depth.check_depth(value)  # InputTooDeepError, typed, for a body nested past the limit
     parsed = parse_json(value)
     _last_parsed = (value, parsed)
     return parsed
