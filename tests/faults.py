@@ -48,18 +48,17 @@ def protocol_call(request: Any) -> str:
         return "release"
     if operation == "TransactWriteItems":
         record_action = body["TransactItems"][-1]
-        return "commit" if "Update" in record_action else "optimistic_commit"
+        return "optimistic_commit" if "attribute_not_exists" in json.dumps(record_action) else "commit"
     if operation not in ("UpdateItem", "PutItem"):
         return operation
     if "attribute_not_exists" in condition:
         return "claim"
+    if operation == "PutItem":  # the finished record, put whole
+        return {"COMPLETED": "complete", "FAILED": "fail"}.get(body["Item"]["status"]["S"], operation)
     if ":old" in values:
         return "take_over"
     if ":zero" in values:
         return "release"
-    status = values.get(":st", {}).get("S")
-    if status is not None:
-        return {"COMPLETED": "complete", "FAILED": "fail"}.get(status, operation)
     if ":res" in values:
         return "step"
     if ":lease" in values:

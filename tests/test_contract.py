@@ -18,7 +18,7 @@ from lambda_idempotency import (
     idempotent,
     idempotent_function,
 )
-from lambda_idempotency.record import Status
+from lambda_idempotency.record import Record, Status
 from lambda_idempotency.stores.base import Store
 
 from .conftest import FakeClock
@@ -271,8 +271,31 @@ def test_resent_claim_that_landed_is_ours(store: Store, clock: FakeClock) -> Non
     assert refused is not None
     assert refused.current is not None
     assert refused.current.owner == "me"
-    assert store.finish("op#x", "me", Status.COMPLETED, "1", now_ms, now_ms // 1000 + 60) is None
-    again = store.finish("op#x", "me", Status.COMPLETED, "1", now_ms, now_ms // 1000 + 60)
+    finished = Record("op#x", Status.COMPLETED, "me", now_ms // 1000 + 60, key="x", result="1")
+    assert store.finish(finished) is None
+    again = store.finish(finished)
     assert again is not None and again.current is not None
     assert again.current.owner == "me"
     assert again.current.status is Status.COMPLETED
+
+
+def test_the_finished_record_keeps_what_the_claimed_one_held(store: Store, clock: FakeClock) -> None:
+    """The completion writes the finished record whole in place of the claimed one (a PutItem on DynamoDB): the key,
+    fingerprint, attempt count, claim time and saved steps outlive it; the lease does not."""
+    claimed_at = int(clock())
+
+    @idempotent_function(store, key="k", fingerprint="amount", operation="keep", clock=clock, local_cache=False)
+    def pay(k: str, amount: int) -> str:
+        current().step("charge", lambda: f"ch-{amount}")
+        clock.advance(5)
+        return "paid"
+
+    assert pay("o-1", 3) == "paid"
+    record = store.get(pay.idempotency.record_id_of(None, "o-1"))
+    assert record is not None
+    assert (record.status, record.key, record.attempts) == (Status.COMPLETED, "o-1", 1)
+    assert record.fingerprint is not None
+    assert (record.created_at, record.completed_at) == (claimed_at, claimed_at + 5)
+    assert list(record.steps) == ["charge"]
+    assert record.lease_expires_at is None
+    assert pay("o-1", 3) == "paid"

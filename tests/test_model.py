@@ -65,13 +65,12 @@ class Model:
         )
         return None
 
-    def finish(self, rid: str, owner: str, status: Status, result: str, expires: int) -> Row | None:
+    def finish(self, rid: str, finished: Row) -> Row | None:
+        """The finished row replaces the held one whole."""
         row = self.rows.get(rid)
-        if row is None or row.owner != owner or row.status is not Status.IN_PROGRESS:
+        if row is None or row.owner != finished.owner or row.status is not Status.IN_PROGRESS:
             return self._refused(row)
-        self.rows[rid] = dataclasses.replace(
-            row, status=status, result=result, lease_expires_at=None, expires_at=expires
-        )
+        self.rows[rid] = finished
         return None
 
     def release(self, rid: str, owner: str, keep_steps: bool) -> Row | None:
@@ -158,8 +157,11 @@ def machine_for(store: Store) -> type[RuleBasedStateMachine]:
         )
         def finish(self, key: str, owner: str, status: Status, ttl: int) -> None:
             rid, expires, result = self.rid(key), self.now_ms // 1000 + ttl, f"{status}-{owner}"
-            expected = self.model.finish(rid, owner, status, result, expires)
-            self.agree(self.store.finish(rid, owner, status, result, self.now_ms, expires), expected)
+            seen = self.model.rows.get(rid)
+            attempts = seen.attempts if seen else 1  # what its execution knows of the record it holds
+            finished = Record(rid, status, owner, expires, key=key, result=result, attempts=attempts)
+            expected = self.model.finish(rid, Row(status, owner, None, expires, attempts, result))
+            self.agree(self.store.finish(finished), expected)
 
         @rule(key=st.sampled_from(KEYS), owner=st.sampled_from(OWNERS), keep_steps=st.booleans())
         def release(self, key: str, owner: str, keep_steps: bool) -> None:

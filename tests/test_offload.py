@@ -156,7 +156,7 @@ def test_small_results_stay_in_the_record(aws: None, count_calls: Any) -> None:
         return {"ok": k}
 
     assert produce("a") == {"ok": "a"}
-    assert dynamodb_calls.calls == ["PutItem", "UpdateItem"]
+    assert dynamodb_calls.calls == ["PutItem", "PutItem"]
     dynamodb_calls.reset()
     assert produce("a") == {"ok": "a"}
     assert dynamodb_calls.calls == ["PutItem"]

@@ -24,7 +24,7 @@ def test_first_execution_two_duplicate_one_cached_zero(
 
     counter = count_calls(dynamodb_store.client)
     assert work("a") == "A"
-    assert counter.calls == ["PutItem", "UpdateItem"]  # claim, complete
+    assert counter.calls == ["PutItem", "PutItem"]  # claim, complete (the finished record put whole)
 
     counter.reset()
     assert cold_work("a") == "A"  # another container: duplicate answered by the failed claim itself

@@ -4,8 +4,9 @@ machine").
 The other half of the engine's state machine: `engine.Guard` claims a key and starts an execution, and the
 `Completion` built with it ends that execution. Every write here is conditioned on the execution's owner token (the
 fence), and a refusal is read for what it means: our own resent write that had landed, or a lease another execution
-took over. Three ways to finish: the completion (one conditional UpdateItem), the fenced commit (the function's
-writes and the completion in one transaction) and, in optimistic mode, the insert of the finished record.
+took over. Three ways to finish: the completion (one conditional put of the finished record, whole), the fenced
+commit (the function's writes and the completion in one transaction) and, in optimistic mode, the insert of the
+finished record.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ logger = logging.getLogger("lambda_idempotency")
 
 FINISH_ATTEMPTS = 3
 RECORD_OVERHEAD_BYTES = 1024
-"""What a record's completion adds to a transaction besides its result (attribute names, ids, expressions)."""
+"""What a finished record adds to a transaction besides its texts, result and steps (attribute names, numbers, the
+condition)."""
 T = TypeVar("T")
 P = ParamSpec("P")
 Hide = Callable[[str, "str | None"], "tuple[str, str | None]"]
@@ -89,15 +91,14 @@ class Completion:
                 raise  # the writes were not applied: the caller must not see a success
             logger.error("could not store the result of %s (%s); the key stays in flight", execution.record_id, exc)
             return result
-        now_ms = int(self.clock() * 1000)
-        expires_at = now_ms // 1000 + self.ttl_s
+        record = self._finished(execution, Status.COMPLETED, payload)
         if execution.mode == "optimistic":
-            return self._insert_finished(execution, Status.COMPLETED, payload, now_ms, expires_at, result)
+            return self._insert_finished(execution, record, result)
         if execution.writes:
-            self._commit(execution, payload, now_ms, expires_at)
+            self._commit(execution, record)
         else:
             try:
-                refused = self._finish(execution, Status.COMPLETED, payload, now_ms, expires_at)
+                refused = self._finish(execution, record)
             except StoreUnavailableError as exc:
                 _log_unwritten(execution, exc)
                 return result  # not cached: the table does not hold this completion, and a retry may run again
@@ -110,7 +111,7 @@ class Completion:
                     )
                 return result
         if self.cache is not None:
-            self.cache.put(self._finished(execution, Status.COMPLETED, payload, now_ms, expires_at))
+            self.cache.put(record)
         return result
 
     def abort(self, execution: Execution, error: BaseException) -> None:
@@ -118,20 +119,20 @@ class Completion:
         if _stopped_lost(execution):
             return
         if self.cache_errors and isinstance(error, self.cache_errors):
-            now_ms = int(self.clock() * 1000)
             try:
                 payload = self.outcomes.failure(execution, error)
             except StoreUnavailableError as exc:
                 logger.error("could not store the failure of %s (%s); its lease will expire", execution.record_id, exc)
                 return
+            record = self._finished(execution, Status.FAILED, payload)
             if execution.mode == "optimistic":
                 try:
-                    self._insert_finished(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s, None)
+                    self._insert_finished(execution, record, None)
                 except StoreUnavailableError as exc:
                     logger.error("could not store the failure of %s (%s)", execution.record_id, exc)
             else:
                 try:
-                    self._finish(execution, Status.FAILED, payload, now_ms, now_ms // 1000 + self.ttl_s)
+                    self._finish(execution, record)
                 except StoreUnavailableError as exc:
                     _log_unwritten(execution, exc)
             return
@@ -140,22 +141,13 @@ class Completion:
             return
         self.release(execution)
 
-    def _commit(self, execution: Execution, payload: Payload | None, now_ms: int, expires_at: int) -> None:
+    def _commit(self, execution: Execution, record: Record) -> None:
         """The fenced commit: the writes and the completion in one transaction, conditioned on our owner token."""
         from . import writes as transaction
 
         try:
-            transaction.check_total(execution.writes, _completion_size(payload))
-            outcome = self.retrying(
-                execution.record_id,
-                self.store.commit,
-                execution.record_id,
-                execution.owner,
-                payload,
-                now_ms,
-                expires_at,
-                execution.writes,
-            )
+            transaction.check_total(execution.writes, _completion_size(record))
+            outcome = self.retrying(execution.record_id, self.store.commit, record, execution.writes)
         except InvalidWriteError:
             self.release(execution)
             raise
@@ -170,22 +162,13 @@ class Completion:
                 f"{execution.record_id} was taken over before it committed; none of its writes was applied"
             )
 
-    def _insert_finished(
-        self,
-        execution: Execution,
-        status: Status,
-        payload: Payload | None,
-        now_ms: int,
-        expires_at: int,
-        result: Any,
-    ) -> Any:
-        """The optimistic commit: our finished record and writes, or (when another won) the winner's outcome."""
-        record = self._finished(execution, status, payload, now_ms, expires_at)
-        writes: Sequence[Write] = execution.writes if status is Status.COMPLETED else ()
+    def _insert_finished(self, execution: Execution, record: Record, result: Any) -> Any:
+        """The optimistic commit: our finished ``record`` and writes, or (when another won) the winner's outcome."""
+        writes: Sequence[Write] = execution.writes if record.status is Status.COMPLETED else ()
         if writes:
             from . import writes as transaction
 
-            transaction.check_total(writes, _completion_size(payload))
+            transaction.check_total(writes, _completion_size(record))
         outcome = self.retrying(execution.record_id, self.store.insert_finished, record, writes)
         if outcome is None:
             if self.cache is not None:
@@ -198,29 +181,31 @@ class Completion:
             raise InProgressError(f"key {execution.key!r} of {self.operation} is contended", retry_after=1)
         check_fingerprint(found, execution.fingerprint, execution.key, self.operation)
         if found.status is Status.IN_PROGRESS:
-            raise in_progress_error(execution.key, now_ms, found)
+            raise in_progress_error(execution.key, int(self.clock() * 1000), found)
         logger.info("%s was committed already (by a racer, or our own resent request); replaying", execution.record_id)
         if self.cache is not None:
             self.cache.put(found)
         return self.replay(found)
 
-    def _finished(
-        self, execution: Execution, status: Status, payload: Payload | None, now_ms: int, expires_at: int
-    ) -> Record:
-        """The record a finished execution leaves (the key and scope as stored: hashed with ``hash_keys``)."""
+    def _finished(self, execution: Execution, status: Status, payload: Payload | None) -> Record:
+        """The record a finished execution leaves, whole: the store writes it in place of the claimed one (the key
+        and scope as stored, hashed with ``hash_keys``; the steps it saved kept, to show what happened)."""
+        now_s = int(self.clock())
         key, scope = self._hide(execution.key, execution.scope)
-        return Record(
-            record_id=execution.record_id,
-            status=status,
-            owner=execution.owner,
-            expires_at=expires_at,
-            key=key,
-            scope=scope,
-            fingerprint=execution.fingerprint,
-            result=payload,
-            attempts=execution.attempt,
-            created_at=now_ms // 1000,
-            completed_at=now_ms // 1000,
+        return Record(  # positional, in Record's field order (the hot path)
+            execution.record_id,
+            status,
+            execution.owner,
+            now_s + self.ttl_s,
+            None,
+            key,
+            scope,
+            execution.fingerprint,
+            payload,
+            execution.steps,
+            execution.attempt,
+            execution.created_at or now_s,
+            now_s,
         )
 
     def release(self, execution: Execution) -> None:
@@ -241,20 +226,10 @@ class Completion:
             observe.emit(observe.LEASE_LOST, self.operation, execution.record_id)
             logger.warning("lease lost: %s was taken over before it was released", execution.record_id)
 
-    def _finish(
-        self, execution: Execution, status: Status, payload: Payload | None, now_ms: int, expires_at: int
-    ) -> Refused | None:
-        """Write the outcome (tried `FINISH_ATTEMPTS` times); raises `StoreUnavailableError` if it never lands."""
-        return self.retrying(
-            execution.record_id,
-            self.store.finish,
-            execution.record_id,
-            execution.owner,
-            status,
-            payload,
-            now_ms,
-            expires_at,
-        )
+    def _finish(self, execution: Execution, record: Record) -> Refused | None:
+        """Write the finished record (tried `FINISH_ATTEMPTS` times); raises `StoreUnavailableError` if it never
+        lands."""
+        return self.retrying(execution.record_id, self.store.finish, record)
 
     def retrying(self, record_id: str, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``call(*args)``, a store call that must land, tried again after `StoreUnavailableError` (each is safe to
@@ -304,9 +279,17 @@ def _stopped_lost(execution: Execution) -> bool:
     return execution.lease.lost is not None
 
 
-def _completion_size(payload: Payload | None) -> int:
-    size = len(payload.encode()) if isinstance(payload, str) else len(payload or b"")
-    return size + RECORD_OVERHEAD_BYTES
+def _completion_size(record: Record) -> int:
+    """About what the finished record takes in a transaction: its texts, result and steps, plus
+    `RECORD_OVERHEAD_BYTES`."""
+    texts = (record.record_id, record.key, record.scope, record.fingerprint, record.result, *record.steps.items())
+    return sum(_size(t) for t in texts) + RECORD_OVERHEAD_BYTES
+
+
+def _size(value: Payload | tuple[str, Payload] | None) -> int:
+    if isinstance(value, tuple):
+        return sum(_size(part) for part in value)
+    return len(value.encode()) if isinstance(value, str) else len(value or b"")
 
 
 def _write_condition_error(writes: Sequence[Write], failed: tuple[int, ...], then: str) -> WriteConditionError:

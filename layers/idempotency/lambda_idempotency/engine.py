@@ -257,4 +257,6 @@ class Guard:
             self.effects,
             None,
             lease,
+            None,
+            holder.created_at if holder else request.now_ms // 1000,
         )

@@ -62,6 +62,7 @@ class Execution:
         "running_step",
         "lease",
         "steps_taken",
+        "created_at",
     )
 
     def __init__(
@@ -81,6 +82,7 @@ class Execution:
         running_step: str | None = None,
         lease: Lease | None = None,
         steps_taken: set[str] | None = None,
+        created_at: int | None = None,
     ) -> None:
         self.key = key
         self.scope = scope
@@ -99,6 +101,9 @@ class Execution:
         """The claim's lease (claim mode); None in optimistic mode, which holds nothing until it commits."""
         self.steps_taken = steps_taken
         """The step names this attempt has saved or replayed (made by its first step): a name serves one step."""
+        self.created_at = created_at
+        """When the key was first claimed (epoch s; None in optimistic mode): the finished record, which replaces
+        the claimed one whole, keeps it."""
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name not in ("host", "lease"))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidWriteError
-from ..record import Payload, Record, Status
+from ..record import Payload, Record
 
 if TYPE_CHECKING:
     from ..encryption import KmsEncryption
@@ -114,16 +114,9 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def finish(
-        self,
-        record_id: str,
-        owner: str,
-        status: Status,
-        result: Payload | None,
-        now_ms: int,
-        expires_at: int,
-    ) -> Refused | None:
-        """Mark the record COMPLETED or FAILED with its result, if ``owner`` still holds it IN_PROGRESS."""
+    def finish(self, record: Record) -> Refused | None:
+        """Write ``record``, COMPLETED or FAILED, in place of the stored one, if its owner still holds that one
+        IN_PROGRESS (the fence). The finished record is whole: what it leaves out (the lease) is gone."""
 
     @abc.abstractmethod
     def release(self, record_id: str, owner: str, *, keep_steps: bool) -> Refused | None:
@@ -152,16 +145,8 @@ class Store(abc.ABC):
         """The table and low-level key of a record, or None when this store cannot commit DynamoDB writes."""
         return None
 
-    def commit(
-        self,
-        record_id: str,
-        owner: str,
-        result: Payload | None,
-        now_ms: int,
-        expires_at: int,
-        writes: Sequence[Write],
-    ) -> Refused | WritesRefused | None:
-        """Complete the record (as `finish`) and apply ``writes`` in one transaction: all of them or nothing.
+    def commit(self, record: Record, writes: Sequence[Write]) -> Refused | WritesRefused | None:
+        """Write the finished ``record`` (as `finish`) and apply ``writes`` in one transaction: all or nothing.
 
         Only stores with a `record_key` get writes; the others keep this refusal.
         """

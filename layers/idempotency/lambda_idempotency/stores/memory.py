@@ -63,26 +63,12 @@ class MemoryStore(Store):
             self._records[request.record_id] = taken
             return taken
 
-    def finish(
-        self,
-        record_id: str,
-        owner: str,
-        status: Status,
-        result: Payload | None,
-        now_ms: int,
-        expires_at: int,
-    ) -> Refused | None:
+    def finish(self, record: Record) -> Refused | None:
         with self._lock:
-            found = self._records.get(record_id)
-            if found is None or found.owner != owner or found.status is not Status.IN_PROGRESS:
+            found = self._records.get(record.record_id)
+            if found is None or found.owner != record.owner or found.status is not Status.IN_PROGRESS:
                 return Refused(found)
-            self._records[record_id] = found.replace(
-                status=status,
-                result=result,
-                completed_at=now_ms // 1000,
-                expires_at=expires_at,
-                lease_expires_at=None,
-            )
+            self._records[record.record_id] = record
             return None
 
     def release(self, record_id: str, owner: str, *, keep_steps: bool) -> Refused | None:
