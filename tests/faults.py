@@ -51,7 +51,7 @@ def protocol_call(request: Any) -> str:
         return "optimistic_commit" if "attribute_not_exists" in json.dumps(record_action) else "commit"
     if operation not in ("UpdateItem", "PutItem"):
         return operation
-    if "attribute_not_exists" in condition:
+    if operation == "PutItem" and "attribute_not_exists" in condition:
         return "claim"
     if operation == "PutItem":  # the finished record, put whole
         return {"COMPLETED": "complete", "FAILED": "fail"}.get(body["Item"]["status"]["S"], operation)
@@ -59,7 +59,7 @@ def protocol_call(request: Any) -> str:
         return "take_over"
     if ":zero" in values:
         return "release"
-    if ":res" in values:
+    if ":res" in values or ":steps" in values:  # a step set in the map, or the first one writing the map
         return "step"
     if ":lease" in values:
         return "heartbeat"

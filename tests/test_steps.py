@@ -202,7 +202,7 @@ def test_a_step_saved_just_before_a_take_over_is_inherited_not_rerun(
     def zombie_saves_its_step_before_the_take_over(**_: Any) -> None:
         updates.append("UpdateItem")
         if len(updates) == 1:  # the claim (a PutItem) was refused; the take-over is about to be sent
-            assert dynamodb_store.save_step(rid, zombie.owner, "s", '"from the old owner"') is None
+            assert dynamodb_store.save_step(rid, zombie.owner, "s", '"from the old owner"', first=True) is None
 
     clock.advance(12)
     event = "before-call.dynamodb.UpdateItem"
@@ -361,3 +361,66 @@ def test_a_completion_that_never_fits_is_result_not_stored_not_a_recursion_error
 
     with pytest.raises(ResultNotStoredError, match="cannot be completed"):
         work("a")
+
+
+def test_a_claim_writes_no_steps_map_and_the_first_step_writes_it(
+    dynamodb_store: DynamoDBStore, clock: FakeClock, count_calls: Any
+) -> None:
+    """A claim stores neither ``steps`` nor ``attempts`` (absent: none, and 1); the first step writes the map whole
+    and the next one sets its entry in it, one UpdateItem each."""
+    rid = record_id("lean", None, "a")
+    raw: list[dict[str, Any]] = []
+
+    def item() -> dict[str, Any]:
+        found = dynamodb_store.client.get_item(TableName=dynamodb_store.table_name, Key={"pk": {"S": rid}})
+        return dict(found["Item"])
+
+    @idempotent_function(dynamodb_store, key="k", operation="lean", clock=clock, local_cache=False)
+    def work(k: str) -> str:
+        raw.append(item())
+        first = current().step("first", lambda: "one")
+        second = current().step("second", lambda: "two")
+        return first + second
+
+    counter = count_calls(dynamodb_store.client)
+    assert work("a") == "onetwo"
+    assert "steps" not in raw[0] and "attempts" not in raw[0]
+    assert counter.calls == ["PutItem", "GetItem", "UpdateItem", "UpdateItem", "PutItem"]
+    finished = dynamodb_store.get(rid)
+    assert finished is not None
+    assert finished.steps == {"first": '"one"', "second": '"two"'}
+    assert finished.attempts == 1
+
+
+def test_a_first_step_on_a_record_with_an_empty_steps_map_is_saved_into_it(
+    dynamodb_store: DynamoDBStore, clock: FakeClock, count_calls: Any
+) -> None:
+    """A record claimed by 0.2.0 holds an empty steps map: taken over, its first step finds the map there (the
+    whole-map write is refused for that alone) and is set in it instead; the key is not reported lost."""
+    rid = record_id("legacy", None, "a")
+    now = int(clock())
+    dynamodb_store.client.put_item(
+        TableName=dynamodb_store.table_name,
+        Item={
+            "pk": {"S": rid},
+            "status": {"S": "IN_PROGRESS"},
+            "owner": {"S": "a-crashed-0.2.0-owner"},
+            "lease_expires_at": {"N": str((now - 60) * 1000)},
+            "expires_at": {"N": str(now + 3600)},
+            "key": {"S": "a"},
+            "created_at": {"N": str(now - 70)},
+            "attempts": {"N": "1"},
+            "steps": {"M": {}},
+        },
+    )
+
+    @idempotent_function(dynamodb_store, key="k", operation="legacy", clock=clock, local_cache=False)
+    def work(k: str) -> str:
+        return current().step("charge", lambda: "ch-1")
+
+    counter = count_calls(dynamodb_store.client)
+    assert work("a") == "ch-1"
+    assert counter.calls == ["PutItem", "UpdateItem", "UpdateItem", "UpdateItem", "PutItem"]
+    finished = dynamodb_store.get(rid)
+    assert finished is not None
+    assert (finished.steps, finished.attempts, finished.created_at) == ({"charge": '"ch-1"'}, 2, now - 70)

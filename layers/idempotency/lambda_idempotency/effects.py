@@ -85,7 +85,16 @@ class Effects:
             getattr(result, "close", lambda: None)()  # never awaited: close it quietly
             raise ModeError(f"step {name!r} returned an awaitable: steps run plain (not async) functions")
         payload = self.outcomes.step(execution, name, serializer, result)
-        if self._send(execution.record_id, self.store.save_step, execution.record_id, execution.owner, name, payload):
+        saved = self._send(
+            execution.record_id,
+            self.store.save_step,
+            execution.record_id,
+            execution.owner,
+            name,
+            payload,
+            first=not execution.steps,  # the record holds no step yet: no steps map either
+        )
+        if saved is not None:
             raise LeaseLostError(f"{execution.record_id} was taken over before step {name!r} was saved")
         execution.steps[name] = payload
         taken.add(name)  # only once saved: a step whose function raised may be tried again under its name

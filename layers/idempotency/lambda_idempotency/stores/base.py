@@ -127,8 +127,11 @@ class Store(abc.ABC):
         """The record as stored (a strongly consistent read), expired or not."""
 
     @abc.abstractmethod
-    def save_step(self, record_id: str, owner: str, name: str, result: Payload) -> Refused | None:
-        """Save a step's result in the record, if ``owner`` still holds it IN_PROGRESS."""
+    def save_step(self, record_id: str, owner: str, name: str, result: Payload, *, first: bool) -> Refused | None:
+        """Save a step's result in the record, if ``owner`` still holds it IN_PROGRESS.
+
+        ``first``: the holder knows of no step saved in the record (a store may then write its steps whole).
+        """
 
     @abc.abstractmethod
     def extend_lease(self, record_id: str, owner: str, lease_expires_at: int, expires_at: int) -> Refused | None:

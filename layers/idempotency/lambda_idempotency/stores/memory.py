@@ -82,7 +82,7 @@ class MemoryStore(Store):
                 del self._records[record_id]
             return None
 
-    def save_step(self, record_id: str, owner: str, name: str, result: Payload) -> Refused | None:
+    def save_step(self, record_id: str, owner: str, name: str, result: Payload, *, first: bool) -> Refused | None:
         with self._lock:
             found = self._records.get(record_id)
             return self._update_held(record_id, owner, steps={**found.steps, name: result} if found else {})
