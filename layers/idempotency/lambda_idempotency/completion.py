@@ -44,7 +44,8 @@ condition)."""
 T = TypeVar("T")
 P = ParamSpec("P")
 Hide = Callable[[str, "str | None"], "tuple[str, str | None]"]
-"""What a record stores of a key and scope (their keyed hashes with ``hash_keys``): `Guard._hidden`."""
+"""What a record stores of a key and scope (their keyed hashes with ``hash_keys``): `Guard._hidden`; None without
+``hash_keys``, where they are stored as given."""
 
 
 class Completion:
@@ -60,7 +61,7 @@ class Completion:
         cache_errors: tuple[type[BaseException], ...],
         ttl_s: int,
         clock: Callable[[], float],
-        hide: Hide,
+        hide: Hide | None,
     ) -> None:
         self.store = store
         self.operation = operation
@@ -191,7 +192,9 @@ class Completion:
         """The record a finished execution leaves, whole: the store writes it in place of the claimed one (the key
         and scope as stored, hashed with ``hash_keys``; the steps it saved kept, to show what happened)."""
         now_s = int(self.clock())
-        key, scope = self._hide(execution.key, execution.scope)
+        key, scope = (
+            (execution.key, execution.scope) if self._hide is None else self._hide(execution.key, execution.scope)
+        )
         return Record(  # positional, in Record's field order (the hot path)
             execution.record_id,
             status,

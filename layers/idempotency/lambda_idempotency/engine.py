@@ -126,7 +126,7 @@ class Guard:
             cache_errors=cache_errors,
             ttl_s=ttl_s,
             clock=clock,
-            hide=self._hidden,
+            hide=self._hidden if self.hasher is not None else None,
         )
         # How an execution ends, bound once (no extra call per use): see `completion.Completion`.
         self.finish = completion.finish

@@ -75,6 +75,7 @@ class Lease:
         "owner",
         "lost",
         "expires_at_ms",
+        "ttl_expires_at",
         "_terms",
         "_length_ms",
         "_deadline_ms",
@@ -105,13 +106,10 @@ class Lease:
         self._sent_mono = time.monotonic()
         self.expires_at_ms = self._end(now_ms)
         """The lease's end as stored (epoch ms): the claim's, then each accepted renewal's."""
+        self.ttl_expires_at = _ttl(now_ms, terms.ttl_s, self.expires_at_ms)
+        """The record's TTL (epoch s) the claim stores, which outlives the lease (a renewal sends its own)."""
         self._stopped = False
         self._lock = threading.Lock()
-
-    @property
-    def ttl_expires_at(self) -> int:
-        """The record's TTL (epoch s) for the lease as it stands: the TTL always outlives the lease."""
-        return _ttl(self._sent_ms, self._terms.ttl_s, self.expires_at_ms)
 
     @property
     def period_s(self) -> float:
