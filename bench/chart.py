@@ -313,8 +313,9 @@ def cost_section(cost: dict[str, Any]) -> list[str]:
         f"{sizes[OURS]['bytes']} bytes ({len(sizes[OURS]['attributes'])} attributes), Powertools "
         f"{sizes[THEIRS]['bytes']} bytes ({len(sizes[THEIRS]['attributes'])} attributes). A write is billed per KB "
         "started, so both records cost 1 WRU until the stored result nears 1 KB; ours reaches the next unit "
-        f"{sizes[OURS]['bytes'] - sizes[THEIRS]['bytes']} bytes of result sooner. Ours keeps the key, owner, attempts,",
-        "step results and timestamps that a take-over, the fenced commit and the `lambda-idempotency` CLI read.",
+        f"{sizes[OURS]['bytes'] - sizes[THEIRS]['bytes']} bytes of result sooner. Ours keeps the key, owner and",
+        "timestamps, and once there are any, the attempts past the first and the step results, which a take-over,",
+        "the fenced commit and the `lambda-idempotency` CLI read.",
         "",
         "![cost](cost.png)",
         "",
