@@ -332,6 +332,22 @@ def test_local_cache_honours_fingerprint_and_expiry(clock: FakeClock) -> None:
     assert runs.count == 2
 
 
+def test_the_local_cache_keeps_a_completed_record_without_its_steps(clock: FakeClock) -> None:
+    """A warm replay reads the result alone; a record's steps (up to 400 KB) are not kept in every container."""
+    store = MemoryStore()
+
+    @idempotent_function(store, key="k", operation="steps-cached", clock=clock)
+    def work(k: str) -> str:
+        return current().step("big", lambda: "x" * 100_000)[:1]
+
+    assert work("a") == "x"
+    cached = work.idempotency.cache.get(work.idempotency.record_id_of(None, "a"), int(clock()))
+    assert cached is not None and cached.steps == {}
+    stored = store.get(work.idempotency.record_id_of(None, "a"))
+    assert stored is not None and list(stored.steps) == ["big"]
+    assert work("a") == "x"
+
+
 def test_async_functions_run_once_and_share_in_flight_state() -> None:
     store = MemoryStore()
     runs = Runs()

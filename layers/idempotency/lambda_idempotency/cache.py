@@ -35,8 +35,11 @@ class LocalCache:
             return record
 
     def put(self, record: Record) -> None:
+        """Keep a COMPLETED record without its steps: a replay reads the result alone, and steps may take 400 KB."""
         if record.status is not Status.COMPLETED:
             return
+        if record.steps:
+            record = record.replace(steps=None)
         with self._lock:
             self._entries[record.record_id] = record
             self._entries.move_to_end(record.record_id)
