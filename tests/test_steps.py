@@ -424,3 +424,25 @@ def test_a_first_step_on_a_record_with_an_empty_steps_map_is_saved_into_it(
     finished = dynamodb_store.get(rid)
     assert finished is not None
     assert (finished.steps, finished.attempts, finished.created_at) == ({"charge": '"ch-1"'}, 2, now - 70)
+
+
+@pytest.mark.parametrize("dynamodb_store", ["dynamodb_local"], indirect=True)
+def test_a_result_left_out_for_the_item_limit_is_not_replayed_from_the_local_cache(
+    dynamodb_store: DynamoDBStore, clock: FakeClock
+) -> None:
+    """The steps and the result pass 400 KB together: the record is completed without the result. The container's
+    local cache must not replay what the table does not hold: the retry gets `ResultNotStoredError`, as every other
+    container does."""
+    runs: list[str] = []
+
+    @idempotent_function(dynamodb_store, key="k", operation="left-out", clock=clock)
+    def work(k: str) -> str:
+        runs.append(k)
+        for name in ("s0", "s1", "s2"):
+            current().step(name, incompressible, 110_000)  # stored zlib-packed, about 111 KB each: the three fit
+        return incompressible(100_000)  # about 101 KB more do not
+
+    assert len(work("a")) == 133_336
+    with pytest.raises(ResultNotStoredError):
+        work("a")
+    assert runs == ["a"]

@@ -99,12 +99,12 @@ class Completion:
             self._commit(execution, record)
         else:
             try:
-                refused = self._finish(execution, record)
+                answer = self._finish(execution, record)
             except StoreUnavailableError as exc:
                 _log_unwritten(execution, exc)
                 return result  # not cached: the table does not hold this completion, and a retry may run again
-            if refused is not None:
-                if not _is_mine(refused, execution):
+            if answer is not None:  # refused, or stored without its result: not what the cache would hold
+                if isinstance(answer, Refused) and not _is_mine(answer, execution):
                     observe.emit(observe.LEASE_LOST, self.operation, execution.record_id)
                     logger.warning(
                         "lease lost: %s was taken over before it completed; its record stays the new owner's",
@@ -205,7 +205,7 @@ class Completion:
             scope,
             execution.fingerprint,
             payload,
-            execution.steps,
+            dict(execution.steps) if execution.steps else None,  # a copy: records are shared
             execution.attempt,
             execution.created_at or now_s,
             now_s,
@@ -229,7 +229,7 @@ class Completion:
             observe.emit(observe.LEASE_LOST, self.operation, execution.record_id)
             logger.warning("lease lost: %s was taken over before it was released", execution.record_id)
 
-    def _finish(self, execution: Execution, record: Record) -> Refused | None:
+    def _finish(self, execution: Execution, record: Record) -> Refused | Record | None:
         """Write the finished record (tried `FINISH_ATTEMPTS` times); raises `StoreUnavailableError` if it never
         lands."""
         return self.retrying(execution.record_id, self.store.finish, record)

@@ -102,8 +102,8 @@ class Execution:
         self.steps_taken = steps_taken
         """The step names this attempt has saved or replayed (made by its first step): a name serves one step."""
         self.created_at = created_at
-        """When the key was first claimed (epoch s; None in optimistic mode): the finished record, which replaces
-        the claimed one whole, keeps it."""
+        """When the key was first claimed (epoch s), or in optimistic mode when this call started: the finished
+        record, which replaces the claimed one whole, keeps it."""
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name not in ("host", "lease"))

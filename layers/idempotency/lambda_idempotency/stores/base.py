@@ -114,9 +114,13 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def finish(self, record: Record) -> Refused | None:
+    def finish(self, record: Record) -> Refused | Record | None:
         """Write ``record``, COMPLETED or FAILED, in place of the stored one, if its owner still holds that one
-        IN_PROGRESS (the fence). The finished record is whole: what it leaves out (the lease) is gone."""
+        IN_PROGRESS (the fence). The finished record is whole: what it leaves out (the lease) is gone.
+
+        None when it was written as given; the record as written when the store had to leave its result out (past
+        the store's item limit); `Refused` with the record found when the fence refused it.
+        """
 
     @abc.abstractmethod
     def release(self, record_id: str, owner: str, *, keep_steps: bool) -> Refused | None:

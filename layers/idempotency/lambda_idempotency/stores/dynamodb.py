@@ -194,7 +194,7 @@ class DynamoDBStore(Store):
         )
         return answer if isinstance(answer, Refused) else record_from_item(answer["Attributes"])
 
-    def finish(self, record: Record) -> Refused | None:
+    def finish(self, record: Record) -> Refused | Record | None:
         """A conditional PutItem of the finished record, fenced by its owner token.
 
         A PutItem rather than an UpdateItem of the claimed item: the execution knows every attribute of its record,
@@ -206,7 +206,9 @@ class DynamoDBStore(Store):
             if record.result is None:  # nothing left to leave out (was a loop)
                 raise ResultNotStoredError(f"{record.record_id} cannot be completed: its item is past 400 KB") from None
             logger.warning("result of %s does not fit the item; completing without it", record.record_id)
-            return self.finish(record.replace(result=None))
+            stored = record.replace(result=None)
+            answer = self.finish(stored)
+            return stored if answer is None else answer
 
     def release(self, record_id: str, owner: str, *, keep_steps: bool) -> Refused | None:
         if keep_steps:

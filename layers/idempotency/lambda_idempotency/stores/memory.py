@@ -63,7 +63,7 @@ class MemoryStore(Store):
             self._records[request.record_id] = taken
             return taken
 
-    def finish(self, record: Record) -> Refused | None:
+    def finish(self, record: Record) -> Refused | Record | None:
         with self._lock:
             found = self._records.get(record.record_id)
             if found is None or found.owner != record.owner or found.status is not Status.IN_PROGRESS:
