@@ -43,9 +43,6 @@ RECORD_OVERHEAD_BYTES = 1024
 condition)."""
 T = TypeVar("T")
 P = ParamSpec("P")
-Hide = Callable[[str, "str | None"], "tuple[str, str | None]"]
-"""What a record stores of a key and scope (their keyed hashes with ``hash_keys``): `Guard._hidden`; None without
-``hash_keys``, where they are stored as given."""
 
 
 class Completion:
@@ -61,7 +58,6 @@ class Completion:
         cache_errors: tuple[type[BaseException], ...],
         ttl_s: int,
         clock: Callable[[], float],
-        hide: Hide | None,
     ) -> None:
         self.store = store
         self.operation = operation
@@ -71,7 +67,6 @@ class Completion:
         self.cache_errors = cache_errors
         self.ttl_s = ttl_s
         self.clock = clock
-        self._hide = hide
 
     def finish(self, execution: Execution, result: Any) -> Any:
         """Store the outcome and return what the caller gets: ``result``, or an optimistic race winner's.
@@ -192,9 +187,7 @@ class Completion:
         """The record a finished execution leaves, whole: the store writes it in place of the claimed one (the key
         and scope as stored, hashed with ``hash_keys``; the steps it saved kept, to show what happened)."""
         now_s = int(self.clock())
-        key, scope = (
-            (execution.key, execution.scope) if self._hide is None else self._hide(execution.key, execution.scope)
-        )
+        key, scope = execution.stored_as or (execution.key, execution.scope)
         return Record(  # positional, in Record's field order (the hot path)
             execution.record_id,
             status,

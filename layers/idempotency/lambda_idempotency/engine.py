@@ -126,7 +126,6 @@ class Guard:
             cache_errors=cache_errors,
             ttl_s=ttl_s,
             clock=clock,
-            hide=self._hidden if self.hasher is not None else None,
         )
         # How an execution ends, bound once (no extra call per use): see `completion.Completion`.
         self.finish = completion.finish
@@ -178,6 +177,7 @@ class Guard:
                 self._execution(request, 1, None, None) if self.mode == "optimistic" else self._claim(request, lease)
             )
             if self.hasher is not None and isinstance(started, Execution):  # the caller's key, not the stored hash
+                started.stored_as = started.key, started.scope
                 started.key, started.scope = key, scope
             return started
         except StoreConfigurationError as exc:  # a retry cannot help, and fail_open must not hide it

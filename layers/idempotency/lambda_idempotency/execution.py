@@ -63,6 +63,7 @@ class Execution:
         "lease",
         "steps_taken",
         "created_at",
+        "stored_as",
     )
 
     def __init__(
@@ -104,6 +105,9 @@ class Execution:
         self.created_at = created_at
         """When the key was first claimed (epoch s), or in optimistic mode when this call started: the finished
         record, which replaces the claimed one whole, keeps it."""
+        self.stored_as: tuple[str, str | None] | None = None
+        """What the record stores of the key and scope when ``hash_keys`` hides them (their keyed hashes, worked out
+        once, at the claim); None: the key and scope as they are."""
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name not in ("host", "lease"))
