@@ -1,6 +1,6 @@
-"""A model check of the store contract: hypothesis drives claim / take-over / complete / fail / release / expire on
-a real store and on a reference model of a few lines, and after every step both must agree on every record and
-on every answer (accepted, or refused with which record).
+"""A model check of the store contract: hypothesis drives claim / take-over / step save / complete / fail / release /
+expire on a real store and on a reference model of a few lines, and after every step both must agree on every record
+(its steps included) and on every answer (accepted, or refused with which record).
 
 Runs on the memory store, moto in-process and DynamoDB Local (over HTTP). Time moves only through the requests'
 ``now``, as the engine's injected clock moves it.
@@ -31,13 +31,16 @@ class Row:
     expires_at: int
     attempts: int = 1
     result: str | None = None
+    steps: tuple[tuple[str, str], ...] = ()
+    """The saved steps, sorted by name."""
 
 
 def row_of(record: Record | None) -> Row | None:
     if record is None:
         return None
     result = record.result if isinstance(record.result, str) or record.result is None else "<bytes>"
-    fields = (record.status, record.owner, record.lease_expires_at, record.expires_at, record.attempts, result)
+    steps = tuple(sorted((name, str(value)) for name, value in record.steps.items()))
+    fields = (record.status, record.owner, record.lease_expires_at, record.expires_at, record.attempts, result, steps)
     return Row(*fields)
 
 
@@ -71,6 +74,13 @@ class Model:
         if row is None or row.owner != finished.owner or row.status is not Status.IN_PROGRESS:
             return self._refused(row)
         self.rows[rid] = finished
+        return None
+
+    def save_step(self, rid: str, owner: str, name: str, result: str) -> Row | None:
+        row = self.rows.get(rid)
+        if row is None or row.owner != owner or row.status is not Status.IN_PROGRESS:
+            return self._refused(row)
+        self.rows[rid] = dataclasses.replace(row, steps=tuple(sorted({**dict(row.steps), name: result}.items())))
         return None
 
     def release(self, rid: str, owner: str, keep_steps: bool) -> Row | None:
@@ -158,10 +168,19 @@ def machine_for(store: Store) -> type[RuleBasedStateMachine]:
         def finish(self, key: str, owner: str, status: Status, ttl: int) -> None:
             rid, expires, result = self.rid(key), self.now_ms // 1000 + ttl, f"{status}-{owner}"
             seen = self.model.rows.get(rid)
-            attempts = seen.attempts if seen else 1  # what its execution knows of the record it holds
-            finished = Record(rid, status, owner, expires, key=key, result=result, attempts=attempts)
-            expected = self.model.finish(rid, Row(status, owner, None, expires, attempts, result))
+            attempts, steps = (seen.attempts, seen.steps) if seen else (1, ())  # what its execution knows of it
+            finished = Record(rid, status, owner, expires, key=key, result=result, steps=dict(steps), attempts=attempts)
+            expected = self.model.finish(rid, Row(status, owner, None, expires, attempts, result, steps))
             self.agree(self.store.finish(finished), expected)
+
+        @rule(key=st.sampled_from(KEYS), owner=st.sampled_from(OWNERS), name=st.sampled_from(["charge", "email"]))
+        def save_step(self, key: str, owner: str, name: str) -> None:
+            """A step saved by ``owner``, ``first`` as its execution would know it: no step in the record it holds."""
+            rid, result = self.rid(key), f'"{name}-{owner}-{self.now_ms}"'
+            seen = self.model.rows.get(rid)
+            first = seen is None or seen.owner != owner or not seen.steps
+            expected = self.model.save_step(rid, owner, name, result)
+            self.agree(self.store.save_step(rid, owner, name, result, first=first), expected)
 
         @rule(key=st.sampled_from(KEYS), owner=st.sampled_from(OWNERS), keep_steps=st.booleans())
         def release(self, key: str, owner: str, keep_steps: bool) -> None:
