@@ -278,13 +278,11 @@ def _stopped_lost(execution: Execution) -> bool:
 def _completion_size(record: Record) -> int:
     """About what the finished record takes in a transaction: its texts, result and steps, plus
     `RECORD_OVERHEAD_BYTES`."""
-    texts = (record.record_id, record.key, record.scope, record.fingerprint, record.result, *record.steps.items())
-    return sum(_size(t) for t in texts) + RECORD_OVERHEAD_BYTES
+    texts = (record.record_id, record.key, record.scope, record.fingerprint, record.result, *record.steps)
+    return sum(_size(t) for t in (*texts, *record.steps.values())) + RECORD_OVERHEAD_BYTES
 
 
-def _size(value: Payload | tuple[str, Payload] | None) -> int:
-    if isinstance(value, tuple):
-        return sum(_size(part) for part in value)
+def _size(value: Payload | None) -> int:
     return len(value.encode()) if isinstance(value, str) else len(value or b"")
 
 

@@ -52,13 +52,7 @@ _NAMES = {
     "#ow": "owner",
     "#le": "lease_expires_at",
     "#ex": "expires_at",
-    "#k": "key",
-    "#sc": "scope",
-    "#fp": "fingerprint",
-    "#res": "result",
     "#steps": "steps",
-    "#cr": "created_at",
-    "#co": "completed_at",
     "#at": "attempts",
 }
 
@@ -290,7 +284,7 @@ class DynamoDBStore(Store):
                 Key={"pk": {"S": record_id}},
                 UpdateExpression=update,
                 ConditionExpression=_HELD_WITHOUT_STEPS if no_steps else _HELD,
-                ExpressionAttributeNames={**names, **_names("#ow", "#st")},
+                ExpressionAttributeNames={**names, **_HELD_NAMES},
                 ExpressionAttributeValues={**values, ":me": {"S": owner}, ":ip": _IN_PROGRESS},
             )
         )
@@ -431,7 +425,7 @@ def _completion(record: Record) -> dict[str, Any]:
     return {
         "Item": item_from_record(record),
         "ConditionExpression": _HELD,
-        "ExpressionAttributeNames": _COMPLETION_NAMES,
+        "ExpressionAttributeNames": _HELD_NAMES,
         "ExpressionAttributeValues": {":me": {"S": record.owner}, ":ip": _IN_PROGRESS},
     }
 
@@ -452,8 +446,8 @@ def _names(*placeholders: str) -> dict[str, str]:
 
 
 _CLAIM_NAMES = _names("#pk", "#ex")
-_COMPLETION_NAMES = _names("#ow", "#st")
-"""The names of the two writes every first execution sends, looked up once rather than per call."""
+_HELD_NAMES = _names("#ow", "#st")
+"""The names of the claim's condition and of the fence (`_HELD`), looked up once rather than per call."""
 
 
 def record_from_item(item: dict[str, Any]) -> Record:
