@@ -35,7 +35,7 @@ from .errors import InvalidKeyError, ResultUnreadableError, StoreConfigurationEr
 from .key_hashing import SECRET_ENV, KeyHasher, is_hidden
 from .keys import SCOPE_DIGEST_PREFIX, check_operation, normalise_key, normalise_scope
 from .payloads import ENCRYPTED, OFFLOADED
-from .record import Payload, Record, Status, unpack
+from .record import STATUSES, Payload, Record, unpack
 from .scan import ForeignItemError, Scan, operation_of, record_of
 from .stores.dynamodb import DynamoDBStore, create_table
 from .terminal import shown
@@ -138,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
         if name == "delete":
             sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     listing = command("list", _list, "list records with their raw keys and scopes")
-    listing.add_argument("--status", choices=[s.value for s in Status], help="only records in this status")
+    listing.add_argument("--status", choices=[s.value for s in STATUSES], help="only records in this status")
     listing.add_argument("--operation", help="only records of this operation")
     listing.add_argument("--limit", type=_positive, help="stop after this many records")
     stats = command("stats", _stats, "count records by operation and status")
@@ -238,7 +238,7 @@ def _stats(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Outp
     scan = Scan(store, err, args.page_size, skip_foreign=True)
     for record in scan:
         counts[operation_of(record), "EXPIRED" if record.is_expired(now_s) else record.status.value] += 1
-    columns = [s.value for s in Status] + ["EXPIRED"]
+    columns = [s.value for s in STATUSES] + ["EXPIRED"]
     by_operation: dict[str, dict[str, int]] = {}
     for (operation, status), count in sorted(counts.items()):
         by_operation.setdefault(operation, dict.fromkeys(columns, 0))[status] = count

@@ -26,7 +26,7 @@ from ..errors import (
     StoreConfigurationError,
     StoreUnavailableError,
 )
-from ..record import Payload, Record, Status
+from ..record import STATUSES, Payload, Record, Status
 from .base import ClaimRequest, Refused, Store, WritesRefused
 
 if TYPE_CHECKING:
@@ -486,7 +486,7 @@ def _record(item: dict[str, Any]) -> Record:
     )
 
 
-_STATUSES = {status.value: status for status in Status}
+_STATUSES = {status.value: status for status in STATUSES}
 
 
 def _payload(value: dict[str, Any]) -> Payload:
