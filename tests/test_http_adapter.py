@@ -173,6 +173,21 @@ def test_same_key_with_another_request_is_422(shape: str) -> None:
 
 
 @pytest.mark.parametrize("shape", ALL_SHAPES)
+def test_a_key_sent_to_another_operation_is_another_execution_not_a_422(shape: str) -> None:
+    """docs/http.md: the 422 compares requests under one ``operation``. A key is scoped to its operation and caller
+    (one record per operation, scope and key), so the same key sent to another operation's handler runs there as a
+    new key: neither a replay of the first operation's response nor a 422 (Stripe's keys span endpoints)."""
+    store = MemoryStore()
+    payments_api, payments = make_api(store, shape)
+    refunds = Payments(shape)
+    refunds_api = idempotent_http(store, operation="refunds.create", **options_for(shape))(refunds)
+    assert payments_api(http_event(shape), None)["statusCode"] == 201
+    response = refunds_api(http_event(shape, path="/refunds", body={"payment": "pay_1"}), None)
+    assert response["statusCode"] == 201 and REPLAYED not in headers_of(response)
+    assert payments.runs == refunds.runs == 1
+
+
+@pytest.mark.parametrize("shape", ALL_SHAPES)
 def test_json_whitespace_key_order_base64_and_query_order_do_not_change_the_fingerprint(shape: str) -> None:
     api, payments = make_api(MemoryStore(), shape)
     query = {"a": ["1", "x y"], "b": ["2"]}
