@@ -139,6 +139,30 @@ def test_retry_after_seconds_and_http_date_are_honoured() -> None:
     assert 1.5 <= sleeps[1] <= 3.0
 
 
+def test_an_asctime_retry_after_is_gmt_whatever_the_local_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFC 9110 5.6.7: an HTTP-date in asctime form carries no zone and is GMT; read as local time, a server west of
+    Greenwich would turn 3 s into hours (past max_delay: no retry), one east of it into none."""
+    monkeypatch.setenv("TZ", "EST+5")  # POSIX form: 5 h west of UTC, no tz database needed
+    time.tzset()
+    try:
+        date = time.asctime(time.gmtime(time.time() + 3))
+        server, sleeps = Server((503, {"Retry-After": date}), 201), []
+        assert client_for(server, sleeps, base_delay=0.01).post("/payments").status_code == 201
+        assert len(sleeps) == 1 and 1.5 <= sleeps[0] <= 3.0
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u00b9", "\u00b3", "1.5", "-1", "soon"])
+def test_an_unreadable_retry_after_is_ignored_not_raised(value: str) -> None:
+    """RFC 9110 10.2.3: delay-seconds is ASCII digits. A superscript digit (latin-1 0xB2, which httpx decodes as
+    such) is a digit to ``str.isdigit`` but not to ``float``: it must fall back to the backoff, never raise."""
+    server, sleeps = Server((503, {"Retry-After": value.encode("latin-1")}), 201), []  # type: ignore[dict-item]
+    assert client_for(server, sleeps, base_delay=0.01).post("/payments").status_code == 201
+    assert sleeps == [0.01]
+
+
 def test_a_retry_after_beyond_max_delay_returns_the_response() -> None:
     server, sleeps = Server((503, {"Retry-After": "120"}), 201), []
     assert client_for(server, sleeps, max_delay=30).post("/payments").status_code == 503

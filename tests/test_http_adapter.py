@@ -9,16 +9,18 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
-from lambda_idempotency import DynamoDBStore, MemoryStore
+from lambda_idempotency import DynamoDBStore, MemoryStore, current
 from lambda_idempotency.http import IdempotencyMiddleware, RequestValidationError, idempotent_http
 from lambda_idempotency.stores.base import Store
 
+from tests.conftest import FakeClock
 from tests.http_events import KEY, SHAPES, headers_of, http_event, options_for, problem_of
 
 ALL_SHAPES = list(SHAPES)
@@ -173,6 +175,21 @@ def test_same_key_with_another_request_is_422(shape: str) -> None:
 
 
 @pytest.mark.parametrize("shape", ALL_SHAPES)
+def test_a_key_sent_to_another_operation_is_another_execution_not_a_422(shape: str) -> None:
+    """docs/http.md: the 422 compares requests under one ``operation``. A key is scoped to its operation and caller
+    (one record per operation, scope and key), so the same key sent to another operation's handler runs there as a
+    new key: neither a replay of the first operation's response nor a 422 (Stripe's keys span endpoints)."""
+    store = MemoryStore()
+    payments_api, payments = make_api(store, shape)
+    refunds = Payments(shape)
+    refunds_api = idempotent_http(store, operation="refunds.create", **options_for(shape))(refunds)
+    assert payments_api(http_event(shape), None)["statusCode"] == 201
+    response = refunds_api(http_event(shape, path="/refunds", body={"payment": "pay_1"}), None)
+    assert response["statusCode"] == 201 and REPLAYED not in headers_of(response)
+    assert payments.runs == refunds.runs == 1
+
+
+@pytest.mark.parametrize("shape", ALL_SHAPES)
 def test_json_whitespace_key_order_base64_and_query_order_do_not_change_the_fingerprint(shape: str) -> None:
     api, payments = make_api(MemoryStore(), shape)
     query = {"a": ["1", "x y"], "b": ["2"]}
@@ -212,6 +229,40 @@ def test_in_flight_duplicate_is_409_with_retry_after(shape: str) -> None:
         assert "headers" not in response and response["multiValueHeaders"]["Retry-After"] == [
             headers_of(response)["retry-after"]
         ]
+
+
+@pytest.mark.parametrize("shape", ALL_SHAPES)
+@pytest.mark.parametrize("found_by", ["renewal", "heartbeat"])
+def test_a_run_whose_key_was_taken_over_is_409_not_an_unhandled_error(
+    shape: str, found_by: str, clock: FakeClock
+) -> None:
+    """A run that stalled past its lease while a retry took its key over learns it from a refused renewal (its
+    completion then raises `LeaseLostError` before sending anything) or from its own ``heartbeat()``/``step()``
+    (which raise it). Over HTTP that is a key in use by another execution: a 409 with ``Retry-After``, never an
+    unhandled exception (docs/http.md: conflicts are HTTP answers), and the retry replays the new owner's response."""
+    payments = Payments(shape)
+
+    def stalls_then_is_taken_over(event: dict[str, Any], context: Any) -> Any:
+        response = payments(event, context)
+        if payments.runs == 1:
+            clock.advance(60)  # the first run stalls past its lease: a retry takes the key over and completes
+            assert api(event, None)["statusCode"] == 201
+            if found_by == "heartbeat":
+                current().heartbeat()  # refused: raises LeaseLostError out of the handler
+            lease, deadline = current().lease, time.monotonic() + 5
+            while lease is not None and lease.lost is None and time.monotonic() < deadline:
+                time.sleep(0.02)  # the background renewal (every 0.1 s) is refused: the lease is lost
+        return response
+
+    options = {"lease": 0.3, "clock": clock, "local_cache": False, **options_for(shape)}
+    api = idempotent_http(MemoryStore(), operation="payments.create", **options)(stalls_then_is_taken_over)
+    response = api(http_event(shape), None)
+    assert response["statusCode"] == 409, response
+    assert problem_of(response)["code"] == "idempotency-key-in-use"
+    assert headers_of(response)["retry-after"] == "1"
+    replay = api(http_event(shape), None)
+    assert headers_of(replay)[REPLAYED] == "true" and json.loads(replay["body"])["id"] == "pay_2"
+    assert payments.runs == 2
 
 
 @pytest.mark.parametrize("shape", ALL_SHAPES)

@@ -138,7 +138,7 @@ def test_retry_me_statuses_release_the_key_and_are_never_replayed(shape: str, st
 
 
 @pytest.mark.parametrize("shape", ALL_SHAPES)
-@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "TRACE"])
 def test_a_key_on_a_safe_method_is_ignored(shape: str, method: str) -> None:
     store = MemoryStore()
     api, payments = make_api(store, shape, required=True)

@@ -196,6 +196,19 @@ def test_a_key_sent_in_two_cases_with_one_value_is_one_key(shape: str) -> None:
     assert payments.runs == 1
 
 
+@pytest.mark.parametrize("shape", ALL_SHAPES)
+@pytest.mark.parametrize("second", ['"k-a"', " k-a\t"], ids=["sf-string", "surrounding-whitespace"])
+def test_one_key_sent_twice_in_two_forms_is_one_key(shape: str, second: str) -> None:
+    """docs/http.md: the bare and the sf-string form name the same key, and the same value sent twice is one key; so
+    is a value with the whitespace around it that RFC 9110 (5.5) says is not part of it. Neither is a 400."""
+    api, payments = make_api(MemoryStore(), shape)
+    answer = api(with_key_twice(shape, "k-a", second), None)
+    assert answer["statusCode"] == 201, answer
+    replay = api(http_event(shape, key="k-a"), None)
+    assert replay["statusCode"] == 201 and headers_of(replay)[REPLAYED] == "true"
+    assert payments.runs == 1
+
+
 # A null header or query value is a value not sent
 
 

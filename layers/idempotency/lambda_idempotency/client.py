@@ -18,6 +18,7 @@ Built on httpx (the ``client`` extra): ``pip install ".[client]"`` from a clone 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
 import logging
 import random
@@ -75,17 +76,22 @@ class RetryPolicy:
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds from now: delta-seconds or an HTTP-date; None when absent or unreadable."""
+    """``Retry-After`` in seconds from now: delta-seconds or an HTTP-date; None when absent or unreadable.
+
+    RFC 9110: delay-seconds is ASCII digits (``str.isdigit`` alone also passes ``²``, which ``float`` refuses), and an
+    HTTP-date is GMT even in the asctime form, which names no zone (a naive datetime would be read as local time)."""
     value = response.headers.get("retry-after")
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - time.time())
 
 

@@ -3,7 +3,8 @@
 `HttpIdempotency` turns one HTTP event into one guarded run of the handler, built on the core `Guard`:
 the key comes from the header, its scope from the authenticated caller, its fingerprint from method, path, query
 and body. Outcomes the caller can act on are HTTP answers (problem+json), never unhandled exceptions:
-400 missing/invalid key or invalid request, 401 no caller to scope the key to, 409 in flight (``Retry-After``),
+400 missing/invalid key or invalid request, 401 no caller to scope the key to, 409 in flight or taken over by
+another execution (``Retry-After``),
 422 key reused with another request, 503 store unreachable, 500 store misconfigured (a missing table,
 denied access, rejected credentials: a retry cannot help). Safe methods (GET, HEAD, OPTIONS, TRACE) never claim.
 A response is stored once the handler has run and replayed with ``Idempotent-Replayed: true``, except what tells a
@@ -32,6 +33,7 @@ from ..errors import (
     InProgressError,
     InputTooDeepError,
     KeyReuseError,
+    LeaseLostError,
     MissingScopeError,
     ResultNotStoredError,
     StoreConfigurationError,
@@ -280,6 +282,9 @@ class HttpIdempotency:
         except RequestValidationError as exc:
             self.guard.release(execution)
             return _invalid(request, exc)
+        except LeaseLostError as exc:  # a step, write or heartbeat found the key taken over
+            self.guard.abort(execution, exc)
+            return self._taken_over(request)
         except BaseException as error:
             self.guard.abort(execution, error)
             raise
@@ -287,9 +292,18 @@ class HttpIdempotency:
             running.leave(tokens)
         if response["statusCode"] >= 500 or response["statusCode"] in RETRY_STATUSES:
             self.guard.release(execution)
-        else:
+            return response
+        try:
             self.guard.finish(execution, response)
+        except LeaseLostError:  # a renewal found the key taken over: this run's response is not the stored one
+            return self._taken_over(request)
         return response
+
+    def _taken_over(self, request: HttpRequest) -> ProxyResponse:
+        """409: this run lost its lease before it completed (it stalled past it, and another execution may have taken
+        the key over); nothing of it is stored, so the client's retry replays that execution's response or runs."""
+        detail = f"this request lost its hold on the {HEADER} before it completed; retry to get the outcome"
+        return self._key_problem(request, 409, "idempotency-key-in-use", detail, retry_after=1)
 
     def _run_unguarded(self, request: HttpRequest, run: Callable[[], Any]) -> ProxyResponse:
         try:

@@ -19,12 +19,20 @@ class InvalidIdempotencyKeyError(ValueError):
 
 
 def parse_idempotency_key(values: tuple[str, ...]) -> str | None:
-    """The key the header carries, None when absent; raises `InvalidIdempotencyKeyError` when unusable."""
-    if not values:
-        return None
-    if len(set(values)) > 1:
+    """The key the header carries, None when absent; raises `InvalidIdempotencyKeyError` when unusable.
+
+    Values sent more than once are compared as the keys they name, so ``k1``, ``"k1"`` and `` k1 `` are one key
+    (the bare and sf-string forms name the same key; RFC 9110 leaves surrounding whitespace out of a value)."""
+    keys = {_parse_one(value) for value in dict.fromkeys(values)}
+    if len(keys) > 1:
         raise InvalidIdempotencyKeyError(f"{HEADER} was sent more than once with different values")
-    raw = values[0].strip(" \t")
+    return keys.pop() if keys else None
+
+
+def _parse_one(value: str) -> str:
+    raw = value.strip(" \t")
+    if raw.startswith('"') and len(raw) > 2 * MAX_KEY_LENGTH + 2:  # too long even if every character is escaped
+        raise InvalidIdempotencyKeyError(f"{HEADER} must be 1-{MAX_KEY_LENGTH} characters, got more")
     key = _unquote(raw) if raw.startswith('"') else raw
     if "," in key and not raw.startswith('"'):
         raise InvalidIdempotencyKeyError(
