@@ -4,8 +4,8 @@
 the key comes from the header, its scope from the authenticated caller, its fingerprint from method, path, query
 and body. Outcomes the caller can act on are HTTP answers (problem+json), never unhandled exceptions:
 400 missing/invalid key or invalid request, 401 no caller to scope the key to, 409 in flight or taken over by
-another execution (``Retry-After``),
-422 key reused with another request, 503 store unreachable, 500 store misconfigured (a missing table,
+another execution (``Retry-After``) or a condition of the handler's writes failed, 422 key reused with another
+request, 503 store unreachable (at the claim, a step's save or the commit), 500 store misconfigured (a missing table,
 denied access, rejected credentials: a retry cannot help). Safe methods (GET, HEAD, OPTIONS, TRACE) never claim.
 A response is stored once the handler has run and replayed with ``Idempotent-Replayed: true``, except what tells a
 client to retry (408, 425, 429, 5xx): that, an exception or a `RequestValidationError` releases the key, so a
@@ -38,6 +38,7 @@ from ..errors import (
     ResultNotStoredError,
     StoreConfigurationError,
     StoreUnavailableError,
+    WriteConditionError,
 )
 from ..execution import Execution
 from ..keys import check_operation, normalise_scope
@@ -285,6 +286,9 @@ class HttpIdempotency:
         except LeaseLostError as exc:  # a step, write or heartbeat found the key taken over
             self.guard.abort(execution, exc)
             return self._taken_over(request)
+        except (StoreConfigurationError, StoreUnavailableError) as exc:  # a step's save: the key is released
+            self.guard.abort(execution, exc)
+            return self._store_failed(request, exc)
         except BaseException as error:
             self.guard.abort(execution, error)
             raise
@@ -297,7 +301,23 @@ class HttpIdempotency:
             self.guard.finish(execution, response)
         except LeaseLostError:  # a renewal found the key taken over: this run's response is not the stored one
             return self._taken_over(request)
+        except WriteConditionError as exc:  # nothing was applied and the key was released: a retry runs again
+            logger.info("the writes of %s were refused: %s", execution.record_id, exc)
+            detail = "a condition of the writes this request makes failed; none of them was applied"
+            return problem(request, 409, "write-condition-failed", detail)
+        except (StoreConfigurationError, StoreUnavailableError) as exc:  # the commit of its writes did not land
+            return self._store_failed(request, exc)
         return response
+
+    def _store_failed(
+        self, request: HttpRequest, error: StoreConfigurationError | StoreUnavailableError
+    ) -> ProxyResponse:
+        """A store call during the run or its commit failed: 500 when misconfigured (logged here, with the table,
+        region and fix), else 503 with ``Retry-After`` (the key is released, or held until its lease ends)."""
+        if isinstance(error, StoreConfigurationError):
+            logger.error("idempotency store misconfigured for %s: %s", self.guard.operation, error)
+            return _store_misconfigured(request)
+        return self._store_unavailable(request, error)
 
     def _taken_over(self, request: HttpRequest) -> ProxyResponse:
         """409: this run lost its lease before it completed (it stalled past it, and another execution may have taken
