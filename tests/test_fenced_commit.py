@@ -415,6 +415,16 @@ def test_writes_dynamodb_refuses_raise_invalid_write_and_release_the_key(
     with pytest.raises(InvalidWriteError, match="ResourceNotFoundException"):
         work("a", "no-such-table")
     assert dynamodb_store.get(record_id("refused", None, "a")) is None
+
+    @idempotent_function(dynamodb_store, key="k", operation="two-puts", clock=clock, local_cache=False)
+    def two_puts(k: str) -> str:  # no write names the table's key: write() cannot tell these are one item
+        current().write({"Put": {"TableName": table, "Item": {"id": {"S": f"pay-{k}"}, "v": {"N": "1"}}}})
+        current().write({"Put": {"TableName": table, "Item": {"id": {"S": f"pay-{k}"}, "v": {"N": "2"}}}})
+        return "ok"
+
+    with pytest.raises(InvalidWriteError, match="multiple operations on one item"):
+        two_puts("a")
+    assert dynamodb_store.get(record_id("two-puts", None, "a")) is None
     assert "Item" not in client.get_item(TableName=table, Key={"id": {"S": "pay-a"}}, ConsistentRead=True)
 
 
