@@ -16,9 +16,9 @@ from ..errors import StoreConfigurationError, StoreUnavailableError
 
 MISSING_TABLE = "ResourceNotFoundException"
 REFUSED_REQUEST = "ValidationException"
-"""A request the table refuses for what it is: every retry is refused the same way, so never an outage. The record's
-requests are the library's own; one refused for its key (another key name or type, a sort key) means the table is
-not an idempotency table of this library (a Powertools table, say)."""
+WRONG_KEY = ("missing the key", "type mismatch for key", "key element does not match the schema")
+"""What DynamoDB says of a record's key the table does not have (another key name or type, a sort key): the table is
+not an idempotency table of this library (a Powertools table, say), and every retry is refused the same way."""
 ACCESS_DENIED = frozenset({"AccessDeniedException", "AccessDenied"})
 REJECTED_CREDENTIALS = frozenset(
     {
@@ -60,7 +60,7 @@ def store_error(exc: Exception, table: str, client: Any) -> StoreConfigurationEr
             return StoreConfigurationError(
                 f"{where} does not exist ({code}: {message}); {fix}, or point the store at the table's region"
             )
-        if code == REFUSED_REQUEST and "key" in message.lower():
+        if code == REFUSED_REQUEST and any(words in message.lower() for words in WRONG_KEY):
             return StoreConfigurationError(
                 f"{where} does not have the key an idempotency table needs: a string partition key 'pk' and no sort "
                 f"key ({code}: {message}); point the store at a table made by `create_table(store)` or "
