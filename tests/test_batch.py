@@ -224,6 +224,10 @@ def test_each_failed_record_is_logged_with_its_id_and_error_type_never_its_body(
     ("event", "problem"),
     [
         ({"Records": {"0": sqs("m1", {})}}, "is a list of records"),
+        ({"Records": {}}, "is a list of records"),  # acknowledging it would tell the source all went well
+        ({"Records": None}, "is a list of records"),
+        ({"records": [sqs("m1", {})]}, "has no Records"),
+        ({}, "has no Records"),
         ({"Records": [sqs("m1", {}), "m2"]}, "is a list of records"),
         ({"Records": [sqs("m1", {}), kinesis("101", "p")]}, "of one event source"),
         ({"Records": [sqs("m1", {}), {**sqs("m2", {}), "messageId": None}]}, "record #1 .* no messageId"),

@@ -96,6 +96,39 @@ def test_create_table_makes_a_table_with_ttl_and_is_repeatable(
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
 
 
+@pytest.mark.parametrize(
+    ("keys", "ttl", "wrong"),
+    [
+        ({"id": "S"}, "expiration", "key id (S)"),  # a Powertools table
+        ({"pk": "S", "sk": "S"}, None, "key pk (S), sk (S)"),
+        ({"pk": "S"}, "expiration", "TTL on expiration"),
+    ],
+)
+def test_create_table_on_a_table_that_cannot_serve_says_so(
+    moto_endpoint: str,
+    moto_server_client: Any,
+    capsys: pytest.CaptureFixture[str],
+    keys: dict[str, str],
+    ttl: str | None,
+    wrong: str,
+) -> None:
+    """An existing table was taken as it was: "ready" (exit 0) for a table whose records every call would refuse,
+    or whose TTL never deletes them. It is named, with what is wrong, and exits with 2."""
+    table = Table(moto_endpoint, moto_server_client, capsys)
+    moto_server_client.create_table(
+        TableName=table.name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": n, "KeyType": "HASH" if i == 0 else "RANGE"} for i, n in enumerate(keys)],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, t in keys.items()],
+    )
+    if ttl:
+        spec = {"Enabled": True, "AttributeName": ttl}
+        moto_server_client.update_time_to_live(TableName=table.name, TimeToLiveSpecification=spec)
+    code, out, err = table.run("create-table")
+    assert code == 2, out
+    assert f"'{table.name}'" in err and wrong in err and "pk (S)" in err
+
+
 def test_show_prints_the_record_with_its_raw_key_scope_and_result(table: Table) -> None:
     table.completed("charge", "order-17", {"charged": 5}, scope="tenant-a")
     shown = table.json("show", "order-17", "--operation", "charge", "--scope", "tenant-a")

@@ -235,6 +235,23 @@ def test_transaction_rules_are_checked_before_sending(
         message, *_ = broken_by(store, clock, the_record_itself)
         assert "idempotency record itself" in message
 
+        arn = client.describe_table(TableName=store.table_name)["Table"]["TableArn"]
+
+        def the_record_by_its_tables_arn(execution: Any) -> None:  # TableName takes a table's ARN too
+            execution.write({"Delete": {"TableName": arn, "Key": {"pk": {"S": record_id("rules", None, "a")}}}})
+
+        message, *_ = broken_by(store, clock, the_record_by_its_tables_arn)
+        assert "idempotency record itself" in message
+
+        table_arn = client.describe_table(TableName=table)["Table"]["TableArn"]
+
+        def one_item_by_name_and_by_arn(execution: Any) -> None:
+            execution.write(credit(table, "acct", 1))
+            execution.write(credit(table_arn, "acct", 1))
+
+        message, *_ = broken_by(store, clock, one_item_by_name_and_by_arn)
+        assert "one action per item" in message and "write #0" in message
+
         big = "x" * 390_000
 
         def over_four_megabytes(execution: Any) -> None:
@@ -288,6 +305,17 @@ HOSTILE_VALUES = [
     ({"d": plain_nested(5_000)}, True, "nests deeper than DynamoDB's 31 levels"),
     ({"d": plain_nested(40)}, True, "nests deeper than DynamoDB's 31 levels"),
     ({"n": 10**5_000}, True, "a number DynamoDB cannot store"),
+    # Values of the right shape DynamoDB refuses: an outage at the commit on moto, the key left in flight
+    ({"s": {"SS": []}}, False, "empty set"),
+    ({"s": set()}, True, "empty set"),
+    ({"s": {"SS": ["a", "a"]}}, False, "holds 'a' twice"),
+    ({"s": {"NS": ["1", "1.0"]}}, False, "holds '1.0' twice"),
+    ({"n": {"N": "abc"}}, False, "not a number"),
+    ({"n": {"N": "NaN"}}, False, "not a number"),
+    ({"n": {"N": "1e200"}}, False, "out of DynamoDB's range"),
+    ({"n": {"N": "1" * 39}}, False, "38 significant digits"),
+    ({"n": {"NS": ["1", "x"]}}, False, "not a number"),
+    ({"z": {"NULL": False}}, False, "NULL is always True"),
 ]
 
 
@@ -387,6 +415,16 @@ def test_writes_dynamodb_refuses_raise_invalid_write_and_release_the_key(
     with pytest.raises(InvalidWriteError, match="ResourceNotFoundException"):
         work("a", "no-such-table")
     assert dynamodb_store.get(record_id("refused", None, "a")) is None
+
+    @idempotent_function(dynamodb_store, key="k", operation="two-puts", clock=clock, local_cache=False)
+    def two_puts(k: str) -> str:  # no write names the table's key: write() cannot tell these are one item
+        current().write({"Put": {"TableName": table, "Item": {"id": {"S": f"pay-{k}"}, "v": {"N": "1"}}}})
+        current().write({"Put": {"TableName": table, "Item": {"id": {"S": f"pay-{k}"}, "v": {"N": "2"}}}})
+        return "ok"
+
+    with pytest.raises(InvalidWriteError, match="multiple operations on one item"):
+        two_puts("a")
+    assert dynamodb_store.get(record_id("two-puts", None, "a")) is None
     assert "Item" not in client.get_item(TableName=table, Key={"id": {"S": "pay-a"}}, ConsistentRead=True)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import Any
 
 import boto3
@@ -29,7 +30,7 @@ from lambda_idempotency import (
 from lambda_idempotency.batch import idempotent_record, process_batch
 from lambda_idempotency.http import idempotent_http
 
-from tests.conftest import HTTP_BACKENDS, endpoint_of
+from tests.conftest import HTTP_BACKENDS, endpoint_of, http_client
 from tests.faults import Fault, FaultInjector
 from tests.http_events import http_event, problem_of
 
@@ -69,6 +70,36 @@ def test_a_table_in_another_region_is_a_configuration_error(moto_endpoint: str) 
     elsewhere = DynamoDBStore("RegionalTable", endpoint_url=moto_endpoint, region_name="eu-central-1")
     with pytest.raises(StoreConfigurationError, match=r"'RegionalTable' in region eu-central-1.*does not exist"):
         guarded(elsewhere, [], fail_open=True)("o-1")
+
+
+@pytest.mark.parametrize("backend", HTTP_BACKENDS)
+@pytest.mark.parametrize(
+    ("keys", "refused"),
+    [
+        ({"id": "S"}, "Missing the key id"),  # a Powertools table
+        ({"pk": "N"}, "pk"),  # the key's name, another type
+        ({"pk": "S", "sk": "S"}, "sk"),  # a sort key the records do not carry
+    ],
+)
+def test_a_table_with_another_key_schema_is_a_configuration_error_whatever_fail_open_says(
+    request: pytest.FixtureRequest, backend: str, keys: dict[str, str], refused: str
+) -> None:
+    client = http_client(endpoint_of(request, backend))
+    table = f"WrongKeys-{uuid.uuid4().hex[:8]}"
+    client.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": n, "KeyType": "HASH" if i == 0 else "RANGE"} for i, n in enumerate(keys)],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, t in keys.items()],
+    )
+    runs: list[str] = []
+    for fail_open in (False, True):
+        with pytest.raises(StoreConfigurationError) as raised:
+            guarded(DynamoDBStore(table, client=client), runs, fail_open=fail_open)("o-1")
+        message = str(raised.value)
+        assert f"'{table}'" in message and refused in message and "'pk'" in message, message
+        assert "create_table(store)" in message
+    assert runs == []  # never run unguarded, fail_open or not
 
 
 def test_credentials_dynamodb_local_rejects(dynamodb_local_endpoint: str) -> None:

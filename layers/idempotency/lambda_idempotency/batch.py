@@ -112,7 +112,8 @@ def process_batch(event: dict[str, Any], context: Any, record_handler: Callable[
     Leases of the records are capped by the invocation's remaining time. A `StoreConfigurationError` (a missing table,
     denied access...) fails the whole invocation instead: no record can succeed until it is fixed, and a failed
     invocation trips the function's error alarm. So does `InvalidBatchError`, before any record runs, for an event
-    whose failures could not be reported record by record (mixed or unknown sources, a record without its id).
+    whose failures could not be reported record by record (no ``Records`` list, mixed or unknown sources, a record
+    without its id).
     """
     from aws_lambda_powertools.utilities.batch import (
         BatchProcessor,
@@ -123,8 +124,10 @@ def process_batch(event: dict[str, Any], context: Any, record_handler: Callable[
 
     from .execution import use_lambda_context
 
-    records = event.get("Records") if isinstance(event, dict) else None
-    if not records:
+    if not isinstance(event, dict) or "Records" not in event:  # answering it would acknowledge records never seen
+        raise InvalidBatchError("a batch event has no Records: not an SQS, Kinesis or DynamoDB Streams event")
+    records = event["Records"]
+    if isinstance(records, list) and not records:
         return {"batchItemFailures": []}
     source = _batch_source(records)
     fifo = source == "aws:sqs" and str(records[0].get("eventSourceARN", "")).endswith(".fifo")

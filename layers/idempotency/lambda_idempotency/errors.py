@@ -51,10 +51,10 @@ class StoreUnavailableError(IdempotencyError):
 
 
 class StoreConfigurationError(IdempotencyError):
-    """The store cannot work as configured: a missing table, denied access, missing or rejected credentials, or a
-    wrong region. A retry cannot help, so it is raised whatever ``fail_open`` says; the message names the table,
-    the region and the fix. Only throttling, 5xx answers, timeouts and connection failures are outages
-    (`StoreUnavailableError`)."""
+    """The store cannot work as configured: a missing table, a table with another key schema (a Powertools table),
+    denied access, missing or rejected credentials, or a wrong region. A retry cannot help, so it is raised whatever
+    ``fail_open`` says; the message names the table, the region and the fix. Only throttling, 5xx answers, timeouts and
+    connection failures are outages (`StoreUnavailableError`)."""
 
 
 class ResultNotStoredError(IdempotencyError):

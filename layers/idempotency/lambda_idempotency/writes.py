@@ -9,7 +9,9 @@ cancelling the commit after the function's work is done.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from .errors import InvalidWriteError
@@ -23,6 +25,11 @@ _BINARY = (bytes, bytearray, str)
 """What botocore takes for a binary value (text is sent as its UTF-8 bytes)."""
 MAX_NESTING = 31
 """Containers (M, L) an attribute's value may nest: DynamoDB's 32 levels, the item being the first."""
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+"""A number as DynamoDB takes it, in text: digits, a point, an exponent (no NaN, no infinity, no spaces)."""
+MAX_DIGITS = 38
+MIN_EXPONENT, MAX_EXPONENT = -130, 125
+"""DynamoDB's numbers: 38 significant digits, magnitudes from 1E-130 to 9.99...E+125 (AWS, "Data types")."""
 _VALUE_FIELDS = ("Item", "Key", "ExpressionAttributeValues")
 _EXPRESSIONS = ("UpdateExpression", "ConditionExpression")
 _REQUIRED_EXPRESSION = {"Update": "UpdateExpression", "ConditionCheck": "ConditionExpression"}
@@ -100,7 +107,7 @@ def check_can_add(writes: Sequence[Write], new: Write, record: RecordKey | None)
             f"a transaction holds {MAX_ACTIONS} actions and the completion takes one: at most {MAX_ACTIONS - 1} writes"
         )
     record_table, record_key = record
-    if new.table == record_table and _contains(new.item_key(), record_key):
+    if _table_name(new.table) == _table_name(record_table) and _contains(new.item_key(), record_key):
         raise InvalidWriteError("a write may not touch the idempotency record itself; the commit completes it")
     known = _key_names([*writes, new], record)
     for index, earlier in enumerate(writes):
@@ -149,21 +156,28 @@ def _checked(values: Any, where: str) -> dict[str, Any]:
 
 def _key_names(writes: Sequence[Write], record: RecordKey) -> dict[str, frozenset[str]]:
     """Key attribute names per table, as far as the Key of some action (or the record) tells."""
-    names: dict[str, frozenset[str]] = {record[0]: frozenset(record[1])}
+    names: dict[str, frozenset[str]] = {_table_name(record[0]): frozenset(record[1])}
     for write in writes:
         if write.kind != "Put":
-            names.setdefault(write.table, frozenset(write.body["Key"]))
+            names.setdefault(_table_name(write.table), frozenset(write.body["Key"]))
     return names
 
 
+def _table_name(table: str) -> str:
+    """The table a TableName names: DynamoDB takes its ARN (``arn:aws:dynamodb:...:table/Name``) as well."""
+    if table.startswith("arn:") and ":table/" in table:
+        return table.rsplit(":table/", 1)[1]
+    return table
+
+
 def _same_item(a: Write, b: Write, key_names: Mapping[str, frozenset[str]]) -> bool:
-    if a.table != b.table:
+    if _table_name(a.table) != _table_name(b.table):
         return False
     if a.kind != "Put":
         return _contains(b.item_key(), a.item_key())
     if b.kind != "Put":
         return _contains(a.item_key(), b.item_key())
-    names = key_names.get(a.table)
+    names = key_names.get(_table_name(a.table))
     if names is None:
         return _canonical(a.item_key()) == _canonical(b.item_key())
     return all(_canonical(a.item_key().get(n)) == _canonical(b.item_key().get(n)) for n in names)
@@ -191,16 +205,27 @@ def _value_size(value: Any, where: str, depth: int) -> int:
     if not (isinstance(value, Mapping) and len(value) == 1):
         raise InvalidWriteError(f"{where} is not a low-level DynamoDB value like {{'S': 'text'}}")
     ((kind, data),) = value.items()
-    if kind in ("S", "N") and isinstance(data, str):
+    if kind == "S" and isinstance(data, str):
+        return _utf8_size(data, where)
+    if kind == "N" and isinstance(data, str):
+        _number(data, where)
         return _utf8_size(data, where)
     if kind == "B" and isinstance(data, _BINARY):
         return _binary_size(data, where)
     if kind in ("SS", "NS") and isinstance(data, list | tuple) and all(isinstance(x, str) for x in data):
-        return sum(_utf8_size(x, where) for x in data)
+        size = sum(_utf8_size(x, where) for x in data)
+        _check_set(kind, [_number(x, where) for x in data] if kind == "NS" else data, data, where)
+        return size
     if kind == "BS" and isinstance(data, list | tuple) and all(isinstance(x, _BINARY) for x in data):
-        return sum(_binary_size(x, where) for x in data)
-    if kind in ("NULL", "BOOL") and isinstance(data, bool):
+        size = sum(_binary_size(x, where) for x in data)
+        _check_set(kind, [x.encode() if isinstance(x, str) else bytes(x) for x in data], data, where)
+        return size
+    if kind == "BOOL" and isinstance(data, bool):
         return 1
+    if kind == "NULL" and data is True:
+        return 1
+    if kind == "NULL" and isinstance(data, bool):
+        raise InvalidWriteError(f"{where}: DynamoDB's NULL is always True, got {{'NULL': False}}")
     if kind in ("M", "L") and depth > MAX_NESTING:
         raise InvalidWriteError(f"{where} nests deeper than DynamoDB's {MAX_NESTING} levels")
     if kind == "M" and isinstance(data, Mapping):
@@ -210,6 +235,32 @@ def _value_size(value: Any, where: str, depth: int) -> int:
     if kind == "L" and isinstance(data, list | tuple):
         return 3 + sum(1 + _value_size(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(data))
     raise InvalidWriteError(f"{where} is not a valid low-level DynamoDB value: {kind!r:.20} of {type(data).__name__}")
+
+
+def _number(text: str, where: str) -> Decimal:
+    """The value of a number DynamoDB stores, or `InvalidWriteError` (DynamoDB refuses it at the commit)."""
+    if not _NUMBER.fullmatch(text):
+        raise InvalidWriteError(f"{where}: {text!r:.100} is not a number DynamoDB takes")
+    value = Decimal(text)
+    if value.is_zero():
+        return value
+    digits = "".join(map(str, value.as_tuple().digits)).strip("0")  # not normalize(): it rounds to 28 digits
+    if len(digits) > MAX_DIGITS:
+        raise InvalidWriteError(f"{where}: {text!r:.100} has more than DynamoDB's {MAX_DIGITS} significant digits")
+    if not MIN_EXPONENT <= value.adjusted() <= MAX_EXPONENT:
+        raise InvalidWriteError(f"{where}: {text!r:.100} is out of DynamoDB's range (1E-130 to 9.99E+125)")
+    return value
+
+
+def _check_set(kind: str, values: Sequence[Any], texts: Sequence[Any], where: str) -> None:
+    """DynamoDB's sets are not empty and hold each value once (numbers by value: "1" and "1.0" are one)."""
+    if not values:
+        raise InvalidWriteError(f"{where}: DynamoDB refuses an empty set ({kind})")
+    seen: set[Any] = set()
+    for value, text in zip(values, texts, strict=True):
+        if value in seen:
+            raise InvalidWriteError(f"{where}: the {kind} holds {text!r:.100} twice")
+        seen.add(value)
 
 
 def _name_size(name: Any, where: str) -> int:

@@ -1,9 +1,9 @@
 """Telling a misconfigured store from an unavailable one, from what botocore raised.
 
-A missing table, denied access, missing or rejected credentials and a wrong region will fail every retry the same
-way: they become `StoreConfigurationError`, which names the table, the region and the fix, and which ``fail_open``
-never turns into an unguarded run. Throttling, 5xx answers, timeouts and connection failures are outages
-(`StoreUnavailableError`): a retry may succeed. Loaded only when a store call fails.
+A missing table, a table with another key schema, denied access, missing or rejected credentials and a wrong region will
+fail every retry the same way: they become `StoreConfigurationError`, which names the table, the region and the fix, and
+which ``fail_open`` never turns into an unguarded run. Throttling, 5xx answers, timeouts and connection failures are
+outages (`StoreUnavailableError`): a retry may succeed. Loaded only when a store call fails.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ from botocore import exceptions as boto
 from ..errors import StoreConfigurationError, StoreUnavailableError
 
 MISSING_TABLE = "ResourceNotFoundException"
+REFUSED_REQUEST = "ValidationException"
+WRONG_KEY = ("missing the key", "type mismatch for key", "key element does not match the schema")
+"""What DynamoDB says of a record's key the table does not have (another key name or type, a sort key): the table is
+not an idempotency table of this library (a Powertools table, say), and every retry is refused the same way."""
 ACCESS_DENIED = frozenset({"AccessDeniedException", "AccessDenied"})
 REJECTED_CREDENTIALS = frozenset(
     {
@@ -55,6 +59,12 @@ def store_error(exc: Exception, table: str, client: Any) -> StoreConfigurationEr
         if code == MISSING_TABLE:
             return StoreConfigurationError(
                 f"{where} does not exist ({code}: {message}); {fix}, or point the store at the table's region"
+            )
+        if code == REFUSED_REQUEST and any(words in message.lower() for words in WRONG_KEY):
+            return StoreConfigurationError(
+                f"{where} does not have the key an idempotency table needs: a string partition key 'pk' and no sort "
+                f"key ({code}: {message}); point the store at a table made by `create_table(store)` or "
+                "`lambda-idempotency create-table` (a Powertools table cannot be shared)"
             )
         if code in ACCESS_DENIED:
             return StoreConfigurationError(
