@@ -19,6 +19,7 @@ from lambda_idempotency import (
     KmsEncryption,
     ResultUnreadableError,
     S3Offload,
+    StoreConfigurationError,
     StoreUnavailableError,
     create_table,
     current,
@@ -209,3 +210,51 @@ def test_kms_out_of_reach_on_replay_is_store_unavailable_not_a_wrong_answer(
 
     with pytest.raises(StoreUnavailableError, match="KMS could not be reached"):
         reader("a")
+
+
+def test_a_kms_key_that_does_not_exist_is_a_configuration_error_whatever_fail_open_says(key_arn: str) -> None:
+    """A key ARN with a typo (KMS answers NotFoundException, wrapped by the Encryption SDK) fails every retry the same
+    way: `StoreConfigurationError`, loudly, not an outage that leaves the key in flight while each retry after the
+    lease runs the function again (DESIGN.md, "Misconfiguration is not an outage"). Nothing is stored in clear."""
+    missing = key_arn.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000"
+    store = encrypted_store(missing)
+    runs: list[str] = []
+
+    @idempotent_function(store, key="k", operation="op", local_cache=False, fail_open=True)
+    def charge(k: str) -> str:
+        runs.append(k)
+        return CARD
+
+    with pytest.raises(StoreConfigurationError, match="NotFoundException") as raised:
+        charge("a")
+    assert missing in str(raised.value) and runs == ["a"]
+    assert_unreadable(stored_bytes(table_items(store)), CARD)
+    assert [item["status"]["S"] for item in table_items(store)] == ["IN_PROGRESS"]  # held until its lease ends
+
+
+@pytest.mark.parametrize(
+    ("code", "meaning"),
+    [
+        ("AccessDeniedException", StoreConfigurationError),
+        ("DisabledException", StoreConfigurationError),
+        ("ThrottlingException", StoreUnavailableError),
+        ("KMSInternalException", StoreUnavailableError),
+        ("InvalidCiphertextException", None),
+    ],
+)
+def test_a_kms_answer_is_read_through_the_encryption_sdks_own_error(code: str, meaning: type | None) -> None:
+    """The Encryption SDK raises its own error while handling KMS's (moto answers neither a refusal nor throttling):
+    the answer in its chain decides, a key denied or disabled is a misconfiguration, throttling an outage, and an
+    unreadable ciphertext neither (the payload is at fault: `ResultUnreadableError` on replay)."""
+    from aws_encryption_sdk.exceptions import DecryptKeyError
+    from botocore.exceptions import ClientError
+    from lambda_idempotency.service_errors import payload_service_error
+
+    try:
+        try:
+            raise ClientError({"Error": {"Code": code, "Message": "said KMS"}}, "Decrypt")
+        except ClientError:
+            raise DecryptKeyError("Master Key unable to decrypt data key")  # noqa: B904 - as the SDK raises it
+    except DecryptKeyError as exc:
+        found = payload_service_error(exc, "decrypting")
+    assert (None if found is None else type(found)) is meaning

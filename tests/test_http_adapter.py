@@ -20,7 +20,7 @@ from lambda_idempotency import DynamoDBStore, MemoryStore, current
 from lambda_idempotency.http import IdempotencyMiddleware, RequestValidationError, idempotent_http
 from lambda_idempotency.stores.base import Store
 
-from tests.conftest import FakeClock, client_of, new_business_table, new_dynamodb_store
+from tests.conftest import FakeClock, client_of, http_client, new_business_table, new_dynamodb_store
 from tests.faults import Fault, FaultInjector
 from tests.http_events import KEY, SHAPES, headers_of, http_event, options_for, problem_of
 
@@ -299,38 +299,37 @@ def test_a_write_whose_condition_fails_is_a_409_problem_that_applies_nothing(
 
 
 @pytest.mark.parametrize("call", ["commit", "step"])
-def test_a_store_outage_during_the_run_or_its_commit_is_a_503_problem(
-    call: str, request: pytest.FixtureRequest
-) -> None:
+def test_a_store_outage_during_the_run_or_its_commit_is_a_503_problem(call: str, moto_endpoint: str) -> None:
     """The store fails after the claim: a step's save, or the commit of the handler's writes (each tried 3 times).
     Over HTTP that is the 503 problem with ``Retry-After`` the claim's outage gets, not an unhandled
     `StoreUnavailableError`; nothing was applied, and once the store answers again a retry gets the outcome. On
-    moto's server: faults are injected at botocore's ``before-send``, which moto in-process answers first."""
-    with client_of(request, "moto_server") as client:
-        store, table = new_dynamodb_store(client), new_business_table(client)
-        outage = FaultInjector(client, call, Fault.SERVER_ERROR, times=None)
+    moto's server with a client of its own (the faults stay on it): moto in-process answers botocore's
+    ``before-send`` itself."""
+    client = http_client(moto_endpoint)
+    store, table = new_dynamodb_store(client), new_business_table(client)
+    outage = FaultInjector(client, call, Fault.SERVER_ERROR, times=None)
 
-        def charges(event: dict[str, Any], context: Any) -> Any:
-            if call == "step":
-                current().step("authorise", lambda: "auth-1")
-            current().write({"Put": {"TableName": table, "Item": {"id": {"S": "pay-1"}}}})
-            return {"statusCode": 201, "body": "charged"}
+    def charges(event: dict[str, Any], context: Any) -> Any:
+        if call == "step":
+            current().step("authorise", lambda: "auth-1")
+        current().write({"Put": {"TableName": table, "Item": {"id": {"S": "pay-1"}}}})
+        return {"statusCode": 201, "body": "charged"}
 
-        api = idempotent_http(store, operation="payments.create", local_cache=False, lease=30, **options_for("rest"))(
-            charges
-        )
-        response = api(http_event("rest"), None)
-        assert response["statusCode"] == 503, response
-        assert problem_of(response)["code"] == "store-unavailable" and headers_of(response)["retry-after"] == "1"
-        assert "Item" not in client.get_item(TableName=table, Key={"id": {"S": "pay-1"}})
-        assert outage.injected >= 3
-        outage.times = outage.injected  # the store answers again
-        retried = api(http_event("rest"), None)
-        if call == "step":  # the key was released: the retry runs again, and its commit lands
-            assert retried["statusCode"] == 201
-            assert "Item" in client.get_item(TableName=table, Key={"id": {"S": "pay-1"}})
-        else:  # the commit may have landed unseen: the key stays held until its lease ends, and the retry waits
-            assert retried["statusCode"] == 409 and headers_of(retried)["retry-after"] == "1"
+    api = idempotent_http(store, operation="payments.create", local_cache=False, lease=30, **options_for("rest"))(
+        charges
+    )
+    response = api(http_event("rest"), None)
+    assert response["statusCode"] == 503, response
+    assert problem_of(response)["code"] == "store-unavailable" and headers_of(response)["retry-after"] == "1"
+    assert "Item" not in client.get_item(TableName=table, Key={"id": {"S": "pay-1"}})
+    assert outage.injected >= 3
+    outage.times = outage.injected  # the store answers again
+    retried = api(http_event("rest"), None)
+    if call == "step":  # the key was released: the retry runs again, and its commit lands
+        assert retried["statusCode"] == 201
+        assert "Item" in client.get_item(TableName=table, Key={"id": {"S": "pay-1"}})
+    else:  # the commit may have landed unseen: the key stays held until its lease ends, and the retry waits
+        assert retried["statusCode"] == 409 and headers_of(retried)["retry-after"] == "1"
 
 
 @pytest.mark.parametrize("shape", ALL_SHAPES)

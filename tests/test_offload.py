@@ -22,6 +22,7 @@ from lambda_idempotency import (
     ResultNotStoredError,
     ResultUnreadableError,
     S3Offload,
+    StoreConfigurationError,
     StoreUnavailableError,
     create_table,
     current,
@@ -313,6 +314,27 @@ def test_s3_out_of_reach_at_completion_leaves_the_key_in_flight_and_raises_with_
     with pytest.raises(StoreUnavailableError, match="S3"):
         produce("b", True)
     assert "Item" not in store.client.get_item(TableName=table, Key={"id": {"S": "b"}})
+
+
+def test_a_bucket_that_does_not_exist_is_a_configuration_error_whatever_fail_open_says(aws: None) -> None:
+    """S3 answering NoSuchBucket fails every retry the same way: `StoreConfigurationError`, loudly (also from a step),
+    never an outage that leaves the key in flight for the next retry to run the function again, unnoticed."""
+    store = DynamoDBStore(
+        f"idem-{uuid.uuid4().hex[:12]}",
+        client=boto3.client("dynamodb", region_name="us-east-1"),
+        offload=S3Offload("no-such-bucket", client=boto3.client("s3", region_name="us-east-1")),
+    )
+    create_table(store)
+
+    @idempotent_function(store, key="k", operation="op", local_cache=False, fail_open=True)
+    def produce(k: str, in_step: bool) -> bytes:
+        if in_step:
+            return bytes(current().step("big", lambda: os.urandom(200_000)))
+        return os.urandom(200_000)
+
+    for in_step in (False, True):
+        with pytest.raises(StoreConfigurationError, match=r"S3 \(s3://no-such-bucket\) .*NoSuchBucket"):
+            produce(f"k-{in_step}", in_step)
 
 
 def test_optimistic_mode_commits_a_pointer_with_its_writes(aws: None) -> None:

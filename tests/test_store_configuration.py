@@ -76,9 +76,9 @@ def test_a_table_in_another_region_is_a_configuration_error(moto_endpoint: str) 
 @pytest.mark.parametrize(
     ("keys", "refused"),
     [
-        ({"id": "S"}, "Missing the key id"),  # a Powertools table
-        ({"pk": "N"}, "pk"),  # the key's name, another type
-        ({"pk": "S", "sk": "S"}, "sk"),  # a sort key the records do not carry
+        ({"id": "S"}, "the key id (S)"),  # a Powertools table
+        ({"pk": "N"}, "the key pk (N)"),  # the key's name, another type
+        ({"pk": "S", "sk": "S"}, "the key pk (S), sk (S)"),  # a sort key the records do not carry
     ],
 )
 def test_a_table_with_another_key_schema_is_a_configuration_error_whatever_fail_open_says(

@@ -23,6 +23,7 @@ from .errors import (
     InvalidWriteError,
     KeyReuseError,
     LeaseLostError,
+    StoreConfigurationError,
     StoreUnavailableError,
     WriteConditionError,
 )
@@ -87,6 +88,10 @@ class Completion:
                 raise  # the writes were not applied: the caller must not see a success
             logger.error("could not store the result of %s (%s); the key stays in flight", execution.record_id, exc)
             return result
+        except StoreConfigurationError as exc:  # their bucket or key is missing or denied: loud, whatever fail_open
+            observe.emit(observe.STORE_ERRORS, self.operation, execution.record_id)
+            logger.error("could not store the result of %s: %s; the key stays in flight", execution.record_id, exc)
+            raise
         record = self._finished(execution, Status.COMPLETED, payload)
         if execution.mode == "optimistic":
             return self._insert_finished(execution, record, result)

@@ -23,6 +23,7 @@ import threading
 from typing import Any
 
 from .errors import ResultUnreadableError, StoreUnavailableError
+from .service_errors import payload_service_error
 
 CONTEXT_OPERATION = "lambda-idempotency:operation"
 CONTEXT_RECORD = "lambda-idempotency:record-id"
@@ -68,7 +69,8 @@ class KmsEncryption:
 
     def encrypt(self, plaintext: bytes, operation: str, record_id: str) -> bytes:
         """An Encryption SDK message of ``plaintext``, bound to the operation and record. KMS failing raises
-        `StoreUnavailableError`: nothing is stored in clear instead."""
+        `StoreUnavailableError`, or `StoreConfigurationError` for a key that is missing, disabled or denied: nothing
+        is stored in clear instead."""
         client, provider, algorithm = self._loaded()
         try:
             ciphertext, _ = client.encrypt(
@@ -78,12 +80,15 @@ class KmsEncryption:
                 algorithm=algorithm,
             )
         except Exception as exc:
-            raise StoreUnavailableError(f"could not encrypt the payload of {record_id} with KMS: {exc}") from exc
+            what = f"encrypting the payload of {record_id} with KMS key {self.key_arn}"
+            raise payload_service_error(exc, what) or StoreUnavailableError(f"{what} failed: {exc}") from exc
         result: bytes = ciphertext
         return result
 
     def decrypt(self, ciphertext: bytes, operation: str, record_id: str) -> bytes:
-        """The plaintext of a message written for this operation and record; else `ResultUnreadableError`."""
+        """The plaintext of a message written for this operation and record; else `ResultUnreadableError`.
+        KMS out of reach or refusing for a while (throttled) is `StoreUnavailableError`, a key missing, disabled or
+        denied `StoreConfigurationError`."""
         client, provider, _ = self._loaded()
         from aws_encryption_sdk.exceptions import AWSEncryptionSDKClientError
         from botocore.exceptions import BotoCoreError
@@ -91,8 +96,13 @@ class KmsEncryption:
         try:
             plaintext, header = client.decrypt(source=ciphertext, key_provider=provider)
         except BotoCoreError as exc:  # KMS not reached: a retry may work
-            raise StoreUnavailableError(f"KMS could not be reached to decrypt {record_id}: {exc}") from exc
-        except AWSEncryptionSDKClientError as exc:  # the SDK does not keep KMS's answer: a refusal reads as this
+            what = f"KMS could not be reached to decrypt {record_id}"
+            raise payload_service_error(exc, what) or StoreUnavailableError(f"{what}: {exc}") from exc
+        except AWSEncryptionSDKClientError as exc:  # KMS's own answer, if any, is in its chain
+            what = f"decrypting the payload of {record_id} with KMS key {self.key_arn}"
+            error = payload_service_error(exc, what)
+            if error is not None:
+                raise error from exc
             raise ResultUnreadableError(f"the payload of {record_id} cannot be decrypted: {exc}") from exc
         expected = _context(operation, record_id)
         found = {name: header.encryption_context.get(name) for name in expected}

@@ -17,7 +17,8 @@ import json
 import threading
 from typing import Any
 
-from .errors import ResultUnreadableError, StoreUnavailableError
+from .errors import ResultUnreadableError, StoreConfigurationError, StoreUnavailableError
+from .service_errors import payload_service_error
 
 DEFAULT_THRESHOLD_BYTES = 64 * 1024
 """Payloads (after compression and encryption) above this go to S3: a record holding a result and a few steps
@@ -81,7 +82,8 @@ class S3Offload:
         return f"{self.prefix}{record}/{owner}/{name}"
 
     def put(self, record_id: str, owner: str, slot: str, body: bytes) -> bytes:
-        """Write ``body`` to S3; the pointer the record keeps (compact JSON). Raises `StoreUnavailableError`."""
+        """Write ``body`` to S3; the pointer the record keeps (compact JSON). Raises `StoreUnavailableError`, or
+        `StoreConfigurationError` for a bucket that is missing or denied."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         key = self.object_key(record_id, owner, slot)
@@ -89,7 +91,7 @@ class S3Offload:
         try:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/octet-stream")
         except (BotoCoreError, ClientError) as exc:
-            raise StoreUnavailableError(f"could not write the offloaded payload of {record_id} to S3: {exc}") from exc
+            raise _s3_error(exc, f"writing the offloaded payload of {record_id} to S3 (s3://{self.bucket})") from exc
         pointer = {"bucket": self.bucket, "key": key, "size": len(body), "sha256": digest}
         return json.dumps(pointer, separators=(",", ":")).encode()
 
@@ -97,7 +99,7 @@ class S3Offload:
         """The object a pointer names, checked against its size and hash.
 
         A missing, changed or foreign object raises `ResultUnreadableError`; S3 not answering raises
-        `StoreUnavailableError` (a retry may succeed).
+        `StoreUnavailableError` (a retry may succeed), a bucket missing or denied `StoreConfigurationError`.
         """
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -114,9 +116,15 @@ class S3Offload:
             code = exc.response.get("Error", {}).get("Code")
             if code in ("NoSuchKey", "404", "NotFound"):
                 raise ResultUnreadableError(f"the offloaded payload of {record_id} is gone from S3 ({key})") from exc
-            raise StoreUnavailableError(f"could not read the offloaded payload of {record_id}: {exc}") from exc
+            raise _s3_error(exc, f"reading the offloaded payload of {record_id} from S3 (s3://{bucket})") from exc
         except BotoCoreError as exc:
-            raise StoreUnavailableError(f"could not read the offloaded payload of {record_id}: {exc}") from exc
+            raise _s3_error(exc, f"reading the offloaded payload of {record_id} from S3 (s3://{bucket})") from exc
         if len(body) != size or hashlib.sha256(body).hexdigest() != digest:
             raise ResultUnreadableError(f"the offloaded payload of {record_id} does not match the record's hash")
         return body
+
+
+def _s3_error(exc: Exception, what: str) -> StoreConfigurationError | StoreUnavailableError:
+    """A missing or denied bucket is a misconfiguration (`StoreConfigurationError`, whatever ``fail_open`` says); any
+    other failure of S3 an outage."""
+    return payload_service_error(exc, what) or StoreUnavailableError(f"{what} failed: {exc}")

@@ -22,6 +22,7 @@ from .errors import (
     InputTooDeepError,
     ResultNotStoredError,
     ResultUnreadableError,
+    StoreConfigurationError,
     StoreUnavailableError,
 )
 from .record import Payload, Record, Status, pack, unpack
@@ -53,12 +54,13 @@ class Outcomes:
 
     def result(self, execution: Execution, result: Any, serializer: Serializer | None = None) -> Payload | None:
         """The stored form of a result; None (logged: replays will raise) when it cannot be serialized or is too
-        big. Raises `StoreUnavailableError` when S3 or KMS fail, since then nothing was written."""
+        big. Raises `StoreUnavailableError` when S3 or KMS fail, `StoreConfigurationError` when their bucket or key is
+        missing or denied: then nothing was written."""
         try:
             text = (serializer or self.serializer).dumps(result)
             # `seal` inlined for a store without offload or encryption; UnicodeEncodeError: text UTF-8 cannot carry
             payload = pack(text) if self.payloads is None else self.seal(execution, "result", text)
-        except StoreUnavailableError:
+        except (StoreUnavailableError, StoreConfigurationError):  # S3 or KMS: nothing was written
             raise
         except Exception as exc:
             logger.error("result of %s cannot be stored (%s); replays will raise", execution.record_id, exc)

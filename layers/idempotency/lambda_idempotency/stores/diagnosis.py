@@ -3,7 +3,8 @@
 A missing table, a table with another key schema, denied access, missing or rejected credentials and a wrong region will
 fail every retry the same way: they become `StoreConfigurationError`, which names the table, the region and the fix, and
 which ``fail_open`` never turns into an unguarded run. Throttling, 5xx answers, timeouts and connection failures are
-outages (`StoreUnavailableError`): a retry may succeed. Loaded only when a store call fails.
+outages (`StoreUnavailableError`): a retry may succeed. Loaded only when a store call fails; the S3 bucket and the KMS
+key of the payloads are told apart the same way by `service_errors`.
 """
 
 from __future__ import annotations
@@ -13,35 +14,18 @@ from typing import Any
 from botocore import exceptions as boto
 
 from ..errors import StoreConfigurationError, StoreUnavailableError
+from ..service_errors import ACCESS_DENIED, NO_CREDENTIALS, NO_REGION, REJECTED_CREDENTIALS
 
 MISSING_TABLE = "ResourceNotFoundException"
 REFUSED_REQUEST = "ValidationException"
-WRONG_KEY = ("missing the key", "type mismatch for key", "key element does not match the schema")
+WRONG_KEY = (
+    "missing the key",
+    "type mismatch for key",
+    "key element does not match the schema",
+    "one of the required keys was not given a value",  # DynamoDB Local's words for a missing key
+)
 """What DynamoDB says of a record's key the table does not have (another key name or type, a sort key): the table is
 not an idempotency table of this library (a Powertools table, say), and every retry is refused the same way."""
-ACCESS_DENIED = frozenset({"AccessDeniedException", "AccessDenied"})
-REJECTED_CREDENTIALS = frozenset(
-    {
-        "UnrecognizedClientException",
-        "InvalidSignatureException",
-        "IncompleteSignatureException",
-        "MissingAuthenticationTokenException",
-        "MissingAuthenticationToken",
-        "InvalidClientTokenId",
-        "SignatureDoesNotMatch",
-        "ExpiredTokenException",
-        "ExpiredToken",
-    }
-)
-NO_CREDENTIALS = (
-    boto.NoCredentialsError,
-    boto.PartialCredentialsError,
-    boto.CredentialRetrievalError,
-    boto.TokenRetrievalError,
-    boto.SSOError,
-    boto.ProfileNotFound,
-)
-NO_REGION = (boto.NoRegionError, boto.InvalidRegionError, boto.UnknownEndpointError, boto.EndpointResolutionError)
 CREATE_HINT = (
     "create it with `create_table(store)`, `lambda-idempotency create-table --table {table} --region {region}`, "
     "or `sam deploy` of a template that declares it"
@@ -62,9 +46,9 @@ def store_error(exc: Exception, table: str, client: Any) -> StoreConfigurationEr
             )
         if code == REFUSED_REQUEST and any(words in message.lower() for words in WRONG_KEY):
             return StoreConfigurationError(
-                f"{where} does not have the key an idempotency table needs: a string partition key 'pk' and no sort "
-                f"key ({code}: {message}); point the store at a table made by `create_table(store)` or "
-                "`lambda-idempotency create-table` (a Powertools table cannot be shared)"
+                f"{where} has {_key_schema(client, table)}, not the key an idempotency table needs: a string partition "
+                f"key 'pk' and no sort key ({code}: {message}); point the store at a table made by "
+                "`create_table(store)` or `lambda-idempotency create-table` (a Powertools table cannot be shared)"
             )
         if code in ACCESS_DENIED:
             return StoreConfigurationError(
@@ -94,6 +78,16 @@ def store_error(exc: Exception, table: str, client: Any) -> StoreConfigurationEr
             "(AWS_REGION, or region_name= of DynamoDBStore)"
         )
     return StoreUnavailableError(f"idempotency store unavailable: {exc}")
+
+
+def _key_schema(client: Any, table: str) -> str:
+    """The table's key as it stands (``the key id (S)``), to show what is wrong; read only on this failure's path."""
+    try:
+        found = client.describe_table(TableName=table)["Table"]
+    except Exception:  # the message can do without it
+        return "another key schema"
+    types = {a["AttributeName"]: a["AttributeType"] for a in found.get("AttributeDefinitions", [])}
+    return "the key " + ", ".join(f"{k['AttributeName']} ({types.get(k['AttributeName'])})" for k in found["KeySchema"])
 
 
 def _region(client: Any) -> str:
