@@ -20,7 +20,7 @@ from lambda_idempotency import DynamoDBStore, MemoryStore, current
 from lambda_idempotency.http import IdempotencyMiddleware, RequestValidationError, idempotent_http
 from lambda_idempotency.stores.base import Store
 
-from tests.conftest import FakeClock, client_of, http_client, new_business_table, new_dynamodb_store
+from tests.conftest import FakeClock, http_client, new_business_table, new_dynamodb_store
 from tests.faults import Fault, FaultInjector
 from tests.http_events import KEY, SHAPES, headers_of, http_event, options_for, problem_of
 
@@ -264,38 +264,6 @@ def test_a_run_whose_key_was_taken_over_is_409_not_an_unhandled_error(
     replay = api(http_event(shape), None)
     assert headers_of(replay)[REPLAYED] == "true" and json.loads(replay["body"])["id"] == "pay_2"
     assert payments.runs == 2
-
-
-@pytest.mark.parametrize("shape", ALL_SHAPES)
-def test_a_write_whose_condition_fails_is_a_409_problem_that_applies_nothing(
-    shape: str, request: pytest.FixtureRequest
-) -> None:
-    """A ``current().write`` whose condition fails at the commit (after the handler returned its 201): none of the
-    writes is applied and the key is released (DESIGN.md, "Exactly-once effects"). Over HTTP that is a 409 problem,
-    never an unhandled `WriteConditionError` (API Gateway's bare 502), and a retry with the key runs again."""
-    with client_of(request, "moto") as client:
-        store, table = new_dynamodb_store(client), new_business_table(client)
-        client.put_item(TableName=table, Item={"id": {"S": "pay-taken"}})
-        payments = Payments(shape)
-
-        def charges(event: dict[str, Any], context: Any) -> Any:
-            payment_id = "pay-taken" if payments.runs == 0 else "pay-new"
-            current().write({"Update": {"TableName": table, "Key": {"id": {"S": "acct"}},
-                                        "UpdateExpression": "ADD balance :a",
-                                        "ExpressionAttributeValues": {":a": {"N": "7"}}}})  # fmt: skip
-            current().write({"Put": {"TableName": table, "Item": {"id": {"S": payment_id}},
-                                     "ConditionExpression": "attribute_not_exists(id)"}})  # fmt: skip
-            return payments(event, context)
-
-        api = idempotent_http(store, operation="payments.create", local_cache=False, **options_for(shape))(charges)
-        refused = api(http_event(shape), None)
-        assert refused["statusCode"] == 409, refused
-        assert problem_of(refused)["code"] == "write-condition-failed"
-        assert table not in refused["body"]  # which table refused is for the log, not for the caller
-        assert "Item" not in client.get_item(TableName=table, Key={"id": {"S": "acct"}})  # the credit was not applied
-        retried = api(http_event(shape), None)
-        assert retried["statusCode"] == 201 and REPLAYED not in headers_of(retried)
-        assert client.get_item(TableName=table, Key={"id": {"S": "acct"}})["Item"]["balance"] == {"N": "7"}
 
 
 @pytest.mark.parametrize("call", ["commit", "step"])

@@ -4,9 +4,11 @@
 the key comes from the header, its scope from the authenticated caller, its fingerprint from method, path, query
 and body. Outcomes the caller can act on are HTTP answers (problem+json), never unhandled exceptions:
 400 missing/invalid key or invalid request, 401 no caller to scope the key to, 409 in flight or taken over by
-another execution (``Retry-After``) or a condition of the handler's writes failed, 422 key reused with another
-request, 503 store unreachable (at the claim, a step's save or the commit), 500 store misconfigured (a missing table,
-denied access, rejected credentials: a retry cannot help). Safe methods (GET, HEAD, OPTIONS, TRACE) never claim.
+another execution (``Retry-After``), 422 key reused with another request, 503 store unreachable (at the claim, a
+step's save or the commit), 500 store misconfigured (a missing table, denied access, rejected credentials: a retry
+cannot help). A `WriteConditionError` (a condition of the handler's own writes failed at the commit: nothing applied,
+the key released) is the API's to answer, in its own words: it is raised, for the app's exception handler.
+Safe methods (GET, HEAD, OPTIONS, TRACE) never claim.
 A response is stored once the handler has run and replayed with ``Idempotent-Replayed: true``, except what tells a
 client to retry (408, 425, 429, 5xx): that, an exception or a `RequestValidationError` releases the key, so a
 retry runs again.
@@ -38,7 +40,6 @@ from ..errors import (
     ResultNotStoredError,
     StoreConfigurationError,
     StoreUnavailableError,
-    WriteConditionError,
 )
 from ..execution import Execution
 from ..keys import check_operation, normalise_scope
@@ -301,10 +302,6 @@ class HttpIdempotency:
             self.guard.finish(execution, response)
         except LeaseLostError:  # a renewal found the key taken over: this run's response is not the stored one
             return self._taken_over(request)
-        except WriteConditionError as exc:  # nothing was applied and the key was released: a retry runs again
-            logger.info("the writes of %s were refused: %s", execution.record_id, exc)
-            detail = "a condition of the writes this request makes failed; none of them was applied"
-            return problem(request, 409, "write-condition-failed", detail)
         except (StoreConfigurationError, StoreUnavailableError) as exc:  # the commit of its writes did not land
             return self._store_failed(request, exc)
         return response
