@@ -23,7 +23,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from lambda_idempotency import (
     DynamoDBStore,
     KmsEncryption,
-    LeaseLostError,
     MissingScopeError,
     S3Offload,
     WriteConditionError,
@@ -75,10 +74,10 @@ def count_outcome(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) 
     return response
 
 
-def rejected(status: int, code: str, detail: str, *, headers: dict[str, str] | None = None) -> Response[str]:
+def rejected(status: int, code: str, detail: str) -> Response[str]:
     """A problem answered outside `count_outcome` (GET, exception handlers), counted the same way."""
     metrics.add_metric(name=f"PaymentRejected{status}", unit=MetricUnit.Count, value=1)
-    return problem(status, code, detail, headers=headers)
+    return problem(status, code, detail)
 
 
 @api.post("/payments", middlewares=[count_outcome, idempotency])
@@ -128,13 +127,6 @@ def payment_exists(error: WriteConditionError) -> Response[str]:
     """The payment of this key exists already: its idempotency record expired (24 h) and the key was sent again."""
     detail = "this Idempotency-Key already created a payment and has expired; send a new payment with a new key"
     return rejected(409, "payment-exists", detail)
-
-
-@api.exception_handler(LeaseLostError)
-def taken_over(error: LeaseLostError) -> Response[str]:
-    """This execution outlived its lease and another took the key over; nothing of this one was written."""
-    detail = "a request with this Idempotency-Key is being processed by another execution"
-    return rejected(409, "idempotency-key-in-use", detail, headers={"Retry-After": "1"})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

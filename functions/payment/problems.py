@@ -14,6 +14,6 @@ from aws_lambda_powertools.event_handler import Response
 PROBLEM_JSON = "application/problem+json"
 
 
-def problem(status: int, code: str, detail: str, *, headers: dict[str, str] | None = None) -> Response[str]:
+def problem(status: int, code: str, detail: str) -> Response[str]:
     body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail, "code": code}
-    return Response(status_code=status, content_type=PROBLEM_JSON, body=json.dumps(body), headers=headers)
+    return Response(status_code=status, content_type=PROBLEM_JSON, body=json.dumps(body))
