@@ -50,6 +50,18 @@ def test_sam_build_packs_the_layer_and_the_handlers(sam_build: Path) -> None:
         assert (sam_build / logical_id / "app.py").is_file()
 
 
+def test_the_layer_declares_the_one_architecture_its_compiled_wheels_run_on() -> None:
+    """The layer ships compiled extensions (cryptography, cffi and wrapt for the [encryption] extra: *.so files built
+    for x86_64 Linux): without CompatibleArchitectures, Lambda lets an arm64 function add the layer, and its first
+    encrypted payload fails to import. The layer names the architecture it is built for, and every function uses it."""
+    layer = TEMPLATE["Resources"]["IdempotencyLayer"]
+    built_for = layer["Metadata"]["BuildArchitecture"]
+    assert layer["Properties"].get("CompatibleArchitectures") == [built_for]
+    default = TEMPLATE["Globals"]["Function"].get("Architectures", ["x86_64"])
+    for logical_id, function in FUNCTIONS.items():
+        assert function["Properties"].get("Architectures", default) == [built_for], logical_id
+
+
 def test_the_idempotency_table_is_the_shape_create_table_makes() -> None:
     properties = TEMPLATE["Resources"]["IdempotencyTable"]["Properties"]
     assert create_table_request(properties, "t") == table_definition("t")
