@@ -481,3 +481,52 @@ def test_without_the_cli_extra_the_command_says_what_to_install() -> None:
     assert done.stderr.strip() == (
         'lambda-idempotency\'s CLI needs rich: pip install ".[cli]" (from a clone), or add rich>=13'
     )
+
+
+def test_delete_frees_a_key_whose_item_the_library_cannot_read(table: Table, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An item under a key's record id that is not a record this library can read (a status of another version, a
+    fractional time) answers every call with `ResultUnreadableError` until its TTL: the key is stuck, and `delete`,
+    the documented way to let a stuck key run again, refused it (exit 2) like `show`. `show` still names it; `delete`
+    shows the item as stored and removes it, only if it is still the item it showed."""
+    from lambda_idempotency import ResultUnreadableError
+
+    runs: list[str] = []
+
+    @idempotent_function(table.store, key="key", operation="charge", local_cache=False)
+    def charge(key: str) -> str:
+        runs.append(key)
+        return "charged"
+
+    item = {
+        "pk": {"S": _record_id("charge", "odd")},
+        "status": {"S": "PENDING"},
+        "owner": {"S": "another-version"},
+        "expires_at": {"N": str(int(time.time()) + 86_400)},
+        "lease_expires_at": {"N": "1.5"},
+        "key": {"S": "odd"},
+    }
+    table.store.client.put_item(TableName=table.name, Item=item)
+    with pytest.raises(ResultUnreadableError):
+        charge("odd")
+    code, _, err = table.run("show", "odd", "--operation", "charge")
+    assert code == 2 and "is not a lambda-idempotency record" in " ".join(err.split())
+
+    monkeypatch.setattr(Confirm, "ask", classmethod(lambda cls, *a, **k: False))
+    code, _, err = table.run("delete", "odd", "--operation", "charge")
+    assert code == 1 and "PENDING" in err and "another-version" in err  # shown as stored, then not deleted
+    assert table.store.client.get_item(TableName=table.name, Key={"pk": item["pk"]}).get("Item") == item
+
+    changed = {**item, "owner": {"S": "a-claim-since"}}
+
+    def answer_yes_while_it_changes(*args: Any, **kwargs: Any) -> bool:
+        table.store.client.put_item(TableName=table.name, Item=changed)
+        return True
+
+    monkeypatch.setattr(Confirm, "ask", answer_yes_while_it_changes)
+    code, out, _ = table.run("delete", "odd", "--operation", "charge", "--json")
+    assert code == 1 and json.loads(out)["deleted"] is False
+    assert table.store.client.get_item(TableName=table.name, Key={"pk": item["pk"]})["Item"] == changed
+
+    code, out, _ = table.run("delete", "odd", "--operation", "charge", "--yes", "--json")
+    assert code == 0 and json.loads(out)["deleted"] is True
+    assert charge("odd") == "charged" and runs == ["odd"]

@@ -136,3 +136,57 @@ def test_a_loser_with_another_payload_and_declared_failures(store: Store, clock:
         pay("b", -1)
     record = store.get(record_id("optf", None, "b"))
     assert record is not None and record.status is Status.FAILED
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+def test_a_loser_whose_function_raised_a_declared_failure_replays_the_winner(
+    store: Store, clock: FakeClock, is_async: bool
+) -> None:
+    """ "Only the first commit counts (...) a later call returns the first result": a racer whose function raised a
+    declared failure (``cache_errors``) lost the insert of its FAILED record to the winner's COMPLETED one and still
+    raised its own failure, though the key's outcome is the winner's result (its retry got that). It replays the
+    winner, as a loser whose function returned does."""
+    import asyncio
+
+    running, committed = threading.Event(), threading.Event()
+
+    def decide(funds: int) -> str:
+        if funds < 0:  # the loser: it decides once the winner has committed
+            running.set()
+            committed.wait(10)
+            raise DeclinedError("no funds")
+        return f"paid {funds}"
+
+    options: dict[str, Any] = {"key": "k", "operation": "optdecl", "clock": clock, "local_cache": False}
+    if is_async:
+
+        @idempotent_function(store, mode="optimistic", cache_errors=(DeclinedError,), **options)
+        async def pay_async(k: str, funds: int) -> str:
+            return decide(funds)
+
+        def pay(k: str, funds: int) -> str:
+            return asyncio.run(pay_async(k, funds))
+
+    else:
+
+        @idempotent_function(store, mode="optimistic", cache_errors=(DeclinedError,), **options)
+        def pay(k: str, funds: int) -> str:
+            return decide(funds)
+
+    outcome: list[Any] = []
+
+    def lose() -> None:
+        try:
+            outcome.append(pay("a", -1))
+        except DeclinedError as exc:
+            outcome.append(exc)
+
+    loser = threading.Thread(target=lose)
+    loser.start()
+    assert running.wait(10)
+    assert pay("a", 5) == "paid 5"  # the winner commits first
+    committed.set()
+    loser.join(10)
+    assert outcome == ["paid 5"]
+    record = store.get(record_id("optdecl", None, "a"))
+    assert record is not None and record.status is Status.COMPLETED

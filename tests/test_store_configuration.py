@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -169,6 +170,30 @@ def test_access_denied_names_the_permissions() -> None:
         guarded(store, runs, fail_open=True)("o-1")
     assert "PutItem" in str(raised.value) and "'IdempotencyTable' in region us-east-1" in str(raised.value)
     assert runs == []
+
+
+def test_access_denied_asks_for_the_iam_actions_the_template_grants() -> None:
+    """IAM has no TransactWriteItems permission: each action of a transaction is authorised as the single-item call
+    it stands for (PutItem, UpdateItem, DeleteItem, ConditionCheckItem; AWS's "Using IAM with DynamoDB
+    transactions"). The fix the message gives is the template's IdempotencyRecords statement, action for action."""
+    from demo.template import load_template
+
+    functions = [r for r in load_template()["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+    granted = {
+        action
+        for function in functions
+        for policy in function["Properties"]["Policies"]
+        for statement in policy["Statement"]
+        if statement["Sid"] == "IdempotencyRecords"
+        for action in statement["Action"]
+    }
+    store = DynamoDBStore("IdempotencyTable", region_name="us-east-1")
+    WireAnswer(store.client, error="AccessDeniedException")
+    with pytest.raises(StoreConfigurationError, match="denied") as raised:
+        guarded(store, [], fail_open=False)("o-1")
+    asked = set(re.findall(r"dynamodb:\w+", str(raised.value)))
+    assert asked == granted, str(raised.value)
+    assert "DynamoDBCrudPolicy" not in str(raised.value)  # the template grants the actions by name
 
 
 def test_an_unknown_region_is_a_configuration_error_a_known_one_an_outage() -> None:

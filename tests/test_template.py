@@ -50,6 +50,45 @@ def test_sam_build_packs_the_layer_and_the_handlers(sam_build: Path) -> None:
         assert (sam_build / logical_id / "app.py").is_file()
 
 
+def test_the_layer_declares_the_one_architecture_its_compiled_wheels_run_on() -> None:
+    """The layer ships compiled extensions (cryptography, cffi and wrapt for the [encryption] extra: *.so files built
+    for x86_64 Linux): without CompatibleArchitectures, Lambda lets an arm64 function add the layer, and its first
+    encrypted payload fails to import. The layer names the architecture it is built for, and every function uses it."""
+    layer = TEMPLATE["Resources"]["IdempotencyLayer"]
+    built_for = layer["Metadata"]["BuildArchitecture"]
+    assert layer["Properties"].get("CompatibleArchitectures") == [built_for]
+    default = TEMPLATE["Globals"]["Function"].get("Architectures", ["x86_64"])
+    for logical_id, function in FUNCTIONS.items():
+        assert function["Properties"].get("Architectures", default) == [built_for], logical_id
+
+
+def test_a_function_that_reads_offloaded_payloads_may_list_the_bucket() -> None:
+    """S3 answers a GetObject of a missing key with 404 NoSuchKey only to a caller allowed s3:ListBucket on the bucket;
+    to any other it answers 403 AccessDenied (AWS's GetObject reference). S3Offload reads NoSuchKey as the documented
+    `ResultUnreadableError` (500 idempotency-result-unavailable) and AccessDenied as a denied bucket
+    (`StoreConfigurationError`, 500 store-misconfigured, logged as a misconfiguration): so a function that reads
+    offloaded payloads from the results bucket is allowed to list it."""
+    bucket = {"Fn::GetAtt": ["IdempotencyResultsBucket", "Arn"]}
+    readers = 0
+    for logical_id in FUNCTIONS:
+        statements = _statements(logical_id)
+        reads = any(
+            "s3:GetObject" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+            and "IdempotencyResultsBucket" in json.dumps(s["Resource"])
+            for s in statements
+        )
+        if not reads:
+            continue
+        readers += 1
+        lists = [
+            s
+            for s in statements
+            if "s3:ListBucket" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        ]
+        assert [s["Resource"] for s in lists] == [bucket], logical_id
+    assert readers, "the payment function reads offloaded responses"
+
+
 def test_the_idempotency_table_is_the_shape_create_table_makes() -> None:
     properties = TEMPLATE["Resources"]["IdempotencyTable"]["Properties"]
     assert create_table_request(properties, "t") == table_definition("t")

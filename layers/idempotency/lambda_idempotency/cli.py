@@ -189,6 +189,7 @@ def _show(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Outpu
     record = _get(store, args, err)
     if isinstance(record, Output):
         return record
+    assert isinstance(record, Record)  # an unreadable item raised: only `delete` asks for it
     fields = _fields(record, with_result=True)
     return Output(fields, _record_view(fields))
 
@@ -203,9 +204,11 @@ def _record_view(fields: dict[str, Any]) -> Table:
 def _delete(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
     """Delete the record shown, only if its owner and status are still those shown (a new claim may have replaced an
     expired record while the operator read the prompt)."""
-    record = _get(store, args, err)
+    record = _get(store, args, err, unreadable=True)
     if isinstance(record, Output):
         return record
+    if isinstance(record, Unreadable):
+        return _delete_unreadable(store, args, err, record)
     if not args.yes:
         err.print(
             shown(f"{record.status} record of key '{record.key}' in {args.operation} (attempts: {record.attempts})")
@@ -234,6 +237,47 @@ def _delete(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Out
         return Output({"deleted": False, "changed": True, "record": fields}, view, code=1)
     note = "deleted; a warm container may still replay it from its local cache until the entry expires"
     return Output({"deleted": True, "record_id": record.record_id}, note)
+
+
+class Unreadable:
+    """An item under the key's record id that is not a record this library can read (another version's status, a
+    time of another type): every call of the key raises `ResultUnreadableError` until it is gone."""
+
+    def __init__(self, item: dict[str, Any], reason: str) -> None:
+        self.item = item
+        self.reason = reason
+
+
+def _delete_unreadable(store: DynamoDBStore, args: argparse.Namespace, err: Console, found: Unreadable) -> Output:
+    """Delete an item the library cannot read, shown as stored, only if its owner and status are still those shown."""
+    item = found.item
+    rid = item["pk"]["S"]
+    err.print(shown(f"{found.reason}; as stored: {json.dumps(item, default=str)}"))
+    if not args.yes and not _confirm("Delete it, so the next call runs the operation again?", err):
+        return Output({"deleted": False}, "not deleted", code=1)
+    conditions, names, values = [], {}, {}
+    for placeholder, attribute in (("ow", "owner"), ("st", "status")):
+        names[f"#{placeholder}"] = attribute
+        if attribute in item:
+            conditions.append(f"#{placeholder} = :{placeholder}")
+            values[f":{placeholder}"] = item[attribute]
+        else:
+            conditions.append(f"attribute_not_exists(#{placeholder})")
+    try:
+        store.client.delete_item(
+            TableName=store.table_name,
+            Key={"pk": {"S": rid}},
+            ConditionExpression=" AND ".join(["attribute_exists(pk)", *conditions]),
+            ExpressionAttributeNames=names,
+            **({"ExpressionAttributeValues": values} if values else {}),
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        note = "not deleted: the item changed since it was shown (or is gone); `show` it again"
+        return Output({"deleted": False, "changed": True, "record_id": rid}, note, code=1)
+    note = "deleted; a warm container may still replay it from its local cache until the entry expires"
+    return Output({"deleted": True, "record_id": rid}, note)
 
 
 def _list(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
@@ -287,7 +331,9 @@ def _confirm(question: str, err: Console) -> bool:
         return False
 
 
-def _get(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Record | Output:
+def _get(
+    store: DynamoDBStore, args: argparse.Namespace, err: Console, *, unreadable: bool = False
+) -> Record | Output | Unreadable:
     """The record of the key in ``--scope``; without it, the unscoped record, or else the scopes that hold the key.
 
     A record written through the HTTP adapter is stored under its caller's scope, which an operator rarely knows:
@@ -299,7 +345,12 @@ def _get(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Record
     for scope in _stored_scopes(args.scope):
         item = _item(store, hasher.record_id(scope, key))
         if item is not None:
-            return _as_typed(record_of(item), hasher, key, scope)
+            try:
+                return _as_typed(record_of(item), hasher, key, scope)
+            except ForeignItemError as exc:
+                if not unreadable:
+                    raise
+                return Unreadable(item, str(exc))
     stored_keys = [key, hasher.hide("key", key)]
     if args.scope is not None and is_hidden(args.scope):
         # A hashed scope (hash_keys), as the search below lists it: the record id needs the raw scope, so find the

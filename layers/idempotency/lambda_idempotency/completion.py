@@ -115,32 +115,40 @@ class Completion:
             self.cache.put(record)
         return result
 
-    def abort(self, execution: Execution, error: BaseException) -> None:
-        """After an exception: store a declared failure, release the key, or (BaseException) leave the lease."""
+    def abort(self, execution: Execution, error: BaseException) -> Replayed | None:
+        """After an exception: store a declared failure, release the key, or (BaseException) leave the lease.
+
+        In optimistic mode a declared failure that lost the insert to another call's finished record answers with
+        that record's outcome, as a loser whose function returned does: its result (`Replayed`), or its failure
+        raised. None: the caller raises ``error``.
+        """
         if _stopped_lost(execution):
-            return
+            return None
         if self.cache_errors and isinstance(error, self.cache_errors):
             try:
                 payload = self.outcomes.failure(execution, error)
             except StoreUnavailableError as exc:
                 logger.error("could not store the failure of %s (%s); its lease will expire", execution.record_id, exc)
-                return
+                return None
             record = self._finished(execution, Status.FAILED, payload)
             if execution.mode == "optimistic":
                 try:
-                    self._insert_finished(execution, record, None)
+                    answer = self._insert_finished(execution, record, _INSERTED)
                 except StoreUnavailableError as exc:
                     logger.error("could not store the failure of %s (%s)", execution.record_id, exc)
+                    return None
+                return None if answer is _INSERTED else Replayed(answer)  # another call's result came first
             else:
                 try:
                     self._finish(execution, record)
                 except StoreUnavailableError as exc:
                     _log_unwritten(execution, exc)
-            return
+            return None
         if not isinstance(error, Exception):
             logger.warning("%s interrupted by %s; its lease will expire", execution.record_id, type(error).__name__)
-            return
+            return None
         self.release(execution)
+        return None
 
     def _commit(self, execution: Execution, record: Record) -> None:
         """The fenced commit: the writes and the completion in one transaction, conditioned on our owner token."""
@@ -245,6 +253,19 @@ class Completion:
                 if attempt == FINISH_ATTEMPTS:
                     raise
                 time.sleep(0.05 * 2 ** (attempt - 1))
+
+
+class Replayed:
+    """What `Completion.abort` answers when another call's finished record, not the failure, is the key's outcome."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+_INSERTED = object()
+"""What `_insert_finished` answers for a failure whose own record was inserted (a result could be anything)."""
 
 
 def _log_unwritten(execution: Execution, exc: Exception) -> None:

@@ -52,9 +52,10 @@ def store_error(exc: Exception, table: str, client: Any) -> StoreConfigurationEr
             )
         if code in ACCESS_DENIED:
             return StoreConfigurationError(
-                f"access to {where} was denied ({code}: {message}); allow the function's role GetItem, PutItem, "
-                "UpdateItem, DeleteItem and TransactWriteItems on it (the template's DynamoDBCrudPolicy), "
-                f"and check that the table exists ({fix})"
+                f"access to {where} was denied ({code}: {message}); allow the function's role dynamodb:GetItem, "
+                "dynamodb:PutItem, dynamodb:UpdateItem and dynamodb:DeleteItem on it (a fenced commit's "
+                "TransactWriteItems is authorised action by action, as these calls: template.yaml's "
+                f"IdempotencyRecords statement), and check that the table exists ({fix})"
             )
         if code in REJECTED_CREDENTIALS:
             return StoreConfigurationError(
