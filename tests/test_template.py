@@ -62,6 +62,21 @@ def test_the_layer_declares_the_one_architecture_its_compiled_wheels_run_on() ->
         assert function["Properties"].get("Architectures", default) == [built_for], logical_id
 
 
+def test_the_layer_is_built_from_wheels_for_lambdas_machine_not_the_builders() -> None:
+    """pip installs wheels for the machine it runs on: `sam build` on a Mac (or an arm64 host) would pack compiled
+    extensions Lambda cannot load. The layer's Makefile asks for the template's runtime and architecture instead."""
+    layer = TEMPLATE["Resources"]["IdempotencyLayer"]
+    arch = layer["Metadata"]["BuildArchitecture"]
+    (runtime,) = layer["Properties"]["CompatibleRuntimes"]
+    makefile = (ROOT / "layers" / "idempotency" / "Makefile").read_text()
+    wheels = f"--platform manylinux2014_{arch} --implementation cp --python-version {runtime.removeprefix('python')}"
+    assert f"LAMBDA_WHEELS := {wheels} --only-binary=:all:" in makefile
+    (pip,) = [line for line in makefile.splitlines() if line.startswith("PIP := ")]
+    assert " -m pip install " in pip and pip.endswith(" $(LAMBDA_WHEELS)")
+    recipe = makefile.split("build-IdempotencyLayer:", 1)[1]
+    assert recipe.count("$(PIP) ") == 2 and "pip install" not in recipe  # both installs, and only through it
+
+
 def test_a_function_that_reads_offloaded_payloads_may_list_the_bucket() -> None:
     """S3 answers a GetObject of a missing key with 404 NoSuchKey only to a caller allowed s3:ListBucket on the bucket;
     to any other it answers 403 AccessDenied (AWS's GetObject reference). S3Offload reads NoSuchKey as the documented
