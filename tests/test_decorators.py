@@ -9,7 +9,7 @@ import enum
 import socket
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import pydantic
 import pytest
@@ -470,3 +470,85 @@ def test_cache_errors_that_are_not_exception_classes_fail_at_decoration(bad: Any
     function's own exception. Misconfiguration fails loudly, and at once."""
     with pytest.raises(TypeError, match="cache_errors"):
         idempotent_function(MemoryStore(), key="k", operation="ce", cache_errors=bad)(lambda k: k)
+
+
+@dataclasses.dataclass
+class Scaled:
+    """A dataclass whose ``__init__`` does more than store its fields: the replay must not run it again."""
+
+    amount: int
+    factor: dataclasses.InitVar[int] = 100
+    label: str = dataclasses.field(init=False, default="")
+
+    def __post_init__(self, factor: int) -> None:
+        self.amount *= factor
+
+
+def test_a_dataclass_replays_as_the_instance_returned_without_running_init_again() -> None:
+    """The replay called ``__init__`` with the stored fields: ``__post_init__`` scaled the amount a second time (a
+    silent wrong value), and a field with ``init=False`` made the replay unreadable. A dataclass now comes back as
+    pickle brings one back: its stored fields set on a new instance."""
+    returned = Scaled(3)
+    returned.label = "set after init"
+
+    @idempotent_function(MemoryStore(), key="k", local_cache=False, operation="scaled")
+    def produce(k: str) -> Scaled:
+        return returned
+
+    assert produce("a") == returned
+    replayed = produce("a")
+    assert replayed == returned
+    assert (replayed.amount, replayed.label) == (300, "set after init")
+
+
+class Point(NamedTuple):
+    color: Color
+    line: Line
+
+
+def test_enum_keys_and_named_tuples_are_rebuilt_from_the_annotation() -> None:
+    """``dict[Color, int]`` replayed ``{"red": 1}``, not even equal to ``{Color.RED: 1}``, and a named tuple came
+    back as a plain tuple of dicts and strings."""
+    store = MemoryStore()
+
+    @idempotent_function(store, key="k", local_cache=False, operation="by-color")
+    def by_color(k: str) -> dict[Color, int]:
+        return {Color.RED: 1}
+
+    @idempotent_function(store, key="k", local_cache=False, operation="point")
+    def point(k: str) -> Point:
+        return Point(Color.RED, Line("a", Decimal("1.5")))
+
+    for produce in (by_color, point):
+        first = produce("a")
+        replayed = produce("a")
+        assert replayed == first
+        assert type(replayed) is type(first)
+    assert list(by_color("a")) == [Color.RED]
+    assert point("a").line == Line("a", Decimal("1.5"))
+
+
+class Account(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    user_id: int = pydantic.Field(alias="userId")
+    balance: Decimal
+
+    @pydantic.computed_field  # type: ignore[prop-decorator]
+    @property
+    def overdrawn(self) -> bool:
+        return self.balance < 0
+
+
+def test_a_pydantic_model_with_aliases_and_computed_fields_replays() -> None:
+    """The model was stored by field name with its computed fields and validated by alias on replay: every replay
+    of a model with an alias, or with a computed field and ``extra="forbid"``, raised `ResultUnreadableError`."""
+    runs: list[int] = []
+
+    @idempotent_function(MemoryStore(), key="k", local_cache=False, operation="account")
+    def account(k: str) -> Account:
+        runs.append(1)
+        return Account(userId=7, balance=Decimal("-1.50"))
+
+    first = account("a")
+    assert account("a") == first
+    assert runs == [1]
