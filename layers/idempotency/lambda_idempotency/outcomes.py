@@ -9,7 +9,6 @@ touches stored bytes. Nothing here writes to the store: the engine decides when,
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -73,7 +72,8 @@ class Outcomes:
 
     def failure(self, execution: Execution, error: BaseException) -> Payload | None:
         """The stored form of a declared failure (`cache_errors`), in the record's result slot like a result."""
-        return self.result(execution, _failure(error), self._plain_serializer())
+        serializer = self._plain_serializer()
+        return self.result(execution, _failure(error, serializer), serializer)
 
     def replay(self, record: Record) -> Any:
         """The stored outcome of a finished record: its result, or its failure raised again."""
@@ -143,8 +143,7 @@ class Outcomes:
                 if _type_name(cls) == name:
                     args = stored.get("args")
                     try:
-                        rebuilt: BaseException = cls(*(args if args is not None else [message]))
-                        return rebuilt
+                        return _rebuilt(cls, tuple(args) if args is not None else (message,), stored.get("attrs"))
                     except Exception:
                         break
         return CachedFailureError(f"{name}: {message}", error_type=name)
@@ -174,19 +173,54 @@ def _with_subclasses(cls: type[BaseException]) -> list[type[BaseException]]:
     return found
 
 
-def _failure(error: BaseException) -> dict[str, Any]:
-    """What is stored of a declared failure: its type, its message and, when JSON carries them, its arguments."""
+def _rebuilt(cls: type[BaseException], args: tuple[Any, ...], attrs: Any) -> BaseException:
+    """The declared failure raised again: ``cls(*args)`` with the attributes it had. When that ``__init__`` turns
+    its arguments into others (``super().__init__(f"balance {balance} too low")``), the error is made as pickle
+    cannot: without running ``__init__`` again, its args and attributes set as they were. An ``__init__`` that
+    refuses the arguments raises (the caller answers `CachedFailureError`)."""
+    rebuilt = cls(*args)
+    if rebuilt.args != args:
+        rebuilt = cls.__new__(cls, *args)
+        rebuilt.args = args
+    if isinstance(attrs, dict):
+        for name, value in attrs.items():
+            try:
+                setattr(rebuilt, name, value)
+            except Exception:  # a read-only attribute: the error is raised without it
+                continue
+    return rebuilt
+
+
+def _failure(error: BaseException, serializer: Serializer) -> dict[str, Any]:
+    """What is stored of a declared failure: its type, its message and, when ``serializer`` carries them, its
+    arguments and attributes."""
     try:
         message = str(error)
     except Exception:  # a buggy __str__, an argument too deep or too big (ints past 4,300 digits) to write
         message = f"<{type(error).__name__}: str() failed>"
-    return {"type": _type_name(type(error)), "message": message, "args": _args(error)}
+    failure: dict[str, Any] = {"type": _type_name(type(error)), "message": message, "args": _args(error, serializer)}
+    attrs = {
+        name: value
+        for name, value in getattr(error, "__dict__", {}).items()
+        if type(name) is str and _writable(value, serializer)
+    }
+    if attrs:
+        failure["attrs"] = attrs
+    return failure
 
 
-def _args(error: BaseException) -> list[Any] | None:
-    """The arguments that rebuild the error on replay, or None when JSON cannot carry them within the depth limit."""
+def _args(error: BaseException, serializer: Serializer) -> list[Any] | None:
+    """The arguments that rebuild the error on replay, or None when ``serializer`` cannot carry them within the depth
+    limit."""
+    args = list(error.args)
+    return args if _writable(args, serializer) else None
+
+
+def _writable(value: Any, serializer: Serializer) -> bool:
+    """Whether ``serializer`` writes ``value`` within the depth limit."""
     try:
-        depth.check_depth(json.dumps(error.args))
-    except Exception:  # not JSON (TypeError), too big or too deep (ValueError, RecursionError, InputTooDeepError)
-        return None
-    return list(error.args)
+        text = serializer.dumps(value)
+        depth.check_depth(text)
+    except Exception:  # not serializable (TypeError), too big or too deep (ValueError, RecursionError, ...)
+        return False
+    return True
