@@ -279,6 +279,7 @@ def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:
     from .record import Record
 
     if inspect.iscoroutinefunction(fn):
+        replay_offloop = guard.outcomes.payloads is not None  # S3 or KMS behind a replay: boto3 calls, in a thread
 
         @functools.wraps(fn)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
@@ -292,7 +293,7 @@ def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:
             if started is None:
                 return await fn(*args, **kwargs)
             if isinstance(started, Record):
-                return guard.replay(started)
+                return await asyncio.to_thread(guard.replay, started) if replay_offloop else guard.replay(started)
             tokens = running.enter(started, context)
             try:
                 result = await fn(*args, **kwargs)
