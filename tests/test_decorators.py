@@ -552,3 +552,28 @@ def test_a_pydantic_model_with_aliases_and_computed_fields_replays() -> None:
     first = account("a")
     assert account("a") == first
     assert runs == [1]
+
+
+class Charger:
+    """A service object without ``__str__`` or ``__repr__``: its text is its memory address."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    @idempotent_function(MemoryStore(), key="order_id", fingerprint="@", operation="charger.charge")
+    def charge(self, order_id: str, amount: int) -> int:
+        self.runs += 1
+        return amount
+
+
+def test_a_key_or_fingerprint_holding_an_object_known_only_by_its_address_is_invalid() -> None:
+    """Such an object was hashed as ``<Charger object at 0x...>``: a method's ``fingerprint="@"`` (which holds
+    ``self``) made the same retry from another instance, or another container, a `KeyReuseError`, and an object as
+    the key made every call a new record, silently. Both are `InvalidKeyError` at the first call, before it runs."""
+    charger = Charger()
+    with pytest.raises(InvalidKeyError, match="address"):
+        charger.charge("o-1", 5)
+    runs, handler = counting_handler(MemoryStore(), key="k")
+    with pytest.raises(InvalidKeyError, match="address"):
+        handler({"k": object()}, None)
+    assert (charger.runs, runs.count) == (0, 0)

@@ -33,7 +33,7 @@ def normalise_key(value: Any) -> str:
         raise InvalidKeyError(f"idempotency key must be a finite number, got {value!r}")
     else:
         try:
-            text = canonical_json(value) if isinstance(value, (dict, list, tuple)) else str(value)
+            text = canonical_json(value) if isinstance(value, (dict, list, tuple)) else stable_text(value)
         except IdempotencyError:  # nested too deeply: InputTooDeepError
             raise
         except Exception as exc:  # an int past 4,300 digits, a __str__ that raises: the caller's value, typed
@@ -126,6 +126,19 @@ def canonical_json(value: Any) -> str:
 def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):  # str() of a set follows the process's hash seed: sort instead
         return sorted(value, key=canonical_json)
+    return stable_text(value)
+
+
+def stable_text(value: Any) -> str:
+    """``str(value)``; `InvalidKeyError` for an object whose only text is its memory address (no ``__str__`` nor
+    ``__repr__`` of its own): it differs from one instance and one process to another, so a key made of it would
+    never repeat and a fingerprint holding it (a method's ``self``) would never match a retry."""
+    kind: Any = type(value)
+    if kind.__str__ is object.__str__ and kind.__repr__ is object.__repr__:
+        raise InvalidKeyError(
+            f"a {kind.__qualname__} has no text but its memory address, which no retry repeats: select one of its "
+            "fields, or give it a __str__"
+        )
     return str(value)
 
 
