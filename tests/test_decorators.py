@@ -119,6 +119,26 @@ def test_function_jmespath_sees_arguments_by_name_with_defaults() -> None:
     assert seen == ["o-1-eu"]
 
 
+def test_function_jmespath_indexes_star_args_and_tuple_arguments() -> None:
+    """``*args`` is a parameter like the others, but it (and any tuple argument) was invisible to JMESPath, which
+    indexes lists only: ``key="args[0]"`` raised `MissingKeyError` for every call."""
+    seen: list[str] = []
+
+    @idempotent_function(MemoryStore(), key="args[0]", operation="star")
+    def star(*args: Any, **kwargs: Any) -> int:
+        seen.append(current().key)
+        return len(args)
+
+    @idempotent_function(MemoryStore(), key="pair[1]", operation="pair")
+    def pair(pair: tuple[str, str]) -> str:
+        seen.append(current().key)
+        return pair[1]
+
+    assert star("o-1", 2) == star("o-1", 2, x=1) == 2
+    assert pair(("a", "o-2")) == pair(("b", "o-2")) == "o-2"
+    assert seen == ["o-1", "o-2"]
+
+
 def test_current_exposes_the_execution_and_fails_outside() -> None:
     with pytest.raises(NoActiveExecutionError):
         current()
