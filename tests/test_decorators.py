@@ -252,6 +252,27 @@ def test_replays_return_the_same_python_value(value: Any) -> None:
     assert type(replayed) is type(value)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [datetime.time(1, 2), datetime.timedelta(seconds=5), 1 + 2j, 10**5000],
+    ids=["time", "timedelta", "complex", "int"],
+)
+def test_a_result_the_default_serializer_cannot_write_runs_once_and_replays_result_not_stored(value: Any) -> None:
+    """docs/how-it-works.md: returned to the first caller, not stored, the key COMPLETED; never a different value."""
+    runs: list[int] = []
+
+    @idempotent_function(MemoryStore(), key="k", operation="unsupported")
+    def produce(k: str) -> Any:
+        runs.append(1)
+        return value
+
+    assert produce("a") == value
+    for _ in range(2):
+        with pytest.raises(ResultNotStoredError):
+            produce("a")
+    assert runs == [1]
+
+
 def test_dataclasses_and_pydantic_models_rebuilt_from_the_annotation() -> None:
     store = MemoryStore()
     receipt = Receipt([Line("a", Decimal("1.10"))], datetime.datetime(2026, 5, 1), Color.RED)
