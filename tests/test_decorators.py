@@ -80,6 +80,24 @@ def test_optional_key_runs_without_idempotency() -> None:
     assert runs.count == 2
 
 
+@pytest.mark.parametrize("key", ["[user_id, order_id]", "{u: user_id, o: order_id}", lambda event: []])
+def test_a_key_of_fields_all_missing_is_a_missing_key_not_one_shared_record(key: Any) -> None:
+    """A multi-field key read ``[null, null]`` from an event without its fields: every such event shared that one
+    record, so the second got the first one's result (another user's). It is a missing key, as Powertools treats
+    it: `MissingKeyError`, or with ``required=False`` a call run without idempotency."""
+    runs, handler = counting_handler(MemoryStore(), key=key)
+    with pytest.raises(MissingKeyError):
+        handler({"name": "alice"}, None)
+    optional_runs, optional = counting_handler(MemoryStore(), key=key, required=False)
+    optional({"name": "alice"}, None)
+    optional({"name": "bob"}, None)
+    assert (runs.count, optional_runs.count) == (0, 2)
+    if isinstance(key, str):  # one field present is a key
+        handler({"user_id": "u-1"}, None)
+        handler({"user_id": "u-1"}, None)
+        assert runs.count == 1
+
+
 def test_callable_key_and_its_failures() -> None:
     runs, handler = counting_handler(MemoryStore(), key=lambda event: event["detail"]["id"])
     handler({"detail": {"id": 7}}, None)

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import depth
 from .codec import compact_json
-from .errors import IdempotencyError, InvalidKeyError, MissingScopeError
+from .errors import IdempotencyError, InvalidKeyError, MissingKeyError, MissingScopeError
 
 MAX_KEY_LENGTH = 255
 MAX_SCOPE_LENGTH = 1024
@@ -25,13 +25,19 @@ MAX_OPERATION_LENGTH = 1024
 def normalise_key(value: Any) -> str:
     """The key as the string that is stored and hashed; raises `InvalidKeyError` for unusable keys.
 
-    Containers become canonical JSON (so key order does not matter); anything else goes through ``str()``.
+    Containers become canonical JSON (so key order does not matter); anything else goes through ``str()``. A
+    container of nothing but nulls (``[user_id, order_id]`` read from an event that has neither), or an empty one, is
+    `MissingKeyError`: as one key, it would give every such call the first one's result.
     """
     if isinstance(value, str):
         text = value
     elif isinstance(value, float) and not math.isfinite(value):
         raise InvalidKeyError(f"idempotency key must be a finite number, got {value!r}")
     else:
+        if isinstance(value, (dict, list, tuple)) and all(
+            v is None for v in (value.values() if isinstance(value, dict) else value)
+        ):
+            raise MissingKeyError(f"every field of the idempotency key is missing ({_nothing(value)})")
         try:
             text = canonical_json(value) if isinstance(value, (dict, list, tuple)) else stable_text(value)
         except IdempotencyError:  # nested too deeply: InputTooDeepError
@@ -40,6 +46,10 @@ def normalise_key(value: Any) -> str:
             raise InvalidKeyError(f"the idempotency key cannot be written as text ({type(exc).__name__})") from exc
     _check_text("idempotency key", text, MAX_KEY_LENGTH)
     return text
+
+
+def _nothing(value: list[Any] | tuple[Any, ...] | dict[Any, Any]) -> str:
+    return "empty" if not value else "all null"
 
 
 def normalise_scope(value: Any) -> str | None:
