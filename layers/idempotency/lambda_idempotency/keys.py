@@ -34,9 +34,7 @@ def normalise_key(value: Any) -> str:
     elif isinstance(value, float) and not math.isfinite(value):
         raise InvalidKeyError(f"idempotency key must be a finite number, got {value!r}")
     else:
-        if isinstance(value, (dict, list, tuple)) and all(
-            v is None for v in (value.values() if isinstance(value, dict) else value)
-        ):
+        if _all_null(value) or (isinstance(value, (dict, list, tuple)) and not value):
             raise MissingKeyError(f"every field of the idempotency key is missing ({_nothing(value)})")
         try:
             text = canonical_json(value) if isinstance(value, (dict, list, tuple)) else stable_text(value)
@@ -48,7 +46,15 @@ def normalise_key(value: Any) -> str:
     return text
 
 
-def _nothing(value: list[Any] | tuple[Any, ...] | dict[Any, Any]) -> str:
+def _all_null(value: Any) -> bool:
+    """A multi-field key or scope (a list, tuple or dict) whose every field is null: read from an input that has
+    none of them. As one value, it would make every such call share one record."""
+    if isinstance(value, dict):
+        return bool(value) and all(v is None for v in value.values())
+    return isinstance(value, (list, tuple)) and bool(value) and all(v is None for v in value)
+
+
+def _nothing(value: Any) -> str:
     return "empty" if not value else "all null"
 
 
@@ -64,6 +70,8 @@ def normalise_scope(value: Any) -> str | None:
         return None
     if isinstance(value, (str, bytes, dict, list, tuple, set, frozenset)) and not value:
         raise MissingScopeError("the idempotency scope is empty; a scoped call needs a scope")
+    if type(value) is not str and _all_null(value):  # scope="[tenant, user]" without either: no scope
+        raise MissingScopeError("every field of the idempotency scope is missing (null); a scoped call needs a scope")
     try:
         text = value if isinstance(value, str) else str(value)
     except Exception as exc:  # an int past 4,300 digits, a list too deep to repr, a __str__ that raises
