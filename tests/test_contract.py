@@ -244,6 +244,51 @@ def test_a_cached_error_replays_its_own_args_message_and_attributes(store: Store
     assert runs == [1, 1]
 
 
+class GatewayError(Exception):
+    def __init__(self, status: int, body: bytes = b"") -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body  # the whole response, kept for the logs
+
+
+def test_a_cached_error_with_a_huge_attribute_is_still_replayed_as_its_type(store: Store, clock: FakeClock) -> None:
+    """Attributes are stored up to a bound: one the item cannot hold is left out, not the whole failure (which
+    would replay as a `CachedFailureError` of type Exception)."""
+
+    @idempotent_function(store, key="k", operation="gateway", clock=clock, cache_errors=(GatewayError,))
+    def call(k: str) -> None:
+        raise GatewayError(502, os.urandom(450_000))
+
+    with pytest.raises(GatewayError):
+        call("a")
+    with pytest.raises(GatewayError) as replayed:
+        call("a")
+    assert (replayed.value.args, replayed.value.status, replayed.value.body) == ((502,), 502, b"")
+
+
+class KeywordOnlyError(Exception):
+    def __init__(self, *, code: int) -> None:
+        super().__init__(f"code {code}")
+        self.code = code
+
+
+def test_a_cached_error_whose_init_refuses_its_args_is_rebuilt_from_all_it_stored(
+    store: Store, clock: FakeClock
+) -> None:
+    """``KeywordOnlyError("code 3")`` raises TypeError, so its replay was a `CachedFailureError`: with its args and
+    every attribute stored, it is made without running ``__init__``."""
+
+    @idempotent_function(store, key="k", operation="kw", clock=clock, cache_errors=(KeywordOnlyError,))
+    def fail(k: str) -> None:
+        raise KeywordOnlyError(code=3)
+
+    with pytest.raises(KeywordOnlyError):
+        fail("a")
+    with pytest.raises(KeywordOnlyError) as replayed:
+        fail("a")
+    assert (replayed.value.args, replayed.value.code, str(replayed.value)) == (("code 3",), 3, "code 3")
+
+
 def test_big_results_are_compressed_and_replayed(store: Store, clock: FakeClock) -> None:
     counter, charge = make(store, clock)
     big = {"rows": [f"row-{i}" for i in range(20_000)]}  # ~250 KB of JSON, compresses well

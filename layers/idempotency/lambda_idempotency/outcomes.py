@@ -143,7 +143,12 @@ class Outcomes:
                 if _type_name(cls) == name:
                     args = stored.get("args")
                     try:
-                        return _rebuilt(cls, tuple(args) if args is not None else (message,), stored.get("attrs"))
+                        return _rebuilt(
+                            cls,
+                            tuple(args) if isinstance(args, list) else (message,),
+                            stored.get("attrs"),
+                            whole=isinstance(args, list) and not stored.get("partial"),
+                        )
                     except Exception:
                         break
         return CachedFailureError(f"{name}: {message}", error_type=name)
@@ -173,12 +178,19 @@ def _with_subclasses(cls: type[BaseException]) -> list[type[BaseException]]:
     return found
 
 
-def _rebuilt(cls: type[BaseException], args: tuple[Any, ...], attrs: Any) -> BaseException:
+def _rebuilt(cls: type[BaseException], args: tuple[Any, ...], attrs: Any, *, whole: bool) -> BaseException:
     """The declared failure raised again: ``cls(*args)`` with the attributes it had. When that ``__init__`` turns
-    its arguments into others (``super().__init__(f"balance {balance} too low")``), the error is made as pickle
-    cannot: without running ``__init__`` again, its args and attributes set as they were. An ``__init__`` that
-    refuses the arguments raises (the caller answers `CachedFailureError`)."""
-    rebuilt = cls(*args)
+    its arguments into others (``super().__init__(f"balance {balance} too low")``) or refuses them (keyword-only
+    parameters), the error is made as pickle cannot: without running ``__init__`` again, its args and attributes set
+    as they were; that needs all of them (``whole``), else an ``__init__`` that refuses raises (the caller answers
+    `CachedFailureError`)."""
+    try:
+        rebuilt = cls(*args)
+    except Exception:
+        if not whole:
+            raise
+        rebuilt = cls.__new__(cls, *args)
+        rebuilt.args = args
     if rebuilt.args != args:
         rebuilt = cls.__new__(cls, *args)
         rebuilt.args = args
@@ -199,28 +211,37 @@ def _failure(error: BaseException, serializer: Serializer) -> dict[str, Any]:
     except Exception:  # a buggy __str__, an argument too deep or too big (ints past 4,300 digits) to write
         message = f"<{type(error).__name__}: str() failed>"
     failure: dict[str, Any] = {"type": _type_name(type(error)), "message": message, "args": _args(error, serializer)}
-    attrs = {
-        name: value
-        for name, value in getattr(error, "__dict__", {}).items()
-        if type(name) is str and _writable(value, serializer)
-    }
+    attrs: dict[str, Any] = {}
+    room = MAX_FAILURE_ATTRS_CHARS
+    for name, value in getattr(error, "__dict__", {}).items():
+        size = _written_size(value, serializer) if type(name) is str else -1
+        if 0 <= size <= room:
+            attrs[name] = value
+            room -= size
+        else:
+            failure["partial"] = True  # not all of it: an __init__ that refuses its args cannot be bypassed
     if attrs:
         failure["attrs"] = attrs
     return failure
+
+
+MAX_FAILURE_ATTRS_CHARS = 16_384
+"""What a stored failure keeps of its attributes, written: past it (a whole HTTP response kept on the error) the
+others are left out, so an error that was stored before its attributes were (its type, args, message) still is."""
 
 
 def _args(error: BaseException, serializer: Serializer) -> list[Any] | None:
     """The arguments that rebuild the error on replay, or None when ``serializer`` cannot carry them within the depth
     limit."""
     args = list(error.args)
-    return args if _writable(args, serializer) else None
+    return args if _written_size(args, serializer) >= 0 else None
 
 
-def _writable(value: Any, serializer: Serializer) -> bool:
-    """Whether ``serializer`` writes ``value`` within the depth limit."""
+def _written_size(value: Any, serializer: Serializer) -> int:
+    """The length of ``value`` written by ``serializer`` within the depth limit; -1 when it cannot be."""
     try:
         text = serializer.dumps(value)
         depth.check_depth(text)
     except Exception:  # not serializable (TypeError), too big or too deep (ValueError, RecursionError, ...)
-        return False
-    return True
+        return -1
+    return len(text)
