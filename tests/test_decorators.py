@@ -98,6 +98,16 @@ def test_a_key_of_fields_all_missing_is_a_missing_key_not_one_shared_record(key:
         assert runs.count == 1
 
 
+@pytest.mark.parametrize("key", ["order_id", lambda event: event["order_id"]], ids=["jmespath", "callable"])
+def test_a_handler_called_with_keywords_reads_its_event(key: Any) -> None:
+    """``handler(event=..., context=...)`` (a test calling its handler by name) read no event: `MissingKeyError`,
+    or with ``required=False`` a call run without idempotency, silently."""
+    runs, handler = counting_handler(MemoryStore(), key=key, required=False)
+    handler(event={"order_id": "o-1"}, context=None)
+    handler({"order_id": "o-1"}, None)
+    assert runs.count == 1
+
+
 def test_callable_key_and_its_failures() -> None:
     runs, handler = counting_handler(MemoryStore(), key=lambda event: event["detail"]["id"])
     handler({"detail": {"id": 7}}, None)

@@ -161,8 +161,8 @@ def event_selector(selector: Selector) -> Callable[[Arguments], Any]:
     """For `idempotent`: a JMESPath runs on the event, a callable gets the event."""
     if isinstance(selector, str):
         path = _JmesPath(selector)
-        return lambda call: path.search(call[0][0] if call[0] else None)
-    return _guarded(lambda call: selector(call[0][0]))
+        return lambda call: path.search(call[0][0] if call[0] else call[1].get("event"))
+    return _guarded(lambda call: selector(call[0][0] if call[0] else call[1]["event"]))  # handler(event=...) too
 
 
 def argument_selector(selector: Selector, fn: Callable[..., Any]) -> Callable[[Arguments], Any]:
