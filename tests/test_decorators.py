@@ -452,6 +452,32 @@ def test_async_exception_releases_the_key() -> None:
     assert asyncio.run(work("a")) == "second"
 
 
+def test_an_async_call_cancelled_while_it_claims_gives_its_key_back() -> None:
+    """A task cancelled while its claim ran in the worker thread (``asyncio.wait_for`` around the call) left the
+    claim held and its lease renewed in the background for as long as the process lived: every retry got
+    `InProgressError`. The function never ran, so the key is given back once the claim lands."""
+    store = MemoryStore()
+    runs: list[str] = []
+
+    @idempotent_function(store, key="k", operation="async-cancelled", lease=0.3)
+    async def work(k: str) -> str:
+        runs.append(k)
+        return k
+
+    async def cancel_then_retry() -> str:
+        task = asyncio.create_task(work("a"))
+        await asyncio.sleep(0)  # the task is now waiting for its claim
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(1)  # past the lease (0.3 s + 1 s margin would be needed without a release)
+        assert not store._records  # given back, not merely left to expire
+        return await work("a")
+
+    assert asyncio.run(cancel_then_retry()) == "a"
+    assert runs == ["a"]
+
+
 def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

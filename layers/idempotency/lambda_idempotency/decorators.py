@@ -20,6 +20,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor, Future
+
     from .codec import Serializer
     from .engine import Clock, Guard
     from .execution import Mode
@@ -286,10 +288,20 @@ def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:
             if disabled():
                 return await fn(*args, **kwargs)
             import asyncio
+            import contextvars
 
             call = (args, kwargs)
             context = context_of(call)
-            started = await asyncio.to_thread(guard.begin, call, context)
+            # What asyncio.to_thread does, with the thread's own future kept: a cancelled caller gives its claim back
+            claiming = _claims().submit(contextvars.copy_context().run, guard.begin, call, context)
+            try:
+                started = await asyncio.wrap_future(claiming)
+            except asyncio.CancelledError:
+                if claiming.done():  # its release is a store call: never on the event loop's thread
+                    _claims().submit(_give_back, guard, claiming)
+                else:
+                    claiming.add_done_callback(functools.partial(_give_back, guard))
+                raise
             if started is None:
                 return await fn(*args, **kwargs)
             if isinstance(started, Record):
@@ -330,6 +342,31 @@ def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:
 
     guard_attr(run, guard)
     return run  # type: ignore[return-value]
+
+
+_claim_pool: Executor | None = None
+
+
+def _claims() -> Executor:
+    """The threads async functions claim their keys in (as many as ``asyncio.to_thread``'s default pool)."""
+    global _claim_pool  # noqa: PLW0603 - one pool per process, made at the first async call
+    if _claim_pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _claim_pool = ThreadPoolExecutor(thread_name_prefix="lambda-idempotency-claim")
+    return _claim_pool
+
+
+def _give_back(guard: Guard, claiming: Future[Any]) -> None:
+    """The claim of a call cancelled while it was made (in the claiming thread, once it landed): the function never
+    ran, so its key is released (its lease stopped) and a retry runs it at once."""
+    from .execution import Execution
+
+    if claiming.cancelled() or claiming.exception() is not None:
+        return
+    started = claiming.result()
+    if isinstance(started, Execution):
+        guard.release(started)
 
 
 def guard_attr(wrapper: Callable[..., Any], guard: Guard) -> None:
