@@ -672,3 +672,21 @@ def test_a_key_or_fingerprint_holding_an_object_known_only_by_its_address_is_inv
     with pytest.raises(InvalidKeyError, match="address"):
         handler({"k": object()}, None)
     assert (charger.runs, runs.count) == (0, 0)
+
+
+def test_a_generator_function_is_refused_when_decorated() -> None:
+    """A generator's body runs while its caller iterates, after the call returned: the record was COMPLETED with no
+    result (a generator cannot be stored), the body ran outside the record, and replays raised
+    `ResultNotStoredError`. It is a TypeError when decorated, as for any other misuse found there."""
+
+    def numbers(k: str) -> Any:
+        yield k
+
+    async def async_numbers(k: str) -> Any:
+        yield k
+
+    for fn in (numbers, async_numbers):
+        with pytest.raises(TypeError, match="generator"):
+            idempotent_function(MemoryStore(), key="k", operation="gen")(fn)
+        with pytest.raises(TypeError, match="generator"):
+            idempotent(MemoryStore(), key="k", operation="gen")(fn)

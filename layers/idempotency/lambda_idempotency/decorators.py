@@ -225,6 +225,11 @@ def _guard(
     from .engine import Guard
     from .keys import check_operation
 
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(
+            f"{fn.__qualname__} is a generator function: its body would run while its caller iterates, after the "
+            "call was recorded as complete. Decorate a function that returns the values (a list, say)"
+        )
     warn_about_powertools_switch()
     ttl_s = _seconds(ttl, "ttl")
     lease_s = _seconds(lease, "lease") if lease is not None else None
