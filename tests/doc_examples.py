@@ -129,8 +129,16 @@ def default_environment() -> Iterator[None]:
 
 @contextmanager
 def plain_environment() -> Iterator[None]:
-    """Nothing set up: for blocks that start their own backends (``lambda_idempotency.testing``)."""
-    yield
+    """Nothing set up, as on a developer's machine or a CI runner without AWS configured: no credentials, no region
+    (the suite's own fake ones are taken away for the block). For blocks that start their own backends
+    (``lambda_idempotency.testing``) or need no AWS at all."""
+    saved = {name: value for name, value in os.environ.items() if name.startswith("AWS_")}
+    for name in saved:
+        del os.environ[name]
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 @contextmanager

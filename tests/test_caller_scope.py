@@ -25,7 +25,11 @@ ALICE_TOKEN = "eyJhbGciOiJSUzI1NiJ9." + "a" * 1500 + ".sig"
 # Item 1: a configured scope that yields nothing
 
 
-@pytest.mark.parametrize("empty", [None, "", []], ids=["none", "empty-string", "empty-list"])
+@pytest.mark.parametrize(
+    "empty",
+    [None, "", [], [None, None], {"tenant": None}],
+    ids=["none", "empty-string", "empty-list", "list-of-nulls", "object-of-nulls"],
+)
 def test_a_scope_that_yields_nothing_raises_and_never_shares_a_record(empty: Any) -> None:
     store = MemoryStore()
     runs: list[str] = []
@@ -52,6 +56,21 @@ def test_a_handler_scope_read_from_the_event_that_is_absent_raises() -> None:
     assert handler({"order_id": "1", "tenant": "t-1"}, None) == "t-1"
     with pytest.raises(MissingScopeError):
         handler({"order_id": "1"}, None)
+    assert len(store._records) == 1
+
+
+def test_a_multi_field_scope_whose_fields_are_all_absent_raises() -> None:
+    """``scope="[tenant, user]"`` read ``[None, None]`` from an event without either: one scope, "[None, None]",
+    that every such caller shared (each got the first one's result under a shared key)."""
+    store = MemoryStore()
+
+    @idempotent(store, key="order_id", scope="[tenant, user]", operation="orders")
+    def handler(event: dict[str, Any], context: Any) -> str:
+        return str(event.get("secret"))
+
+    with pytest.raises(MissingScopeError):
+        handler({"order_id": "1", "secret": "alice's"}, None)
+    assert handler({"order_id": "1", "tenant": "t-1"}, None) == "None"
     assert len(store._records) == 1
 
 

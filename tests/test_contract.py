@@ -5,7 +5,9 @@ Each scenario drives the public decorators against a real store; time moves thro
 
 from __future__ import annotations
 
+import datetime
 import os
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -202,6 +204,89 @@ def test_cached_error_rebuilt_from_its_args_or_named(store: Store, clock: FakeCl
     with pytest.raises(CachedFailureError) as replayed:
         fail("odd")
     assert "Unbuildable" in replayed.value.error_type
+
+
+class InsufficientFundsError(Exception):
+    """The usual custom exception: ``__init__`` takes other arguments than it gives ``Exception.__init__``."""
+
+    def __init__(self, balance: Decimal) -> None:
+        super().__init__(f"balance {balance} too low")
+        self.balance = balance
+
+
+def test_a_cached_error_replays_its_own_args_message_and_attributes(store: Store, clock: FakeClock) -> None:
+    """The replay called ``InsufficientFundsError("balance 5 too low")``: its message became "balance balance 5 too
+    low too low" and its ``balance`` that text, silently. Arguments JSON does not carry (a Decimal, a date) were
+    replaced by the message. The replay now has the first error's args, message and attributes."""
+    runs: list[int] = []
+
+    @idempotent_function(
+        store, key="k", operation="funds", clock=clock, cache_errors=(InsufficientFundsError, NeedsTwoArgsError)
+    )
+    def pay(k: str) -> None:
+        runs.append(1)
+        if k == "two":
+            raise NeedsTwoArgsError(Decimal("10.00"), datetime.date(2026, 1, 2))
+        raise InsufficientFundsError(Decimal("5.00"))
+
+    for k in ("funds", "two"):
+        raised = []
+        for _ in range(3):
+            with pytest.raises(Exception) as info:
+                pay(k)
+            raised.append(info.value)
+        first, *replays = raised
+        for replayed in replays:
+            assert type(replayed) is type(first)
+            assert replayed.args == first.args
+            assert str(replayed) == str(first)
+            assert vars(replayed) == vars(first)
+    assert runs == [1, 1]
+
+
+class GatewayError(Exception):
+    def __init__(self, status: int, body: bytes = b"") -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body  # the whole response, kept for the logs
+
+
+def test_a_cached_error_with_a_huge_attribute_is_still_replayed_as_its_type(store: Store, clock: FakeClock) -> None:
+    """Attributes are stored up to a bound: one the item cannot hold is left out, not the whole failure (which
+    would replay as a `CachedFailureError` of type Exception)."""
+
+    @idempotent_function(store, key="k", operation="gateway", clock=clock, cache_errors=(GatewayError,))
+    def call(k: str) -> None:
+        raise GatewayError(502, os.urandom(450_000))
+
+    with pytest.raises(GatewayError):
+        call("a")
+    with pytest.raises(GatewayError) as replayed:
+        call("a")
+    assert (replayed.value.args, replayed.value.status, replayed.value.body) == ((502,), 502, b"")
+
+
+class KeywordOnlyError(Exception):
+    def __init__(self, *, code: int) -> None:
+        super().__init__(f"code {code}")
+        self.code = code
+
+
+def test_a_cached_error_whose_init_refuses_its_args_is_rebuilt_from_all_it_stored(
+    store: Store, clock: FakeClock
+) -> None:
+    """``KeywordOnlyError("code 3")`` raises TypeError, so its replay was a `CachedFailureError`: with its args and
+    every attribute stored, it is made without running ``__init__``."""
+
+    @idempotent_function(store, key="k", operation="kw", clock=clock, cache_errors=(KeywordOnlyError,))
+    def fail(k: str) -> None:
+        raise KeywordOnlyError(code=3)
+
+    with pytest.raises(KeywordOnlyError):
+        fail("a")
+    with pytest.raises(KeywordOnlyError) as replayed:
+        fail("a")
+    assert (replayed.value.args, replayed.value.code, str(replayed.value)) == (("code 3",), 3, "code 3")
 
 
 def test_big_results_are_compressed_and_replayed(store: Store, clock: FakeClock) -> None:

@@ -9,7 +9,7 @@ import enum
 import socket
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import pydantic
 import pytest
@@ -80,6 +80,34 @@ def test_optional_key_runs_without_idempotency() -> None:
     assert runs.count == 2
 
 
+@pytest.mark.parametrize("key", ["[user_id, order_id]", "{u: user_id, o: order_id}", lambda event: []])
+def test_a_key_of_fields_all_missing_is_a_missing_key_not_one_shared_record(key: Any) -> None:
+    """A multi-field key read ``[null, null]`` from an event without its fields: every such event shared that one
+    record, so the second got the first one's result (another user's). It is a missing key, as Powertools treats
+    it: `MissingKeyError`, or with ``required=False`` a call run without idempotency."""
+    runs, handler = counting_handler(MemoryStore(), key=key)
+    with pytest.raises(MissingKeyError):
+        handler({"name": "alice"}, None)
+    optional_runs, optional = counting_handler(MemoryStore(), key=key, required=False)
+    optional({"name": "alice"}, None)
+    optional({"name": "bob"}, None)
+    assert (runs.count, optional_runs.count) == (0, 2)
+    if isinstance(key, str):  # one field present is a key
+        handler({"user_id": "u-1"}, None)
+        handler({"user_id": "u-1"}, None)
+        assert runs.count == 1
+
+
+@pytest.mark.parametrize("key", ["order_id", lambda event: event["order_id"]], ids=["jmespath", "callable"])
+def test_a_handler_called_with_keywords_reads_its_event(key: Any) -> None:
+    """``handler(event=..., context=...)`` (a test calling its handler by name) read no event: `MissingKeyError`,
+    or with ``required=False`` a call run without idempotency, silently."""
+    runs, handler = counting_handler(MemoryStore(), key=key, required=False)
+    handler(event={"order_id": "o-1"}, context=None)
+    handler({"order_id": "o-1"}, None)
+    assert runs.count == 1
+
+
 def test_callable_key_and_its_failures() -> None:
     runs, handler = counting_handler(MemoryStore(), key=lambda event: event["detail"]["id"])
     handler({"detail": {"id": 7}}, None)
@@ -117,6 +145,26 @@ def test_function_jmespath_sees_arguments_by_name_with_defaults() -> None:
     charge({"id": "o-1"})
     charge(order={"id": "o-1"}, region="eu")
     assert seen == ["o-1-eu"]
+
+
+def test_function_jmespath_indexes_star_args_and_tuple_arguments() -> None:
+    """``*args`` is a parameter like the others, but it (and any tuple argument) was invisible to JMESPath, which
+    indexes lists only: ``key="args[0]"`` raised `MissingKeyError` for every call."""
+    seen: list[str] = []
+
+    @idempotent_function(MemoryStore(), key="args[0]", operation="star")
+    def star(*args: Any, **kwargs: Any) -> int:
+        seen.append(current().key)
+        return len(args)
+
+    @idempotent_function(MemoryStore(), key="pair[1]", operation="pair")
+    def pair(pair: tuple[str, str]) -> str:
+        seen.append(current().key)
+        return pair[1]
+
+    assert star("o-1", 2) == star("o-1", 2, x=1) == 2
+    assert pair(("a", "o-2")) == pair(("b", "o-2")) == "o-2"
+    assert seen == ["o-1", "o-2"]
 
 
 def test_current_exposes_the_execution_and_fails_outside() -> None:
@@ -230,6 +278,27 @@ def test_replays_return_the_same_python_value(value: Any) -> None:
     replayed = produce("a")
     assert replayed == value
     assert type(replayed) is type(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [datetime.time(1, 2), datetime.timedelta(seconds=5), 1 + 2j, 10**5000],
+    ids=["time", "timedelta", "complex", "int"],
+)
+def test_a_result_the_default_serializer_cannot_write_runs_once_and_replays_result_not_stored(value: Any) -> None:
+    """docs/how-it-works.md: returned to the first caller, not stored, the key COMPLETED; never a different value."""
+    runs: list[int] = []
+
+    @idempotent_function(MemoryStore(), key="k", operation="unsupported")
+    def produce(k: str) -> Any:
+        runs.append(1)
+        return value
+
+    assert produce("a") == value
+    for _ in range(2):
+        with pytest.raises(ResultNotStoredError):
+            produce("a")
+    assert runs == [1]
 
 
 def test_dataclasses_and_pydantic_models_rebuilt_from_the_annotation() -> None:
@@ -383,6 +452,32 @@ def test_async_exception_releases_the_key() -> None:
     assert asyncio.run(work("a")) == "second"
 
 
+def test_an_async_call_cancelled_while_it_claims_gives_its_key_back() -> None:
+    """A task cancelled while its claim ran in the worker thread (``asyncio.wait_for`` around the call) left the
+    claim held and its lease renewed in the background for as long as the process lived: every retry got
+    `InProgressError`. The function never ran, so the key is given back once the claim lands."""
+    store = MemoryStore()
+    runs: list[str] = []
+
+    @idempotent_function(store, key="k", operation="async-cancelled", lease=0.3)
+    async def work(k: str) -> str:
+        runs.append(k)
+        return k
+
+    async def cancel_then_retry() -> str:
+        task = asyncio.create_task(work("a"))
+        await asyncio.sleep(0)  # the task is now waiting for its claim
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(1)  # past the lease (0.3 s + 1 s margin would be needed without a release)
+        assert not store._records  # given back, not merely left to expire
+        return await work("a")
+
+    assert asyncio.run(cancel_then_retry()) == "a"
+    assert runs == ["a"]
+
+
 def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -470,3 +565,128 @@ def test_cache_errors_that_are_not_exception_classes_fail_at_decoration(bad: Any
     function's own exception. Misconfiguration fails loudly, and at once."""
     with pytest.raises(TypeError, match="cache_errors"):
         idempotent_function(MemoryStore(), key="k", operation="ce", cache_errors=bad)(lambda k: k)
+
+
+@dataclasses.dataclass
+class Scaled:
+    """A dataclass whose ``__init__`` does more than store its fields: the replay must not run it again."""
+
+    amount: int
+    factor: dataclasses.InitVar[int] = 100
+    label: str = dataclasses.field(init=False, default="")
+
+    def __post_init__(self, factor: int) -> None:
+        self.amount *= factor
+
+
+def test_a_dataclass_replays_as_the_instance_returned_without_running_init_again() -> None:
+    """The replay called ``__init__`` with the stored fields: ``__post_init__`` scaled the amount a second time (a
+    silent wrong value), and a field with ``init=False`` made the replay unreadable. A dataclass now comes back as
+    pickle brings one back: its stored fields set on a new instance."""
+    returned = Scaled(3)
+    returned.label = "set after init"
+
+    @idempotent_function(MemoryStore(), key="k", local_cache=False, operation="scaled")
+    def produce(k: str) -> Scaled:
+        return returned
+
+    assert produce("a") == returned
+    replayed = produce("a")
+    assert replayed == returned
+    assert (replayed.amount, replayed.label) == (300, "set after init")
+
+
+class Point(NamedTuple):
+    color: Color
+    line: Line
+
+
+def test_enum_keys_and_named_tuples_are_rebuilt_from_the_annotation() -> None:
+    """``dict[Color, int]`` replayed ``{"red": 1}``, not even equal to ``{Color.RED: 1}``, and a named tuple came
+    back as a plain tuple of dicts and strings."""
+    store = MemoryStore()
+
+    @idempotent_function(store, key="k", local_cache=False, operation="by-color")
+    def by_color(k: str) -> dict[Color, int]:
+        return {Color.RED: 1}
+
+    @idempotent_function(store, key="k", local_cache=False, operation="point")
+    def point(k: str) -> Point:
+        return Point(Color.RED, Line("a", Decimal("1.5")))
+
+    for produce in (by_color, point):
+        first = produce("a")
+        replayed = produce("a")
+        assert replayed == first
+        assert type(replayed) is type(first)
+    assert list(by_color("a")) == [Color.RED]
+    assert point("a").line == Line("a", Decimal("1.5"))
+
+
+class Account(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    user_id: int = pydantic.Field(alias="userId")
+    balance: Decimal
+
+    @pydantic.computed_field  # type: ignore[prop-decorator]
+    @property
+    def overdrawn(self) -> bool:
+        return self.balance < 0
+
+
+def test_a_pydantic_model_with_aliases_and_computed_fields_replays() -> None:
+    """The model was stored by field name with its computed fields and validated by alias on replay: every replay
+    of a model with an alias, or with a computed field and ``extra="forbid"``, raised `ResultUnreadableError`."""
+    runs: list[int] = []
+
+    @idempotent_function(MemoryStore(), key="k", local_cache=False, operation="account")
+    def account(k: str) -> Account:
+        runs.append(1)
+        return Account(userId=7, balance=Decimal("-1.50"))
+
+    first = account("a")
+    assert account("a") == first
+    assert runs == [1]
+
+
+class Charger:
+    """A service object without ``__str__`` or ``__repr__``: its text is its memory address."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    @idempotent_function(MemoryStore(), key="order_id", fingerprint="@", operation="charger.charge")
+    def charge(self, order_id: str, amount: int) -> int:
+        self.runs += 1
+        return amount
+
+
+def test_a_key_or_fingerprint_holding_an_object_known_only_by_its_address_is_invalid() -> None:
+    """Such an object was hashed as ``<Charger object at 0x...>``: a method's ``fingerprint="@"`` (which holds
+    ``self``) made the same retry from another instance, or another container, a `KeyReuseError`, and an object as
+    the key made every call a new record, silently. Both are `InvalidKeyError` at the first call, before it runs."""
+    charger = Charger()
+    with pytest.raises(InvalidKeyError, match="address"):
+        charger.charge("o-1", 5)
+    runs, handler = counting_handler(MemoryStore(), key="k")
+    with pytest.raises(InvalidKeyError, match="address"):
+        handler({"k": object()}, None)
+    assert (charger.runs, runs.count) == (0, 0)
+
+
+def test_a_generator_function_is_refused_when_decorated() -> None:
+    """A generator's body runs while its caller iterates, after the call returned: the record was COMPLETED with no
+    result (a generator cannot be stored), the body ran outside the record, and replays raised
+    `ResultNotStoredError`. It is a TypeError when decorated, as for any other misuse found there."""
+
+    def numbers(k: str) -> Any:
+        yield k
+
+    async def async_numbers(k: str) -> Any:
+        yield k
+
+    for fn in (numbers, async_numbers):
+        with pytest.raises(TypeError, match="generator"):
+            idempotent_function(MemoryStore(), key="k", operation="gen")(fn)
+        with pytest.raises(TypeError, match="generator"):
+            idempotent(MemoryStore(), key="k", operation="gen")(fn)

@@ -395,3 +395,26 @@ def test_the_memory_store_offloads_too(aws: None) -> None:
     assert produce("a") == payload
     (record,) = store._records.values()
     assert isinstance(record.result, bytes) and record.result[:1] == OFFLOADED
+
+
+def test_an_async_replay_reads_its_object_off_the_event_loop(aws: None) -> None:
+    """Async functions promise boto3 never blocks the event loop; the replay of an offloaded result fetched its S3
+    object on the loop's own thread."""
+    import asyncio
+    import threading
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    store = offloading_store(s3=s3)
+    fetched_on: list[int] = []
+    s3.meta.events.register("before-call.s3.GetObject", lambda **_: fetched_on.append(threading.get_ident()))
+
+    @idempotent_function(store, key="k", operation="async-big", local_cache=False)
+    async def produce(k: str) -> bytes:
+        return os.urandom(450_000)
+
+    async def twice() -> tuple[bytes, bytes, int]:
+        return await produce("a"), await produce("a"), threading.get_ident()
+
+    first, replayed, loop_thread = asyncio.run(twice())
+    assert replayed == first
+    assert fetched_on and loop_thread not in fetched_on

@@ -234,8 +234,8 @@ def _encode(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _encode({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
     dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return _encode(dump())
+    if callable(dump):  # pydantic v2: the form its validation reads back (no computed fields)
+        return _encode(dump(round_trip=True) if hasattr(type(value), "__pydantic_serializer__") else dump())
     for base, encoder in _ENCODERS.items():
         if isinstance(value, base):
             return encoder(value)
@@ -264,7 +264,9 @@ def _rebuild(annotation: Any, value: Any) -> Any:
     if origin is list and args and isinstance(value, list):
         return [_rebuild(args[0], x) for x in value]
     if origin is dict and len(args) == 2 and isinstance(value, dict):
-        return {k: _rebuild(args[1], x) for k, x in value.items()}
+        if args[0] in _SCALARS or args[0] is Any:
+            return {k: _rebuild(args[1], x) for k, x in value.items()}
+        return {_rebuild(args[0], k): _rebuild(args[1], x) for k, x in value.items()}  # enum keys
     if origin is tuple and args and isinstance(value, tuple):
         if len(args) == 2 and args[1] is Ellipsis:  # tuple[X, ...]
             return tuple(_rebuild(args[0], x) for x in value)
@@ -279,14 +281,37 @@ def _rebuild(annotation: Any, value: Any) -> Any:
     if not isinstance(annotation, type):
         return value
     if dataclasses.is_dataclass(annotation) and isinstance(value, dict):
-        hints = typing.get_type_hints(annotation)
-        return annotation(**{k: _rebuild(hints.get(k, Any), x) for k, x in value.items()})
+        return _dataclass(annotation, value)
     validate = getattr(annotation, "model_validate", None)
     if callable(validate) and isinstance(value, dict):
+        if hasattr(annotation, "__pydantic_serializer__"):  # stored by field name, whatever its aliases
+            try:
+                return validate(value, by_name=True)
+            except TypeError:  # pydantic before 2.11: no by_name
+                pass
         return validate(value)
+    if issubclass(annotation, tuple) and hasattr(annotation, "_fields") and isinstance(value, tuple):
+        hints = typing.get_type_hints(annotation)  # a named tuple
+        return annotation(*(_rebuild(hints.get(f, Any), x) for f, x in zip(annotation._fields, value, strict=False)))
     if issubclass(annotation, enum.Enum):
         return annotation(value)
     return value
+
+
+def _dataclass(cls: type, value: dict[str, Any]) -> Any:
+    """The dataclass instance whose fields were stored, rebuilt as pickle rebuilds one: its fields set on a new
+    instance, without running ``__init__`` and ``__post_init__`` again (which may change them, or need an
+    ``InitVar`` that was never stored). A record missing a field or carrying an unknown one (the class changed
+    since) goes through ``__init__``, which fills defaults or raises."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    fields = {k: _rebuild(hints.get(k, Any), x) for k, x in value.items()}
+    if len(fields) != len(names) or not all(name in fields for name in names):
+        return cls(**fields)
+    instance: Any = object.__new__(cls)
+    for name in names:
+        object.__setattr__(instance, name, fields[name])  # frozen ones too
+    return instance
 
 
 _UNION_TYPE = type(int | None)

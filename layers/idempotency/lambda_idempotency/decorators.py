@@ -20,6 +20,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor, Future
+
     from .codec import Serializer
     from .engine import Clock, Guard
     from .execution import Mode
@@ -223,6 +225,11 @@ def _guard(
     from .engine import Guard
     from .keys import check_operation
 
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(
+            f"{fn.__qualname__} is a generator function: its body would run while its caller iterates, after the "
+            "call was recorded as complete. Decorate a function that returns the values (a list, say)"
+        )
     warn_about_powertools_switch()
     ttl_s = _seconds(ttl, "ttl")
     lease_s = _seconds(lease, "lease") if lease is not None else None
@@ -279,20 +286,31 @@ def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:
     from .record import Record
 
     if inspect.iscoroutinefunction(fn):
+        replay_offloop = guard.outcomes.payloads is not None  # S3 or KMS behind a replay: boto3 calls, in a thread
 
         @functools.wraps(fn)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
             if disabled():
                 return await fn(*args, **kwargs)
             import asyncio
+            import contextvars
 
             call = (args, kwargs)
             context = context_of(call)
-            started = await asyncio.to_thread(guard.begin, call, context)
+            # What asyncio.to_thread does, with the thread's own future kept: a cancelled caller gives its claim back
+            claiming = _claims().submit(contextvars.copy_context().run, guard.begin, call, context)
+            try:
+                started = await asyncio.wrap_future(claiming)
+            except asyncio.CancelledError:
+                if claiming.done():  # its release is a store call: never on the event loop's thread
+                    _claims().submit(_give_back, guard, claiming)
+                else:
+                    claiming.add_done_callback(functools.partial(_give_back, guard))
+                raise
             if started is None:
                 return await fn(*args, **kwargs)
             if isinstance(started, Record):
-                return guard.replay(started)
+                return await asyncio.to_thread(guard.replay, started) if replay_offloop else guard.replay(started)
             tokens = running.enter(started, context)
             try:
                 result = await fn(*args, **kwargs)
@@ -333,6 +351,31 @@ def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:
 
     guard_attr(run, guard)
     return run  # type: ignore[return-value]
+
+
+_claim_pool: Executor | None = None
+
+
+def _claims() -> Executor:
+    """The threads async functions claim their keys in (as many as ``asyncio.to_thread``'s default pool)."""
+    global _claim_pool  # noqa: PLW0603 - one pool per process, made at the first async call
+    if _claim_pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _claim_pool = ThreadPoolExecutor(thread_name_prefix="lambda-idempotency-claim")
+    return _claim_pool
+
+
+def _give_back(guard: Guard, claiming: Future[Any]) -> None:
+    """The claim of a call cancelled while it was made (in the claiming thread, once it landed): the function never
+    ran, so its key is released (its lease stopped) and a retry runs it at once."""
+    from .execution import Execution
+
+    if claiming.cancelled() or claiming.exception() is not None:
+        return
+    started = claiming.result()
+    if isinstance(started, Execution):
+        guard.release(started)
 
 
 def guard_attr(wrapper: Callable[..., Any], guard: Guard) -> None:

@@ -139,16 +139,14 @@ class Guard:
         """Claim the call's key: an `Execution` to run, a `Record` to replay, or None to run unguarded."""
         try:
             raw_key = self._key(call)
+            if raw_key is None:
+                raise MissingKeyError(f"no idempotency key in the input of {self.operation}")
+            key = normalise_key(raw_key)  # MissingKeyError too: a key of nothing but nulls
         except MissingKeyError:
             if self.required:
                 raise
-            raw_key = None
-        if raw_key is None:
-            if self.required:
-                raise MissingKeyError(f"no idempotency key in the input of {self.operation}")
             logger.debug("no idempotency key for %s; running without idempotency", self.operation)
             return None
-        key = normalise_key(raw_key)
         scope = None
         if self._scope is not None:
             scope = normalise_scope(self._scope(call))

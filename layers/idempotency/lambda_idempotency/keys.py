@@ -13,7 +13,7 @@ from typing import Any
 
 from . import depth
 from .codec import compact_json
-from .errors import IdempotencyError, InvalidKeyError, MissingScopeError
+from .errors import IdempotencyError, InvalidKeyError, MissingKeyError, MissingScopeError
 
 MAX_KEY_LENGTH = 255
 MAX_SCOPE_LENGTH = 1024
@@ -25,21 +25,37 @@ MAX_OPERATION_LENGTH = 1024
 def normalise_key(value: Any) -> str:
     """The key as the string that is stored and hashed; raises `InvalidKeyError` for unusable keys.
 
-    Containers become canonical JSON (so key order does not matter); anything else goes through ``str()``.
+    Containers become canonical JSON (so key order does not matter); anything else goes through ``str()``. A
+    container of nothing but nulls (``[user_id, order_id]`` read from an event that has neither), or an empty one, is
+    `MissingKeyError`: as one key, it would give every such call the first one's result.
     """
     if isinstance(value, str):
         text = value
     elif isinstance(value, float) and not math.isfinite(value):
         raise InvalidKeyError(f"idempotency key must be a finite number, got {value!r}")
     else:
+        if _all_null(value) or (isinstance(value, (dict, list, tuple)) and not value):
+            raise MissingKeyError(f"every field of the idempotency key is missing ({_nothing(value)})")
         try:
-            text = canonical_json(value) if isinstance(value, (dict, list, tuple)) else str(value)
+            text = canonical_json(value) if isinstance(value, (dict, list, tuple)) else stable_text(value)
         except IdempotencyError:  # nested too deeply: InputTooDeepError
             raise
         except Exception as exc:  # an int past 4,300 digits, a __str__ that raises: the caller's value, typed
             raise InvalidKeyError(f"the idempotency key cannot be written as text ({type(exc).__name__})") from exc
     _check_text("idempotency key", text, MAX_KEY_LENGTH)
     return text
+
+
+def _all_null(value: Any) -> bool:
+    """A multi-field key or scope (a list, tuple or dict) whose every field is null: read from an input that has
+    none of them. As one value, it would make every such call share one record."""
+    if isinstance(value, dict):
+        return bool(value) and all(v is None for v in value.values())
+    return isinstance(value, (list, tuple)) and bool(value) and all(v is None for v in value)
+
+
+def _nothing(value: Any) -> str:
+    return "empty" if not value else "all null"
 
 
 def normalise_scope(value: Any) -> str | None:
@@ -54,6 +70,8 @@ def normalise_scope(value: Any) -> str | None:
         return None
     if isinstance(value, (str, bytes, dict, list, tuple, set, frozenset)) and not value:
         raise MissingScopeError("the idempotency scope is empty; a scoped call needs a scope")
+    if type(value) is not str and _all_null(value):  # scope="[tenant, user]" without either: no scope
+        raise MissingScopeError("every field of the idempotency scope is missing (null); a scoped call needs a scope")
     try:
         text = value if isinstance(value, str) else str(value)
     except Exception as exc:  # an int past 4,300 digits, a list too deep to repr, a __str__ that raises
@@ -126,6 +144,19 @@ def canonical_json(value: Any) -> str:
 def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):  # str() of a set follows the process's hash seed: sort instead
         return sorted(value, key=canonical_json)
+    return stable_text(value)
+
+
+def stable_text(value: Any) -> str:
+    """``str(value)``; `InvalidKeyError` for an object whose only text is its memory address (no ``__str__`` nor
+    ``__repr__`` of its own): it differs from one instance and one process to another, so a key made of it would
+    never repeat and a fingerprint holding it (a method's ``self``) would never match a retry."""
+    kind: Any = type(value)
+    if kind.__str__ is object.__str__ and kind.__repr__ is object.__repr__:
+        raise InvalidKeyError(
+            f"a {kind.__qualname__} has no text but its memory address, which no retry repeats: select one of its "
+            "fields, or give it a __str__"
+        )
     return str(value)
 
 

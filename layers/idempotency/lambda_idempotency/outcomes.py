@@ -9,7 +9,6 @@ touches stored bytes. Nothing here writes to the store: the engine decides when,
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -73,7 +72,8 @@ class Outcomes:
 
     def failure(self, execution: Execution, error: BaseException) -> Payload | None:
         """The stored form of a declared failure (`cache_errors`), in the record's result slot like a result."""
-        return self.result(execution, _failure(error), self._plain_serializer())
+        serializer = self._plain_serializer()
+        return self.result(execution, _failure(error, serializer), serializer)
 
     def replay(self, record: Record) -> Any:
         """The stored outcome of a finished record: its result, or its failure raised again."""
@@ -143,8 +143,12 @@ class Outcomes:
                 if _type_name(cls) == name:
                     args = stored.get("args")
                     try:
-                        rebuilt: BaseException = cls(*(args if args is not None else [message]))
-                        return rebuilt
+                        return _rebuilt(
+                            cls,
+                            tuple(args) if isinstance(args, list) else (message,),
+                            stored.get("attrs"),
+                            whole=isinstance(args, list) and not stored.get("partial"),
+                        )
                     except Exception:
                         break
         return CachedFailureError(f"{name}: {message}", error_type=name)
@@ -174,19 +178,70 @@ def _with_subclasses(cls: type[BaseException]) -> list[type[BaseException]]:
     return found
 
 
-def _failure(error: BaseException) -> dict[str, Any]:
-    """What is stored of a declared failure: its type, its message and, when JSON carries them, its arguments."""
+def _rebuilt(cls: type[BaseException], args: tuple[Any, ...], attrs: Any, *, whole: bool) -> BaseException:
+    """The declared failure raised again: ``cls(*args)`` with the attributes it had. When that ``__init__`` turns
+    its arguments into others (``super().__init__(f"balance {balance} too low")``) or refuses them (keyword-only
+    parameters), the error is made as pickle cannot: without running ``__init__`` again, its args and attributes set
+    as they were; that needs all of them (``whole``), else an ``__init__`` that refuses raises (the caller answers
+    `CachedFailureError`)."""
+    try:
+        rebuilt = cls(*args)
+    except Exception:
+        if not whole:
+            raise
+        rebuilt = cls.__new__(cls, *args)
+        rebuilt.args = args
+    if rebuilt.args != args:
+        rebuilt = cls.__new__(cls, *args)
+        rebuilt.args = args
+    if isinstance(attrs, dict):
+        for name, value in attrs.items():
+            try:
+                setattr(rebuilt, name, value)
+            except Exception:  # a read-only attribute: the error is raised without it
+                continue
+    return rebuilt
+
+
+def _failure(error: BaseException, serializer: Serializer) -> dict[str, Any]:
+    """What is stored of a declared failure: its type, its message and, when ``serializer`` carries them, its
+    arguments and attributes."""
     try:
         message = str(error)
     except Exception:  # a buggy __str__, an argument too deep or too big (ints past 4,300 digits) to write
         message = f"<{type(error).__name__}: str() failed>"
-    return {"type": _type_name(type(error)), "message": message, "args": _args(error)}
+    failure: dict[str, Any] = {"type": _type_name(type(error)), "message": message, "args": _args(error, serializer)}
+    attrs: dict[str, Any] = {}
+    room = MAX_FAILURE_ATTRS_CHARS
+    for name, value in getattr(error, "__dict__", {}).items():
+        size = _written_size(value, serializer) if type(name) is str else -1
+        if 0 <= size <= room:
+            attrs[name] = value
+            room -= size
+        else:
+            failure["partial"] = True  # not all of it: an __init__ that refuses its args cannot be bypassed
+    if attrs:
+        failure["attrs"] = attrs
+    return failure
 
 
-def _args(error: BaseException) -> list[Any] | None:
-    """The arguments that rebuild the error on replay, or None when JSON cannot carry them within the depth limit."""
+MAX_FAILURE_ATTRS_CHARS = 16_384
+"""What a stored failure keeps of its attributes, written: past it (a whole HTTP response kept on the error) the
+others are left out, so an error that was stored before its attributes were (its type, args, message) still is."""
+
+
+def _args(error: BaseException, serializer: Serializer) -> list[Any] | None:
+    """The arguments that rebuild the error on replay, or None when ``serializer`` cannot carry them within the depth
+    limit."""
+    args = list(error.args)
+    return args if _written_size(args, serializer) >= 0 else None
+
+
+def _written_size(value: Any, serializer: Serializer) -> int:
+    """The length of ``value`` written by ``serializer`` within the depth limit; -1 when it cannot be."""
     try:
-        depth.check_depth(json.dumps(error.args))
-    except Exception:  # not JSON (TypeError), too big or too deep (ValueError, RecursionError, InputTooDeepError)
-        return None
-    return list(error.args)
+        text = serializer.dumps(value)
+        depth.check_depth(text)
+    except Exception:  # not serializable (TypeError), too big or too deep (ValueError, RecursionError, ...)
+        return -1
+    return len(text)

@@ -161,8 +161,8 @@ def event_selector(selector: Selector) -> Callable[[Arguments], Any]:
     """For `idempotent`: a JMESPath runs on the event, a callable gets the event."""
     if isinstance(selector, str):
         path = _JmesPath(selector)
-        return lambda call: path.search(call[0][0] if call[0] else None)
-    return _guarded(lambda call: selector(call[0][0]))
+        return lambda call: path.search(call[0][0] if call[0] else call[1].get("event"))
+    return _guarded(lambda call: selector(call[0][0] if call[0] else call[1]["event"]))  # handler(event=...) too
 
 
 def argument_selector(selector: Selector, fn: Callable[..., Any]) -> Callable[[Arguments], Any]:
@@ -184,15 +184,18 @@ def argument_selector(selector: Selector, fn: Callable[..., Any]) -> Callable[[A
     return by_name
 
 
-_PLAIN = frozenset({str, int, float, bool, dict, list, tuple, type(None)})
+_PLAIN = frozenset({str, int, float, bool, dict, list, type(None)})
 """The usual argument types, answered without looking for dataclass fields or ``model_dump``."""
 
 
 def as_data(value: Any) -> Any:
-    """A dataclass instance or a pydantic model as its dict form, which JMESPath can read (as Powertools does);
-    anything else unchanged."""
+    """A dataclass instance or a pydantic model as its dict form, which JMESPath can read (as Powertools does), a
+    tuple (``*args``) as a list, which JMESPath indexes (both write the same key and fingerprint text); anything
+    else unchanged."""
     if type(value) in _PLAIN or isinstance(value, type):
         return value
+    if type(value) is tuple:
+        return list(value)
     if hasattr(type(value), "__dataclass_fields__"):
         import dataclasses
 
