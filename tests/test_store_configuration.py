@@ -132,6 +132,23 @@ def test_no_credentials_at_all(moto_endpoint: str, monkeypatch: pytest.MonkeyPat
         guarded(store, runs, fail_open=True)("o-1")
     assert "'IdempotencyTable'" in str(raised.value) and "us-east-1" in str(raised.value)
     assert runs == []
+    with pytest.raises(StoreConfigurationError, match="no usable AWS credentials"):  # the setup step says it too
+        create_table(store)
+
+
+def test_create_table_on_a_table_that_cannot_serve_is_a_configuration_error(moto_endpoint: str) -> None:
+    """`create_table(store)` took an existing table as it was: set up on a Powertools table (key ``id``), it said
+    nothing, and every call then failed. It names the table and its key."""
+    client = http_client(moto_endpoint)
+    table = f"PowertoolsTable-{uuid.uuid4().hex[:8]}"
+    client.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+    )
+    with pytest.raises(StoreConfigurationError, match=rf"'{table}' exists but has the key id \(S\)"):
+        create_table(DynamoDBStore(table, client=client))
 
 
 def test_no_region_is_a_configuration_error_when_the_store_is_made(monkeypatch: pytest.MonkeyPatch) -> None:

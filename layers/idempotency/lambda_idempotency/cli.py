@@ -37,7 +37,7 @@ from .keys import SCOPE_DIGEST_PREFIX, check_operation, normalise_key, normalise
 from .payloads import ENCRYPTED, OFFLOADED
 from .record import STATUSES, Payload, Record, unpack
 from .scan import ForeignItemError, Scan, operation_of, record_of
-from .stores.dynamodb import TTL_ATTRIBUTE, DynamoDBStore, create_table
+from .stores.dynamodb import DynamoDBStore, create_table
 from .terminal import shown
 
 TABLE_ENV = "LAMBDA_IDEMPOTENCY_TABLE"
@@ -161,28 +161,8 @@ def _positive(text: str) -> int:
 
 
 def _create_table(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
-    create_table(store)
-    wrong = _unfit(store)
-    if wrong:  # an existing table is taken as it is: say so rather than "ready"
-        raise CliError(
-            f"table {store.table_name!r} exists but has {'; '.join(wrong)}: an idempotency table has the key pk (S) "
-            "alone and TTL on expires_at; pick another name, or remove that table if it is not needed"
-        )
+    create_table(store)  # an existing table that cannot serve: StoreConfigurationError, exit 2
     return Output({"table": store.table_name, "ttl_attribute": "expires_at"}, f"table {store.table_name} is ready")
-
-
-def _unfit(store: DynamoDBStore) -> list[str]:
-    """What keeps an existing table from serving as the store's: another key schema, TTL on another attribute."""
-    table = store.client.describe_table(TableName=store.table_name)["Table"]
-    types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
-    keys = [k["AttributeName"] for k in table.get("KeySchema", [])]
-    wrong = []
-    if keys != ["pk"] or types.get("pk") != "S":
-        wrong.append(f"key {', '.join(f'{k} ({types.get(k)})' for k in keys)}")
-    ttl = store.client.describe_time_to_live(TableName=store.table_name)["TimeToLiveDescription"]
-    if ttl.get("AttributeName", TTL_ATTRIBUTE) != TTL_ATTRIBUTE:
-        wrong.append(f"TTL on {ttl['AttributeName']}")
-    return wrong
 
 
 def _show(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:

@@ -82,13 +82,17 @@ def store_error(exc: Exception, table: str, client: Any) -> StoreConfigurationEr
 
 
 def _key_schema(client: Any, table: str) -> str:
-    """The table's key as it stands (``the key id (S)``), to show what is wrong; read only on this failure's path."""
+    """The table's key as it stands, to show what is wrong; read only on this failure's path."""
     try:
-        found = client.describe_table(TableName=table)["Table"]
+        return key_schema(client.describe_table(TableName=table)["Table"])
     except Exception:  # the message can do without it
         return "another key schema"
-    types = {a["AttributeName"]: a["AttributeType"] for a in found.get("AttributeDefinitions", [])}
-    return "the key " + ", ".join(f"{k['AttributeName']} ({types.get(k['AttributeName'])})" for k in found["KeySchema"])
+
+
+def key_schema(table: dict[str, Any]) -> str:
+    """A table's key as DescribeTable gives it, written ``the key id (S)`` or ``the key pk (S), sk (S)``."""
+    types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
+    return "the key " + ", ".join(f"{k['AttributeName']} ({types.get(k['AttributeName'])})" for k in table["KeySchema"])
 
 
 def _region(client: Any) -> str:

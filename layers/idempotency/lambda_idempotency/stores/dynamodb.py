@@ -76,21 +76,49 @@ _HELD_WITHOUT_STEPS = _HELD + " AND attribute_not_exists(#steps)"
 
 
 def create_table(store: DynamoDBStore, *, wait: bool = True) -> None:
-    """Create the store's table (pk S, on-demand) with TTL on ``expires_at``; does nothing if both exist."""
+    """Create the store's table (pk S, on-demand) with TTL on ``expires_at``; does nothing if both exist.
+
+    An existing table that cannot serve (another key than ``pk`` (S) alone: a Powertools table, say; TTL on another
+    attribute) is `StoreConfigurationError`, as are missing credentials, a wrong region and denied access: a setup
+    step that said nothing would leave every call to fail.
+    """
     client = store.client
     try:
-        client.create_table(**table_definition(store.table_name))
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
-            raise
-    if wait:
-        client.get_waiter("table_exists").wait(TableName=store.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    ttl = client.describe_time_to_live(TableName=store.table_name)["TimeToLiveDescription"]
-    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-        client.update_time_to_live(
-            TableName=store.table_name,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
-        )
+        try:
+            client.create_table(**table_definition(store.table_name))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+                raise
+        if wait:
+            waiter = client.get_waiter("table_exists")
+            waiter.wait(TableName=store.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        table = client.describe_table(TableName=store.table_name)["Table"]
+        ttl = client.describe_time_to_live(TableName=store.table_name)["TimeToLiveDescription"]
+        wrong = _unfit(table, ttl)
+        if wrong:
+            raise StoreConfigurationError(
+                f"table {store.table_name!r} exists but has {'; '.join(wrong)}: an idempotency table has the key "
+                "pk (S) alone and TTL on expires_at; pick another name, or remove that table if it is not needed"
+            )
+        if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            client.update_time_to_live(
+                TableName=store.table_name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+            )
+    except (ClientError, BotoCoreError) as exc:
+        raise store._error(exc) from exc
+
+
+def _unfit(table: dict[str, Any], ttl: dict[str, Any]) -> list[str]:
+    """What keeps an existing table from serving as the store's: another key schema, TTL on another attribute."""
+    from .diagnosis import key_schema
+
+    wrong = []
+    if key_schema(table) != "the key pk (S)":
+        wrong.append(key_schema(table))
+    if ttl.get("AttributeName", TTL_ATTRIBUTE) != TTL_ATTRIBUTE:
+        wrong.append(f"TTL on {ttl['AttributeName']}")
+    return wrong
 
 
 class DynamoDBStore(Store):
