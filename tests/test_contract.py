@@ -384,3 +384,18 @@ def test_the_finished_record_keeps_what_the_claimed_one_held(store: Store, clock
     assert list(record.steps) == ["charge"]
     assert record.lease_expires_at is None
     assert pay("o-1", 3) == "paid"
+
+
+def test_a_status_made_from_its_text_is_the_constant_itself() -> None:
+    """The engine, the completion, the caches and the stores compare statuses by identity: one made from its text
+    (a custom store, a copy, a pickle) must be the constant, as an enum member would be, and unknown text refused."""
+    import copy
+    import pickle
+
+    from lambda_idempotency.record import STATUSES
+
+    for status in STATUSES:
+        assert Status(status.value) is status and Status(str(status)) is status
+        assert copy.deepcopy(status) is status and pickle.loads(pickle.dumps(status)) is status
+    with pytest.raises(ValueError, match="not a record status"):
+        Status("DONE")

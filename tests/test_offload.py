@@ -282,6 +282,26 @@ def test_http_replay_of_a_missing_object_is_a_500_problem(aws: None) -> None:
     assert problem_of(replay)["code"] == "idempotency-result-unavailable"
 
 
+def test_http_replay_from_a_bucket_gone_is_a_500_store_misconfigured_problem(aws: None) -> None:
+    """The bucket itself deleted (or denied) after a response was offloaded: every replay fails the same way until it
+    is fixed. A `500 store-misconfigured` problem, as the docs promise, never an unhandled error (a bare 502)."""
+    store = offloading_store()
+
+    @idempotent_http(store, operation="download", local_cache=False)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return {"statusCode": 200, "body": base64.b64encode(os.urandom(200_000)).decode()}
+
+    event = http_event("http_api")
+    handler(event, None)
+    s3 = store.payloads.offload.client  # type: ignore[union-attr]
+    (obj,) = s3.list_objects_v2(Bucket=BUCKET)["Contents"]
+    s3.delete_object(Bucket=BUCKET, Key=obj["Key"])
+    s3.delete_bucket(Bucket=BUCKET)
+    replay = handler(event, None)
+    assert replay["statusCode"] == 500, replay
+    assert problem_of(replay)["code"] == "store-misconfigured"
+
+
 def test_threshold_bounds_are_checked() -> None:
     with pytest.raises(ValueError, match="threshold"):
         S3Offload(BUCKET, threshold_bytes=400_000)

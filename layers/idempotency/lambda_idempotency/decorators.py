@@ -301,11 +301,8 @@ def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:
             claiming = _claims().submit(contextvars.copy_context().run, guard.begin, call, context)
             try:
                 started = await asyncio.wrap_future(claiming)
-            except asyncio.CancelledError:
-                if claiming.done():  # its release is a store call: never on the event loop's thread
-                    _claims().submit(_give_back, guard, claiming)
-                else:
-                    claiming.add_done_callback(functools.partial(_give_back, guard))
+            except asyncio.CancelledError:  # give the claim back once it lands, in a pool thread (a store call)
+                claiming.add_done_callback(lambda claimed: _claims().submit(_give_back, guard, claimed))
                 raise
             if started is None:
                 return await fn(*args, **kwargs)

@@ -253,9 +253,8 @@ class HttpIdempotency:
                 return mark_replayed(self.guard.replay(started), request)
             except ResultNotStoredError as exc:
                 return problem(request, 500, "idempotency-result-unavailable", str(exc))
-            except StoreUnavailableError as exc:  # S3 or KMS, reading an offloaded or encrypted response
-                logger.error("stored response of %s unreachable: %s", self.guard.operation, exc)
-                return problem(request, 503, "store-unavailable", "the idempotency store is unreachable", retry_after=1)
+            except (StoreConfigurationError, StoreUnavailableError) as exc:  # S3 or KMS, reading an offloaded or
+                return self._store_failed(request, exc)  # encrypted response: its bucket or key denied, or unreachable
         return self._run_execution(request, started, context, run)
 
     def _store_unavailable(self, request: HttpRequest, error: StoreUnavailableError) -> ProxyResponse:
