@@ -237,24 +237,49 @@ def test_a_kms_key_that_does_not_exist_is_a_configuration_error_whatever_fail_op
     [
         ("AccessDeniedException", StoreConfigurationError),
         ("DisabledException", StoreConfigurationError),
+        ("KMSInvalidStateException", StoreConfigurationError),
         ("ThrottlingException", StoreUnavailableError),
         ("KMSInternalException", StoreUnavailableError),
-        ("InvalidCiphertextException", None),
+        ("InvalidCiphertextException", ResultUnreadableError),
     ],
 )
-def test_a_kms_answer_is_read_through_the_encryption_sdks_own_error(code: str, meaning: type | None) -> None:
-    """The Encryption SDK raises its own error while handling KMS's (moto answers neither a refusal nor throttling):
-    the answer in its chain decides, a key denied or disabled is a misconfiguration, throttling an outage, and an
-    unreadable ciphertext neither (the payload is at fault: `ResultUnreadableError` on replay)."""
-    from aws_encryption_sdk.exceptions import DecryptKeyError
-    from botocore.exceptions import ClientError
-    from lambda_idempotency.service_errors import payload_service_error
+def test_kms_refusing_a_replays_decryption_is_told_by_its_answer(
+    key_arn: str, code: str, meaning: type[Exception]
+) -> None:
+    """KMS refusing the Decrypt of a replay, answered on the wire (moto answers no refusal or throttling itself):
+    the Encryption SDK raises its own error in place of KMS's, without it, so the answer is heard on the way. A key
+    denied, disabled or pending deletion is a misconfiguration, throttling an outage (a retry may work), and a
+    ciphertext KMS will not read `ResultUnreadableError`. Nothing runs the function again."""
+    import botocore.session
+    from botocore.awsrequest import AWSResponse
 
-    try:
-        try:
-            raise ClientError({"Error": {"Code": code, "Message": "said KMS"}}, "Decrypt")
-        except ClientError:
-            raise DecryptKeyError("Master Key unable to decrypt data key")  # noqa: B904 - as the SDK raises it
-    except DecryptKeyError as exc:
-        found = payload_service_error(exc, "decrypting")
-    assert (None if found is None else type(found)) is meaning
+    from tests.faults import _Body
+
+    refusing: list[str] = []
+
+    def kms_answers(request: Any, **_: Any) -> AWSResponse | None:
+        if not refusing:
+            return None  # to moto
+        body = json.dumps({"__type": code, "message": "said KMS"}).encode()
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.1"}, _Body(body))
+
+    session = botocore.session.Session()
+    session.register("before-send.kms.Decrypt", kms_answers)
+    store = DynamoDBStore(
+        f"idem-{uuid.uuid4().hex[:12]}",
+        client=boto3.client("dynamodb", region_name="us-east-1"),
+        encryption=KmsEncryption(key_arn, botocore_session=session),
+    )
+    create_table(store)
+    runs: list[str] = []
+
+    @idempotent_function(store, key="k", operation="op", local_cache=False)
+    def charge(k: str) -> str:
+        runs.append(k)
+        return CARD
+
+    assert charge("a") == CARD
+    refusing.append(code)
+    with pytest.raises(meaning, match=code if meaning is not ResultUnreadableError else "cannot be decrypted"):
+        charge("a")
+    assert runs == ["a"]
