@@ -266,6 +266,31 @@ def test_a_cached_error_with_a_huge_attribute_is_still_replayed_as_its_type(stor
     assert (replayed.value.args, replayed.value.status, replayed.value.body) == ((502,), 502, b"")
 
 
+class DeclinedError(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(f"declined: {code}")
+        self.code = code
+        self.card = "4242424242424242"  # kept for the logs: nothing __init__ was given
+
+
+def test_a_cached_error_stores_only_the_attributes_its_init_names(store: Store, clock: FakeClock) -> None:
+    """What a caller gave the error (``code``) is stored with its args; what it picked up besides (a card number kept
+    for the logs) is not: the table, the CLI and every replay would show it. The replay is still the same error."""
+
+    @idempotent_function(store, key="k", operation="declined", clock=clock, cache_errors=(DeclinedError,))
+    def pay(k: str) -> None:
+        raise DeclinedError("do_not_honor")
+
+    with pytest.raises(DeclinedError):
+        pay("a")
+    stored = store.get(current_record_id(pay, "a"))
+    assert stored is not None and isinstance(stored.result, str)
+    assert "do_not_honor" in stored.result and "4242424242424242" not in stored.result
+    with pytest.raises(DeclinedError) as replayed:
+        pay("a")
+    assert (replayed.value.args, replayed.value.code) == (("declined: do_not_honor",), "do_not_honor")
+
+
 class KeywordOnlyError(Exception):
     def __init__(self, *, code: int) -> None:
         super().__init__(f"code {code}")

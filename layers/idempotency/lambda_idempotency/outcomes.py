@@ -182,18 +182,17 @@ def _rebuilt(cls: type[BaseException], args: tuple[Any, ...], attrs: Any, *, who
     """The declared failure raised again: ``cls(*args)`` with the attributes it had. When that ``__init__`` turns
     its arguments into others (``super().__init__(f"balance {balance} too low")``) or refuses them (keyword-only
     parameters), the error is made as pickle cannot: without running ``__init__`` again, its args and attributes set
-    as they were; that needs all of them (``whole``), else an ``__init__`` that refuses raises (the caller answers
-    `CachedFailureError`)."""
+    as they were. That needs all of them (``whole``); else the instance ``__init__`` made gets its args and the stored
+    attributes set over it, and an ``__init__`` that refuses raises (the caller answers `CachedFailureError`)."""
     try:
         rebuilt = cls(*args)
     except Exception:
         if not whole:
             raise
         rebuilt = cls.__new__(cls, *args)
-        rebuilt.args = args
-    if rebuilt.args != args:
+    if rebuilt.args != args and whole:  # nothing of it is left for __init__ to set: made without it
         rebuilt = cls.__new__(cls, *args)
-        rebuilt.args = args
+    rebuilt.args = args  # else what __init__ made, with its own args and attributes set back over it
     if isinstance(attrs, dict):
         for name, value in attrs.items():
             try:
@@ -205,7 +204,9 @@ def _rebuilt(cls: type[BaseException], args: tuple[Any, ...], attrs: Any, *, who
 
 def _failure(error: BaseException, serializer: Serializer) -> dict[str, Any]:
     """What is stored of a declared failure: its type, its message and, when ``serializer`` carries them, its
-    arguments and attributes."""
+    arguments and the attributes its ``__init__`` names (``self.balance = balance``): what was passed to it, as
+    its args are. Other attributes (a response, a customer kept on the error) are not stored: the table, the CLI
+    and every replay would show them."""
     try:
         message = str(error)
     except Exception:  # a buggy __str__, an argument too deep or too big (ints past 4,300 digits) to write
@@ -213,8 +214,9 @@ def _failure(error: BaseException, serializer: Serializer) -> dict[str, Any]:
     failure: dict[str, Any] = {"type": _type_name(type(error)), "message": message, "args": _args(error, serializer)}
     attrs: dict[str, Any] = {}
     room = MAX_FAILURE_ATTRS_CHARS
+    named = _init_parameters(type(error))
     for name, value in getattr(error, "__dict__", {}).items():
-        size = _written_size(value, serializer) if type(name) is str else -1
+        size = _written_size(value, serializer) if name in named else -1
         if 0 <= size <= room:
             attrs[name] = value
             room -= size
@@ -223,6 +225,18 @@ def _failure(error: BaseException, serializer: Serializer) -> dict[str, Any]:
     if attrs:
         failure["attrs"] = attrs
     return failure
+
+
+def _init_parameters(cls: type[BaseException]) -> frozenset[str]:
+    """The names ``cls.__init__`` takes (not ``self``, ``*args`` or ``**kwargs``): the attributes worth storing."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(cls.__init__).parameters.values()
+    except (TypeError, ValueError):  # a builtin's __init__ without a signature
+        return frozenset()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return frozenset(p.name for p in parameters if p.kind in kinds and p.name != "self")
 
 
 MAX_FAILURE_ATTRS_CHARS = 16_384
