@@ -232,7 +232,8 @@ def _encode(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return _encode(value.value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _encode({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return _encode({**getattr(value, "__dict__", {}), **fields})  # what __post_init__ set too, as pickle keeps
     dump = getattr(value, "model_dump", None)
     if callable(dump):  # pydantic v2: the form its validation reads back (no computed fields)
         return _encode(dump(round_trip=True) if hasattr(type(value), "__pydantic_serializer__") else dump())
@@ -299,18 +300,18 @@ def _rebuild(annotation: Any, value: Any) -> Any:
 
 
 def _dataclass(cls: type, value: dict[str, Any]) -> Any:
-    """The dataclass instance whose fields were stored, rebuilt as pickle rebuilds one: its fields set on a new
-    instance, without running ``__init__`` and ``__post_init__`` again (which may change them, or need an
-    ``InitVar`` that was never stored). A record missing a field or carrying an unknown one (the class changed
-    since) goes through ``__init__``, which fills defaults or raises."""
+    """The dataclass instance that was stored, rebuilt as pickle rebuilds one: its fields, and the attributes
+    ``__post_init__`` set besides, set on a new instance without running ``__init__`` and ``__post_init__`` again
+    (which may change them, or need an ``InitVar`` that was never stored). A record missing a field (the class
+    changed since) goes through ``__init__`` with its fields, which fills defaults or raises."""
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
-    fields = {k: _rebuild(hints.get(k, Any), x) for k, x in value.items()}
-    if len(fields) != len(names) or not all(name in fields for name in names):
-        return cls(**fields)
+    stored = {k: _rebuild(hints.get(k, Any), x) for k, x in value.items()}
+    if not all(name in stored for name in names):
+        return cls(**{k: x for k, x in stored.items() if k in names})
     instance: Any = object.__new__(cls)
-    for name in names:
-        object.__setattr__(instance, name, fields[name])  # frozen ones too
+    for name, x in stored.items():
+        object.__setattr__(instance, name, x)  # frozen ones too
     return instance
 
 

@@ -117,7 +117,6 @@ class KmsEncryption:
         result: bytes = plaintext
         return result
 
-
     def _heard(self, http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
         """botocore's ``after-call`` of each KMS call the SDK makes: a refusal is kept for `decrypt`, which tells a
         key denied or disabled (a misconfiguration) and throttling (an outage) from a ciphertext KMS will not read."""
