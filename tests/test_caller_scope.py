@@ -46,6 +46,23 @@ def test_a_scope_that_yields_nothing_raises_and_never_shares_a_record(empty: Any
     assert runs == [] and not store._records
 
 
+def test_a_scope_known_only_by_its_address_raises() -> None:
+    """A scope whose only text is its memory address (an object with no ``__str__`` of its own) differs in every
+    call and every container: each call was alone in its scope, and no retry ever found its record."""
+    store = MemoryStore()
+
+    class Tenant:
+        pass
+
+    @idempotent_function(store, key="k", scope=lambda k: Tenant(), operation="op")
+    def run(k: str) -> str:
+        return k
+
+    with pytest.raises(MissingScopeError, match="memory address"):
+        run("a")
+    assert not store._records
+
+
 def test_a_handler_scope_read_from_the_event_that_is_absent_raises() -> None:
     store = MemoryStore()
 

@@ -73,7 +73,9 @@ def normalise_scope(value: Any) -> str | None:
     if type(value) is not str and _all_null(value):  # scope="[tenant, user]" without either: no scope
         raise MissingScopeError("every field of the idempotency scope is missing (null); a scoped call needs a scope")
     try:
-        text = value if isinstance(value, str) else str(value)
+        text = value if isinstance(value, str) else stable_text(value)
+    except InvalidKeyError as exc:  # known only by its address: no retry repeats it, so every call would be alone
+        raise MissingScopeError(f"the idempotency scope is unusable: {exc}") from None
     except Exception as exc:  # an int past 4,300 digits, a list too deep to repr, a __str__ that raises
         raise MissingScopeError(f"the idempotency scope cannot be written as text ({type(exc).__name__})") from exc
     if len(text) <= MAX_SCOPE_LENGTH and not text.startswith(SCOPE_DIGEST_PREFIX) and _is_unicode(text):

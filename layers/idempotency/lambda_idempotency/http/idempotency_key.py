@@ -23,6 +23,8 @@ def parse_idempotency_key(values: tuple[str, ...]) -> str | None:
 
     Values sent more than once are compared as the keys they name, so ``k1``, ``"k1"`` and `` k1 `` are one key
     (the bare and sf-string forms name the same key; RFC 9110 leaves surrounding whitespace out of a value)."""
+    if len(values) == 1:  # the usual request: one header, one value
+        return _parse_one(values[0])
     keys = {_parse_one(value) for value in dict.fromkeys(values)}
     if len(keys) > 1:
         raise InvalidIdempotencyKeyError(f"{HEADER} was sent more than once with different values")
