@@ -26,6 +26,7 @@ from lambda_idempotency import (
     StoreConfigurationError,
     StoreUnavailableError,
     create_table,
+    current,
     idempotent_function,
 )
 from lambda_idempotency.batch import idempotent_record, process_batch
@@ -101,6 +102,38 @@ def test_a_table_with_another_key_schema_is_a_configuration_error_whatever_fail_
         assert f"'{table}'" in message and refused in message and "'pk'" in message, message
         assert "create_table(store)" in message
     assert runs == []  # never run unguarded, fail_open or not
+
+
+@pytest.mark.parametrize("table", ["missing", "powertools"])
+@pytest.mark.parametrize("fail_open", [False, True])
+def test_optimistic_mode_on_a_table_that_cannot_serve_is_a_configuration_error(
+    dynamodb_local_endpoint: str, table: str, fail_open: bool
+) -> None:
+    """In optimistic mode the first store call is the commit of the writes with the finished record, after the
+    function ran: a missing or Powertools table refused the whole transaction, which was blamed on the function's
+    writes (`InvalidWriteError`). It is the table's fault: `StoreConfigurationError`, and no write is applied.
+    (DynamoDB Local, which refuses such a transaction as DynamoDB does; moto answers it with a KeyError reason.)"""
+    client = http_client(dynamodb_local_endpoint)
+    business = f"Orders-{uuid.uuid4().hex[:8]}"
+    name = f"Idem-{uuid.uuid4().hex[:8]}"
+    for created, key in ((business, "id"), *(((name, "id"),) if table == "powertools" else ())):
+        client.create_table(
+            TableName=created,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        )
+
+    @idempotent_function(
+        DynamoDBStore(name, client=client), key="k", operation="o", mode="optimistic", fail_open=fail_open
+    )
+    def order(k: str) -> str:
+        current().write({"Put": {"TableName": business, "Item": {"id": {"S": k}}}})
+        return k
+
+    with pytest.raises(StoreConfigurationError, match=f"'{name}'"):
+        order("o-1")
+    assert client.scan(TableName=business)["Items"] == []
 
 
 def test_credentials_dynamodb_local_rejects(dynamodb_local_endpoint: str) -> None:

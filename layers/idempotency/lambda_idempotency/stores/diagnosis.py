@@ -45,11 +45,7 @@ def store_error(exc: Exception, table: str, client: Any) -> StoreConfigurationEr
                 f"{where} does not exist ({code}: {message}); {fix}, or point the store at the table's region"
             )
         if code == REFUSED_REQUEST and any(words in message.lower() for words in WRONG_KEY):
-            return StoreConfigurationError(
-                f"{where} has {_key_schema(client, table)}, not the key an idempotency table needs: a string partition "
-                f"key 'pk' and no sort key ({code}: {message}); point the store at a table made by "
-                "`create_table(store)` or `lambda-idempotency create-table` (a Powertools table cannot be shared)"
-            )
+            return _wrong_key(where, _key_schema(client, table), f"{code}: {message}")
         if code in ACCESS_DENIED:
             return StoreConfigurationError(
                 f"access to {where} was denied ({code}: {message}); allow the function's role dynamodb:GetItem, "
@@ -79,6 +75,35 @@ def store_error(exc: Exception, table: str, client: Any) -> StoreConfigurationEr
             "(AWS_REGION, or region_name= of DynamoDBStore)"
         )
     return StoreUnavailableError(f"idempotency store unavailable: {exc}")
+
+
+def unfit_table(client: Any, table: str) -> StoreConfigurationError | None:
+    """After a transaction refused for what it asks: whether the idempotency table is at fault (missing, or keyed
+    otherwise than ``pk`` (S) alone), rather than one of the function's writes. Read only on that failure's path."""
+    try:
+        found = client.describe_table(TableName=table)["Table"]
+    except boto.ClientError as exc:
+        error = store_error(exc, table, client)
+        return error if isinstance(error, StoreConfigurationError) else None
+    except boto.BotoCoreError:
+        return None
+    schema = key_schema(found)
+    if schema == FIT_KEY_SCHEMA:
+        return None
+    where = f"idempotency table {table!r} in region {_region(client)}{_endpoint_note(client)}"
+    return _wrong_key(where, schema, "its records are refused")
+
+
+FIT_KEY_SCHEMA = "the key pk (S)"
+"""`key_schema` of a table this library can use."""
+
+
+def _wrong_key(where: str, schema: str, said: str) -> StoreConfigurationError:
+    return StoreConfigurationError(
+        f"{where} has {schema}, not the key an idempotency table needs: a string partition key 'pk' and no sort key "
+        f"({said}); point the store at a table made by `create_table(store)` or `lambda-idempotency create-table` "
+        "(a Powertools table cannot be shared)"
+    )
 
 
 def _key_schema(client: Any, table: str) -> str:

@@ -111,10 +111,10 @@ def create_table(store: DynamoDBStore, *, wait: bool = True) -> None:
 
 def _unfit(table: dict[str, Any], ttl: dict[str, Any]) -> list[str]:
     """What keeps an existing table from serving as the store's: another key schema, TTL on another attribute."""
-    from .diagnosis import key_schema
+    from .diagnosis import FIT_KEY_SCHEMA, key_schema
 
     wrong = []
-    if key_schema(table) != "the key pk (S)":
+    if key_schema(table) != FIT_KEY_SCHEMA:
         wrong.append(key_schema(table))
     if ttl.get("AttributeName", TTL_ATTRIBUTE) != TTL_ATTRIBUTE:
         wrong.append(f"TTL on {ttl['AttributeName']}")
@@ -354,6 +354,13 @@ class DynamoDBStore(Store):
         item = response.get("Item")
         return record_from_item(item) if item else None
 
+    def _unfit_table(self) -> StoreConfigurationError | None:
+        """A transaction refused for what it asks: the table's fault (missing, another key schema: the first call of
+        optimistic mode may be the first to reach it), or None (then one of the function's writes is at fault)."""
+        from .diagnosis import unfit_table
+
+        return unfit_table(self.client, self.table_name)
+
     def _error(self, exc: Exception) -> StoreUnavailableError | StoreConfigurationError:
         """The typed error of a failed call: a misconfiguration (`StoreConfigurationError`) or an outage."""
         from .diagnosis import store_error
@@ -406,8 +413,9 @@ class DynamoDBStore(Store):
                 error = exc.response.get("Error", {})
                 code = error.get("Code")
                 if code in REFUSED_TRANSACTION and (writes or code != "ResourceNotFoundException"):
-                    refusal = f"DynamoDB refused the transaction ({code}): {error.get('Message')}"
-                    raise InvalidWriteError(refusal) from exc
+                    raise self._unfit_table() or InvalidWriteError(
+                        f"DynamoDB refused the transaction ({code}): {error.get('Message')}"
+                    ) from exc
                 if code != TRANSACTION_CANCELLED:
                     raise self._error(exc) from exc
                 reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
@@ -423,7 +431,7 @@ class DynamoDBStore(Store):
                 if failed:
                     return WritesRefused(failed)
                 if "TransactionConflict" not in reasons:
-                    raise self._error(exc) from exc
+                    raise (reasons[-1] == "ValidationError" and self._unfit_table()) or self._error(exc) from exc
                 if attempt + 1 < CONFLICT_ATTEMPTS:
                     time.sleep(CONFLICT_BACKOFF_S * 2**attempt * random.uniform(0.5, 1.5))
             except ParamValidationError as exc:  # botocore's check of a write's parameters (an unknown one, a type)
