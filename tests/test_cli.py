@@ -129,6 +129,17 @@ def test_create_table_on_a_table_that_cannot_serve_says_so(
     assert f"'{table.name}'" in err and wrong in err and "pk (S)" in err
 
 
+def test_create_table_with_dynamodb_out_of_reach_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    """`create_table` types a botocore failure (an outage: `StoreUnavailableError`); the command printed its traceback
+    and exited with 1. It says what it could not reach and exits with 2, as every other command does."""
+    from lambda_idempotency.testing import free_port
+
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    code = main(["create-table", "--table", "t", "--endpoint-url", endpoint, "--region", "us-east-1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot reach DynamoDB" in err and "Traceback" not in err, err
+
+
 def test_show_prints_the_record_with_its_raw_key_scope_and_result(table: Table) -> None:
     table.completed("charge", "order-17", {"charged": 5}, scope="tenant-a")
     shown = table.json("show", "order-17", "--operation", "charge", "--scope", "tenant-a")

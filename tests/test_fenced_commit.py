@@ -397,6 +397,41 @@ def test_a_store_that_cannot_commit_writes_says_so(clock: FakeClock) -> None:
         work("a")
 
 
+@pytest.mark.parametrize("backend", HTTP_BACKENDS)
+def test_a_write_to_a_missing_table_is_still_the_writes_fault_when_describe_table_is_denied(
+    request: pytest.FixtureRequest, backend: str, clock: FakeClock
+) -> None:
+    """A refused transaction is checked against the idempotency table (missing, or a Powertools table, in optimistic
+    mode). A role that may not DescribeTable (the template grants the store's four calls, no more) must not turn the
+    function's own mistake into "access to the idempotency table denied": `InvalidWriteError`, the key released."""
+    import json
+
+    from botocore.awsrequest import AWSResponse
+
+    from .conftest import endpoint_of, http_client
+
+    client = http_client(endpoint_of(request, backend))
+    store = new_dynamodb_store(client)
+
+    class Denied:
+        def stream(self, **_: Any) -> Any:
+            yield json.dumps({"__type": "com.amazon.coral.service#AccessDeniedException", "Message": "no"}).encode()
+
+    client.meta.events.register_first(
+        "before-send.dynamodb.DescribeTable",
+        lambda request, **_: AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, Denied()),
+    )
+
+    @idempotent_function(store, key="k", operation="typo", clock=clock, local_cache=False)
+    def work(k: str) -> str:
+        current().write({"Put": {"TableName": "NoSuchPayments", "Item": {"id": {"S": k}}}})
+        return "ok"
+
+    with pytest.raises(InvalidWriteError, match="ResourceNotFoundException"):
+        work("a")
+    assert store.get(record_id("typo", None, "a")) is None
+
+
 def test_writes_dynamodb_refuses_raise_invalid_write_and_release_the_key(
     dynamodb_store: DynamoDBStore, clock: FakeClock
 ) -> None:

@@ -31,7 +31,7 @@ except ModuleNotFoundError as missing:  # one line, not a traceback, for an inst
         'lambda-idempotency\'s CLI needs rich: pip install ".[cli]" (from a clone), or add rich>=13'
     ) from missing
 
-from .errors import InvalidKeyError, ResultUnreadableError, StoreConfigurationError
+from .errors import InvalidKeyError, ResultUnreadableError, StoreConfigurationError, StoreUnavailableError
 from .key_hashing import SECRET_ENV, KeyHasher, is_hidden
 from .keys import SCOPE_DIGEST_PREFIX, check_operation, normalise_key, normalise_scope
 from .payloads import ENCRYPTED, OFFLOADED
@@ -76,8 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InvalidKeyError, ForeignItemError, StoreConfigurationError) as exc:
         err.print(_error(str(exc)))
         return 2
-    except (ClientError, BotoCoreError) as exc:
-        err.print(_error(_explain(exc, args.table, args.endpoint_url)))
+    except (ClientError, BotoCoreError, StoreUnavailableError) as exc:  # the last: create-table's, typed by the store
+        cause = exc.__cause__ if isinstance(exc, StoreUnavailableError) else exc
+        reason = cause if isinstance(cause, (ClientError, BotoCoreError)) else exc
+        err.print(_error(_explain(reason, args.table, args.endpoint_url)))
         return 2
     except KeyboardInterrupt:
         return 130

@@ -232,8 +232,8 @@ def _encode(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return _encode(value.value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        return _encode({**getattr(value, "__dict__", {}), **fields})  # what __post_init__ set too, as pickle keeps
+        fields = _encode({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+        return {**_extras(value, fields), **fields}
     dump = getattr(value, "model_dump", None)
     if callable(dump):  # pydantic v2: the form its validation reads back (no computed fields)
         return _encode(dump(round_trip=True) if hasattr(type(value), "__pydantic_serializer__") else dump())
@@ -297,6 +297,20 @@ def _rebuild(annotation: Any, value: Any) -> Any:
     if issubclass(annotation, enum.Enum):
         return annotation(value)
     return value
+
+
+def _extras(value: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    """What ``__post_init__`` set on a dataclass besides its fields, encoded, to be set back on replay as pickle keeps
+    it: public attributes only (not private state, a lock, a client), each only if it can be stored by itself."""
+    extras: dict[str, Any] = {}
+    for name, extra in getattr(value, "__dict__", {}).items():
+        if name in fields or name.startswith("_"):
+            continue
+        try:
+            extras[name] = _encode(extra)
+        except (TypeError, ValueError):  # not storable: left out, as a replay without it beats no replay at all
+            continue
+    return extras
 
 
 def _dataclass(cls: type, value: dict[str, Any]) -> Any:

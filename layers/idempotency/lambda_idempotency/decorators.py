@@ -14,6 +14,7 @@ import functools
 import inspect
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -359,20 +360,31 @@ def _claims() -> Executor:
     if _claim_pool is None:
         from concurrent.futures import ThreadPoolExecutor
 
-        _claim_pool = ThreadPoolExecutor(thread_name_prefix="lambda-idempotency-claim")
+        with _claim_pool_lock:  # event loops in two threads: one pool
+            if _claim_pool is None:
+                _claim_pool = ThreadPoolExecutor(thread_name_prefix="lambda-idempotency-claim")
     return _claim_pool
 
 
+_claim_pool_lock = threading.Lock()
+
+
 def _give_back(guard: Guard, claiming: Future[Any]) -> None:
-    """The claim of a call cancelled while it was made (in the claiming thread, once it landed): the function never
-    ran, so its key is released (its lease stopped) and a retry runs it at once."""
+    """The claim of a call cancelled while it was made (in a pool thread, once it landed): the function never ran,
+    so its key is released (its lease stopped) and a retry runs it at once. Nobody reads this thread's outcome, so a
+    release that fails is logged here (else the lease frees the key when it ends)."""
     from .execution import Execution
 
     if claiming.cancelled() or claiming.exception() is not None:
         return
     started = claiming.result()
     if isinstance(started, Execution):
-        guard.release(started)
+        try:
+            guard.release(started)
+        except Exception:
+            import logging
+
+            logging.getLogger("lambda_idempotency").exception("could not give back the claim of a cancelled call")
 
 
 def guard_attr(wrapper: Callable[..., Any], guard: Guard) -> None:

@@ -34,7 +34,7 @@ class KmsEncryption:
 
     ``key_arn`` must be the key's ARN (the SDK's strict mode decrypts only with keys named by ARN).
     ``botocore_session`` is the session the SDK makes its KMS clients from (default: a new one); a handler that hears
-    KMS's refusals (`_heard`) is registered on it.
+    KMS's refusals (`_heard`) is registered on it, once.
     """
 
     def __init__(self, key_arn: str, *, botocore_session: Any = None) -> None:
@@ -44,8 +44,6 @@ class KmsEncryption:
         self._botocore_session = botocore_session
         self._sdk: tuple[Any, Any, Any] | None = None
         self._lock = threading.Lock()
-        self._refusals = threading.local()
-        """KMS's last refusal on this thread (`_heard`): the SDK replaces it by its own error, without a chain."""
 
     def _loaded(self) -> tuple[Any, Any, Any]:
         """The SDK client, the key provider and the algorithm, made on first use."""
@@ -62,7 +60,8 @@ class KmsEncryption:
                     import botocore.session
 
                     session = self._botocore_session or botocore.session.Session()
-                    session.register("after-call.kms", self._heard)
+                    # Before the provider: it makes its KMS client now, with the session's handlers as they are then.
+                    session.register("after-call.kms", _heard, unique_id=HEARD_ID)  # once per session, however shared
                     options: dict[str, Any] = {"key_ids": [self.key_arn], "botocore_session": session}
                     client = aws_encryption_sdk.EncryptionSDKClient(
                         commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
@@ -98,7 +97,7 @@ class KmsEncryption:
         from aws_encryption_sdk.exceptions import AWSEncryptionSDKClientError
         from botocore.exceptions import BotoCoreError
 
-        self._refusals.last = None
+        _refusals.last = None
         try:
             plaintext, header = client.decrypt(source=ciphertext, key_provider=provider)
         except BotoCoreError as exc:  # KMS not reached: a retry may work
@@ -106,7 +105,7 @@ class KmsEncryption:
             raise payload_service_error(exc, what) or StoreUnavailableError(f"{what}: {exc}") from exc
         except AWSEncryptionSDKClientError as exc:  # KMS's answer, if it refused, was heard on the way (`_heard`)
             what = f"decrypting the payload of {record_id} with KMS key {self.key_arn}"
-            error = payload_service_error(self._refusals.last or exc, what)
+            error = payload_service_error(_refusals.last or exc, what)
             if error is not None:
                 raise error from exc
             raise ResultUnreadableError(f"the payload of {record_id} cannot be decrypted: {exc}") from exc
@@ -117,13 +116,20 @@ class KmsEncryption:
         result: bytes = plaintext
         return result
 
-    def _heard(self, http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
-        """botocore's ``after-call`` of each KMS call the SDK makes: a refusal is kept for `decrypt`, which tells a
-        key denied or disabled (a misconfiguration) and throttling (an outage) from a ciphertext KMS will not read."""
-        if http_response.status_code >= 300:
-            from botocore.exceptions import ClientError
 
-            self._refusals.last = ClientError(parsed, model.name)
+_refusals = threading.local()
+"""KMS's last refusal on this thread (`_heard`): the SDK replaces it by its own error, without a chain."""
+HEARD_ID = "lambda-idempotency-kms-refusals"
+
+
+def _heard(http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+    """botocore's ``after-call`` of each KMS call the SDK makes: a refusal is kept for `KmsEncryption.decrypt`, which
+    tells a key denied or disabled (a misconfiguration) and throttling (an outage) from a ciphertext KMS will not read.
+    Registered once per session (``unique_id``), whatever number of stores share it."""
+    if http_response.status_code >= 300:
+        from botocore.exceptions import ClientError
+
+        _refusals.last = ClientError(parsed, model.name)
 
 
 def _context(operation: str, record_id: str) -> dict[str, str]:

@@ -79,10 +79,13 @@ def store_error(exc: Exception, table: str, client: Any) -> StoreConfigurationEr
 
 def unfit_table(client: Any, table: str) -> StoreConfigurationError | None:
     """After a transaction refused for what it asks: whether the idempotency table is at fault (missing, or keyed
-    otherwise than ``pk`` (S) alone), rather than one of the function's writes. Read only on that failure's path."""
+    otherwise than ``pk`` (S) alone), rather than one of the function's writes. Read only on that failure's path;
+    a role that may not DescribeTable gets None (the writes are blamed, as before this check)."""
     try:
         found = client.describe_table(TableName=table)["Table"]
     except boto.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != MISSING_TABLE:  # DescribeTable denied (the template grants
+            return None  # the four calls the store makes, no more) tells nothing about the table
         error = store_error(exc, table, client)
         return error if isinstance(error, StoreConfigurationError) else None
     except boto.BotoCoreError:

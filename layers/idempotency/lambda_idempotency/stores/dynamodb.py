@@ -113,9 +113,8 @@ def _unfit(table: dict[str, Any], ttl: dict[str, Any]) -> list[str]:
     """What keeps an existing table from serving as the store's: another key schema, TTL on another attribute."""
     from .diagnosis import FIT_KEY_SCHEMA, key_schema
 
-    wrong = []
-    if key_schema(table) != FIT_KEY_SCHEMA:
-        wrong.append(key_schema(table))
+    schema = key_schema(table)
+    wrong = [] if schema == FIT_KEY_SCHEMA else [schema]
     if ttl.get("AttributeName", TTL_ATTRIBUTE) != TTL_ATTRIBUTE:
         wrong.append(f"TTL on {ttl['AttributeName']}")
     return wrong
