@@ -265,7 +265,12 @@ def test_big_http_responses_are_replayed_intact_on_every_event_shape(aws: None, 
         assert headers_of(replay)["idempotent-replayed"] == "true"
 
 
-def test_http_replay_of_a_missing_object_is_a_500_problem(aws: None) -> None:
+@pytest.mark.parametrize(
+    ("gone", "code"), [("object", "idempotency-result-unavailable"), ("bucket", "store-misconfigured")]
+)
+def test_http_replay_of_a_missing_object_or_bucket_is_a_500_problem(aws: None, gone: str, code: str) -> None:
+    """The object gone: the record is unreadable. The bucket itself deleted (or denied): every replay fails the same
+    way until it is fixed, a misconfiguration. Either is a 500 problem, never an unhandled error (a bare 502)."""
     store = offloading_store()
 
     @idempotent_http(store, operation="download", local_cache=False)
@@ -277,29 +282,11 @@ def test_http_replay_of_a_missing_object_is_a_500_problem(aws: None) -> None:
     s3 = store.payloads.offload.client  # type: ignore[union-attr]
     (obj,) = s3.list_objects_v2(Bucket=BUCKET)["Contents"]
     s3.delete_object(Bucket=BUCKET, Key=obj["Key"])
-    replay = handler(event, None)
-    assert replay["statusCode"] == 500
-    assert problem_of(replay)["code"] == "idempotency-result-unavailable"
-
-
-def test_http_replay_from_a_bucket_gone_is_a_500_store_misconfigured_problem(aws: None) -> None:
-    """The bucket itself deleted (or denied) after a response was offloaded: every replay fails the same way until it
-    is fixed. A `500 store-misconfigured` problem, as the docs promise, never an unhandled error (a bare 502)."""
-    store = offloading_store()
-
-    @idempotent_http(store, operation="download", local_cache=False)
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return {"statusCode": 200, "body": base64.b64encode(os.urandom(200_000)).decode()}
-
-    event = http_event("http_api")
-    handler(event, None)
-    s3 = store.payloads.offload.client  # type: ignore[union-attr]
-    (obj,) = s3.list_objects_v2(Bucket=BUCKET)["Contents"]
-    s3.delete_object(Bucket=BUCKET, Key=obj["Key"])
-    s3.delete_bucket(Bucket=BUCKET)
+    if gone == "bucket":
+        s3.delete_bucket(Bucket=BUCKET)
     replay = handler(event, None)
     assert replay["statusCode"] == 500, replay
-    assert problem_of(replay)["code"] == "store-misconfigured"
+    assert problem_of(replay)["code"] == code
 
 
 def test_threshold_bounds_are_checked() -> None:
