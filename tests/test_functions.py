@@ -347,7 +347,8 @@ def test_concurrent_duplicates_charge_once(racing_stack: LocalStack) -> None:
     """Ten containers send one new request at the same instant; the gateway is slow enough for them to overlap."""
     clients = 10
     event = with_key(load_event("payment-create.json"), "race-1")
-    containers = [racing_stack.load_function("PaymentFunction", GATEWAY_LATENCY_MS="500") for _ in range(clients)]
+    # 2 s: long enough for the ten claims to land while the first still charges, even on a loaded CI machine
+    containers = [racing_stack.load_function("PaymentFunction", GATEWAY_LATENCY_MS="2000") for _ in range(clients)]
     start = threading.Barrier(clients)
     answers: list[dict[str, Any]] = [{} for _ in range(clients)]
 
