@@ -197,28 +197,50 @@ def _delete(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Out
         )
         if not _confirm("Delete it, so the next call runs the operation again?", err):
             return Output({"deleted": False}, "not deleted", code=1)
+    shown_as = {"owner": {"S": record.owner}, "status": {"S": record.status.value}}
+    deleted, item = _delete_as_shown(store, record.record_id, shown_as)
+    if deleted:
+        return Output({"deleted": True, "record_id": record.record_id}, DELETED)
+    if item is None:
+        raise CliError("the record was already gone", code=1)
+    fields = _fields(record_of(item), with_result=True)
+    was = f"{record.status}, owner {record.owner}"
+    note = f"not deleted: the record changed since it was shown (it was {was}); now it is:"
+    view = Group(shown(note), _record_view(fields))
+    return Output({"deleted": False, "changed": True, "record": fields}, view, code=1)
+
+
+DELETED = "deleted; a warm container may still replay it from its local cache until the entry expires"
+
+
+def _delete_as_shown(
+    store: DynamoDBStore, record_id: str, shown_as: dict[str, Any]
+) -> tuple[bool, dict[str, Any] | None]:
+    """Delete the item only if its owner and status are still those shown (and still absent where they were): a new
+    claim may have replaced it while the operator read the prompt. Whether it was deleted; if not, the item as it
+    stands now (None: gone)."""
+    conditions, names, values = ["attribute_exists(#pk)"], {"#pk": "pk"}, {}
+    for placeholder, attribute in (("ow", "owner"), ("st", "status")):
+        names[f"#{placeholder}"] = attribute
+        if attribute in shown_as:
+            conditions.append(f"#{placeholder} = :{placeholder}")
+            values[f":{placeholder}"] = shown_as[attribute]
+        else:
+            conditions.append(f"attribute_not_exists(#{placeholder})")
     try:
         store.client.delete_item(
             TableName=store.table_name,
-            Key={"pk": {"S": record.record_id}},
-            ConditionExpression="#ow = :owner AND #st = :status",
-            ExpressionAttributeNames={"#ow": "owner", "#st": "status"},
-            ExpressionAttributeValues={":owner": {"S": record.owner}, ":status": {"S": record.status.value}},
+            Key={"pk": {"S": record_id}},
+            ConditionExpression=" AND ".join(conditions),
+            ExpressionAttributeNames=names,
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **({"ExpressionAttributeValues": values} if values else {}),
         )
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
             raise
-        item = exc.response.get("Item") or _item(store, record.record_id)
-        if item is None:
-            raise CliError("the record was already gone", code=1) from None
-        fields = _fields(record_of(item), with_result=True)
-        was = f"{record.status}, owner {record.owner}"
-        note = f"not deleted: the record changed since it was shown (it was {was}); now it is:"
-        view = Group(shown(note), _record_view(fields))
-        return Output({"deleted": False, "changed": True, "record": fields}, view, code=1)
-    note = "deleted; a warm container may still replay it from its local cache until the entry expires"
-    return Output({"deleted": True, "record_id": record.record_id}, note)
+        return False, exc.response.get("Item") or _item(store, record_id)
+    return True, None
 
 
 class Unreadable:
@@ -237,29 +259,10 @@ def _delete_unreadable(store: DynamoDBStore, args: argparse.Namespace, err: Cons
     err.print(shown(f"{found.reason}; as stored: {json.dumps(item, default=str)}"))
     if not args.yes and not _confirm("Delete it, so the next call runs the operation again?", err):
         return Output({"deleted": False}, "not deleted", code=1)
-    conditions, names, values = [], {}, {}
-    for placeholder, attribute in (("ow", "owner"), ("st", "status")):
-        names[f"#{placeholder}"] = attribute
-        if attribute in item:
-            conditions.append(f"#{placeholder} = :{placeholder}")
-            values[f":{placeholder}"] = item[attribute]
-        else:
-            conditions.append(f"attribute_not_exists(#{placeholder})")
-    try:
-        store.client.delete_item(
-            TableName=store.table_name,
-            Key={"pk": {"S": rid}},
-            ConditionExpression=" AND ".join(["attribute_exists(pk)", *conditions]),
-            ExpressionAttributeNames=names,
-            **({"ExpressionAttributeValues": values} if values else {}),
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-            raise
+    if not _delete_as_shown(store, rid, item)[0]:
         note = "not deleted: the item changed since it was shown (or is gone); `show` it again"
         return Output({"deleted": False, "changed": True, "record_id": rid}, note, code=1)
-    note = "deleted; a warm container may still replay it from its local cache until the entry expires"
-    return Output({"deleted": True, "record_id": rid}, note)
+    return Output({"deleted": True, "record_id": rid}, DELETED)
 
 
 def _list(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:

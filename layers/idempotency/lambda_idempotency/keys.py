@@ -35,7 +35,7 @@ def normalise_key(value: Any) -> str:
         raise InvalidKeyError(f"idempotency key must be a finite number, got {value!r}")
     else:
         if _all_null(value) or (isinstance(value, (dict, list, tuple)) and not value):
-            raise MissingKeyError(f"every field of the idempotency key is missing ({_nothing(value)})")
+            raise MissingKeyError(f"every field of the idempotency key is missing ({'all null' if value else 'empty'})")
         try:
             text = canonical_json(value) if isinstance(value, (dict, list, tuple)) else stable_text(value)
         except IdempotencyError:  # nested too deeply: InputTooDeepError
@@ -52,10 +52,6 @@ def _all_null(value: Any) -> bool:
     if isinstance(value, dict):
         return bool(value) and all(v is None for v in value.values())
     return isinstance(value, (list, tuple)) and bool(value) and all(v is None for v in value)
-
-
-def _nothing(value: Any) -> str:
-    return "empty" if not value else "all null"
 
 
 def normalise_scope(value: Any) -> str | None:

@@ -35,7 +35,7 @@ CREATE_HINT = (
 def store_error(exc: Exception, table: str, client: Any) -> StoreConfigurationError | StoreUnavailableError:
     """The typed error for a failed call of ``client`` on ``table``."""
     region = _region(client)
-    where = f"idempotency table {table!r} in region {region}{_endpoint_note(client)}"
+    where = _where(table, client)
     fix = CREATE_HINT.format(table=table, region=region)
     if isinstance(exc, boto.ClientError):
         error = exc.response.get("Error", {})
@@ -93,8 +93,7 @@ def unfit_table(client: Any, table: str) -> StoreConfigurationError | None:
     schema = key_schema(found)
     if schema == FIT_KEY_SCHEMA:
         return None
-    where = f"idempotency table {table!r} in region {_region(client)}{_endpoint_note(client)}"
-    return _wrong_key(where, schema, "its records are refused")
+    return _wrong_key(_where(table, client), schema, "its records are refused")
 
 
 FIT_KEY_SCHEMA = "the key pk (S)"
@@ -121,6 +120,10 @@ def key_schema(table: dict[str, Any]) -> str:
     """A table's key as DescribeTable gives it, written ``the key id (S)`` or ``the key pk (S), sk (S)``."""
     types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
     return "the key " + ", ".join(f"{k['AttributeName']} ({types.get(k['AttributeName'])})" for k in table["KeySchema"])
+
+
+def _where(table: str, client: Any) -> str:
+    return f"idempotency table {table!r} in region {_region(client)}{_endpoint_note(client)}"
 
 
 def _region(client: Any) -> str:
