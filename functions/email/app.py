@@ -13,15 +13,15 @@ from datetime import timedelta
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from email_message import parse_email
 from lambda_idempotency import DynamoDBStore
 from lambda_idempotency.batch import idempotent_record, process_batch
 
 logger = Logger()
-metrics = Metrics()
+metrics = EphemeralMetrics()  # this container's own: Metrics() shares one set with every instance in a process
 
 store = DynamoDBStore(os.environ["IDEMPOTENCY_TABLE"])
 ses = boto3.client("sesv2")

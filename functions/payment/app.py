@@ -15,11 +15,11 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from lambda_idempotency import (
     DynamoDBStore,
     KmsEncryption,
@@ -36,7 +36,7 @@ from provider import PaymentProvider
 from simulated_gateway import SimulatedGateway
 
 logger = Logger()
-metrics = Metrics()
+metrics = EphemeralMetrics()  # this container's own: Metrics() shares one set with every instance in a process
 api = APIGatewayHttpResolver()
 
 key_arn = os.environ.get("IDEMPOTENCY_KMS_KEY_ARN")
