@@ -6,11 +6,13 @@ import asyncio
 import dataclasses
 import datetime
 import enum
+import math
 import socket
 import threading
 import uuid
 from decimal import Decimal
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 import pydantic
 import pytest
@@ -29,6 +31,7 @@ from lambda_idempotency import (
     idempotent_function,
     use_lambda_context,
 )
+from lambda_idempotency.http import IdempotencyMiddleware
 
 from .conftest import FakeClock, client_of, new_dynamodb_store
 
@@ -221,6 +224,24 @@ def test_default_operation_names_function_and_lambda(monkeypatch: pytest.MonkeyP
     assert named.idempotency.operation.startswith("payments:")
 
 
+@pytest.mark.parametrize("option", ["ttl", "lease", "wait"])
+@pytest.mark.parametrize("value", [math.inf, math.nan, -math.inf])
+def test_a_duration_that_is_not_finite_is_a_value_error_naming_it(option: str, value: float) -> None:
+    """`ttl=math.inf` is not "forever": it was an `OverflowError` from deep inside the decoration (`math.ceil`)."""
+    if option != "wait":
+        with pytest.raises(ValueError, match=f"{option} must be a positive finite number"):
+            idempotent_function(MemoryStore(), key="k", **{option: value})(lambda k: k)
+    with pytest.raises(ValueError, match=f"{option} must be a .* finite number"):
+        IdempotencyMiddleware(MemoryStore(), operation="o", **{option: value})
+
+
+def test_a_lease_shorter_than_a_millisecond_is_one_not_zero() -> None:
+    """A lease is kept in whole milliseconds: rounded down, 0.4 ms was a lease that had ended when it was taken."""
+    assert idempotent_function(MemoryStore(), key="k", lease=0.0004)(lambda k: k).idempotency.lease_ms == 1
+    assert IdempotencyMiddleware(MemoryStore(), operation="o", lease=0.0004).rules.guard.lease_ms == 1
+    assert idempotent_function(MemoryStore(), key="k", lease=1.0001)(lambda k: k).idempotency.lease_ms == 1001
+
+
 def test_options_are_validated() -> None:
     with pytest.raises(ValueError, match="ttl"):
         idempotent_function(MemoryStore(), key="k", ttl=0)(lambda k: k)
@@ -257,6 +278,10 @@ VALUES = [
     datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
     datetime.date(2026, 1, 2),
     b"\x00\xffbytes",
+    bytearray(b"\x00\xffmutable"),
+    datetime.time(1, 2, 3, 4),
+    datetime.time(1, 2, tzinfo=datetime.timezone(datetime.timedelta(hours=-5))),
+    datetime.timedelta(days=-1, seconds=5, microseconds=7),
     uuid.UUID(int=5),
     (1, "a", None),
     {1, 2},
@@ -283,8 +308,31 @@ def test_replays_return_the_same_python_value(value: Any) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [datetime.time(1, 2), datetime.timedelta(seconds=5), 1 + 2j, 10**5000],
-    ids=["time", "timedelta", "complex", "int"],
+    [
+        datetime.datetime(2026, 7, 1, 12, 0, tzinfo=ZoneInfo("Europe/Berlin")),  # summer time, +02:00
+        datetime.datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=ZoneInfo("Europe/Berlin")),  # the second 02:30, +01:00
+        datetime.datetime(2026, 1, 2, 3, 4, tzinfo=ZoneInfo("UTC")),
+    ],
+    ids=["summer", "fold", "utc"],
+)
+def test_an_aware_datetime_replays_in_its_named_zone(value: datetime.datetime) -> None:
+    """Not at the fixed offset its ISO text carries: a replayed time that is shifted by a day keeps its zone's
+    DST rules, and an ambiguous wall time keeps its fold."""
+
+    @idempotent_function(MemoryStore(), key="k", local_cache=False, operation="zoned")
+    def produce(k: str) -> datetime.datetime:
+        return value
+
+    produce("a")
+    replayed = produce("a")
+    assert replayed == value and replayed.tzinfo is value.tzinfo and replayed.fold == value.fold
+    assert (replayed + datetime.timedelta(days=180)).utcoffset() == (value + datetime.timedelta(days=180)).utcoffset()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1 + 2j, 10**5000],
+    ids=["complex", "int"],
 )
 def test_a_result_the_default_serializer_cannot_write_runs_once_and_replays_result_not_stored(value: Any) -> None:
     """docs/how-it-works.md: returned to the first caller, not stored, the key COMPLETED; never a different value."""

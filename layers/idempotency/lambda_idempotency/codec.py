@@ -143,12 +143,38 @@ def return_annotation(fn: Callable[..., Any]) -> Callable[[], Any]:
     return resolve
 
 
+def _datetime(value: datetime.datetime) -> dict[str, Any]:
+    """An aware datetime in a named zone (`zoneinfo.ZoneInfo`) keeps the zone's name beside its ISO text, so its
+    replay is in that zone, not at the fixed offset the text carries (which would be wrong across a DST change)."""
+    zone = value.tzinfo
+    if zone is not None and type(zone) is not datetime.timezone:
+        from zoneinfo import ZoneInfo
+
+        if isinstance(zone, ZoneInfo) and zone.key:
+            return {TAG: "zoned", "v": [value.isoformat(), zone.key]}
+    return {TAG: "datetime", "v": value.isoformat()}
+
+
+def _zoned(value: list[str]) -> datetime.datetime:
+    """The instant the text gives, in the zone it was made in: `astimezone` sets the wall time and `fold` the zone
+    gives it. Where that zone is unknown (no tz database), the fixed offset the text carries."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    at = datetime.datetime.fromisoformat(value[0])
+    try:
+        return at.astimezone(ZoneInfo(value[1]))
+    except ZoneInfoNotFoundError:
+        return at
+
+
 _ENCODERS: dict[type, Callable[[Any], Any]] = {
     Decimal: lambda v: {TAG: "decimal", "v": str(v)},
-    datetime.datetime: lambda v: {TAG: "datetime", "v": v.isoformat()},
+    datetime.datetime: _datetime,
     datetime.date: lambda v: {TAG: "date", "v": v.isoformat()},
+    datetime.time: lambda v: {TAG: "time", "v": v.isoformat()},
+    datetime.timedelta: lambda v: {TAG: "timedelta", "v": [v.days, v.seconds, v.microseconds]},
     bytes: lambda v: {TAG: "bytes", "v": base64.b64encode(v).decode()},
-    bytearray: lambda v: {TAG: "bytes", "v": base64.b64encode(v).decode()},
+    bytearray: lambda v: {TAG: "bytearray", "v": base64.b64encode(v).decode()},
     uuid.UUID: lambda v: {TAG: "uuid", "v": str(v)},
     tuple: lambda v: {TAG: "tuple", "v": [_encode(x) for x in v]},
     set: lambda v: {TAG: "set", "v": _members(v, "set")},
@@ -175,8 +201,12 @@ def _members(values: Any, kind: str) -> list[Any]:
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     "decimal": Decimal,
     "datetime": datetime.datetime.fromisoformat,
+    "zoned": _zoned,
     "date": datetime.date.fromisoformat,
+    "time": datetime.time.fromisoformat,
+    "timedelta": lambda v: datetime.timedelta(*v),
     "bytes": base64.b64decode,
+    "bytearray": lambda v: bytearray(base64.b64decode(v)),
     "uuid": uuid.UUID,
     "tuple": lambda v: tuple(_decode(x) for x in v),
     "set": lambda v: {_decode(x) for x in v},

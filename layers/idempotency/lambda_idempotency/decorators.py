@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import os
 import threading
 import time
@@ -221,7 +220,7 @@ def _guard(
     mode: Mode,
     hash_keys: bool | bytes,
 ) -> Guard:
-    from .cache import DEFAULT_SIZE, LocalCache
+    from . import option_values
     from .codec import TaggedJsonSerializer, return_annotation
     from .engine import Guard
     from .keys import check_operation
@@ -232,22 +231,16 @@ def _guard(
             "call was recorded as complete. Decorate a function that returns the values (a list, say)"
         )
     warn_about_powertools_switch()
-    ttl_s = _seconds(ttl, "ttl")
-    lease_s = _seconds(lease, "lease") if lease is not None else None
-    if isinstance(local_cache, bool):
-        cache = LocalCache(DEFAULT_SIZE) if local_cache else None
-    else:
-        cache = LocalCache(local_cache)
     return Guard(
         store=store,
         operation=check_operation(default_operation(fn) if operation is None else operation),
         key=key,
         fingerprint=fingerprint,
         scope=scope,
-        ttl_s=math.ceil(ttl_s),
-        lease_ms=int(lease_s * 1000) if lease_s is not None else None,
+        ttl_s=option_values.ttl_s(ttl),
+        lease_ms=option_values.lease_ms(lease),
         cache_errors=_error_types(cache_errors),
-        cache=cache,
+        cache=option_values.local_cache(local_cache),
         required=required,
         fail_open=fail_open,
         serializer=serializer or TaggedJsonSerializer(return_annotation(fn)),
@@ -273,13 +266,6 @@ def default_operation(fn: Callable[..., Any]) -> str:
     name = f"{fn.__module__}.{fn.__qualname__}"
     function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
     return f"{function_name}:{name}" if function_name else name
-
-
-def _seconds(value: timedelta | float, what: str) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if not seconds > 0:
-        raise ValueError(f"{what} must be positive, got {value!r}")
-    return seconds
 
 
 def _wrap(fn: F, guard: Guard, context_of: Callable[[Arguments], Any]) -> F:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from datetime import timedelta
 from typing import Any, TypedDict, TypeVar, Unpack
 
 from .. import execution as running
-from ..cache import DEFAULT_SIZE, LocalCache
+from .. import option_values
 from ..codec import Serializer, TaggedJsonSerializer
 from ..decorators import disabled, warn_about_powertools_switch
 from ..engine import Clock, Guard
@@ -125,21 +124,19 @@ class HttpIdempotency:
         self.anonymous_scope = options.get("anonymous_scope")
         if self.anonymous_scope is not None and (not isinstance(self.anonymous_scope, str) or not self.anonymous_scope):
             raise ValueError(f"anonymous_scope must be a non-empty string or None, got {self.anonymous_scope!r}")
-        self.wait_s = _seconds(options.get("wait", 0), "wait", allow_zero=True)
+        self.wait_s = option_values.seconds(options.get("wait", 0), "wait", allow_zero=True)
         self.max_retry_after = max(1, int(options.get("max_retry_after", 1)))
         self.problem_docs = checked_docs_url(options.get("problem_docs"))
-        lease = options.get("lease")
-        local_cache = options.get("local_cache", True)
         self.guard = Guard(
             store=store,
             operation=check_operation(operation),
             key=lambda call: call[0][0].key,
             fingerprint=lambda call: call[0][0].payload,
             scope=lambda call: call[0][0].scope,
-            ttl_s=math.ceil(_seconds(options.get("ttl", timedelta(hours=24)), "ttl")),
-            lease_ms=int(_seconds(lease, "lease") * 1000) if lease is not None else None,
+            ttl_s=option_values.ttl_s(options.get("ttl", timedelta(hours=24))),
+            lease_ms=option_values.lease_ms(options.get("lease")),
             cache_errors=(),
-            cache=_cache(local_cache),
+            cache=option_values.local_cache(options.get("local_cache", True)),
             required=True,
             fail_open=options.get("fail_open", False),
             serializer=options.get("serializer") or TaggedJsonSerializer(),
@@ -351,16 +348,3 @@ def _store_misconfigured(request: HttpRequest) -> ProxyResponse:
 
 def _invalid(request: HttpRequest, error: RequestValidationError) -> ProxyResponse:
     return problem(request, 400, "request-invalid", error.detail, errors=error.errors)
-
-
-def _seconds(value: timedelta | float, what: str, *, allow_zero: bool = False) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if not (seconds >= 0 if allow_zero else seconds > 0):
-        raise ValueError(f"{what} must be {'non-negative' if allow_zero else 'positive'}, got {value!r}")
-    return seconds
-
-
-def _cache(local_cache: bool | int) -> LocalCache | None:
-    if isinstance(local_cache, bool):
-        return LocalCache(DEFAULT_SIZE) if local_cache else None
-    return LocalCache(local_cache)
