@@ -331,8 +331,29 @@ def test_an_aware_datetime_replays_in_its_named_zone(value: datetime.datetime) -
 
 @pytest.mark.parametrize(
     "value",
-    [1 + 2j, 10**5000],
-    ids=["complex", "int"],
+    [
+        datetime.datetime(2026, 10, 25, 2, 30, fold=1),
+        datetime.datetime(2026, 10, 25, 0, 30, fold=1, tzinfo=datetime.UTC),
+        datetime.time(2, 30, fold=1),
+    ],
+    ids=["naive", "fixed-offset", "time"],
+)
+def test_the_fold_of_a_repeated_wall_time_is_replayed(value: datetime.datetime | datetime.time) -> None:
+    """ISO text drops `fold`; equality ignores it, but the value localised later differs by an hour."""
+
+    @idempotent_function(MemoryStore(), key="k", local_cache=False, operation="fold")
+    def produce(k: str) -> Any:
+        return value
+
+    produce("a")
+    replayed = produce("a")
+    assert replayed == value and replayed.fold == 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1 + 2j, 10**5000, datetime.time(1, 2, tzinfo=ZoneInfo("Europe/Berlin"))],
+    ids=["complex", "int", "time-in-a-zone"],
 )
 def test_a_result_the_default_serializer_cannot_write_runs_once_and_replays_result_not_stored(value: Any) -> None:
     """docs/how-it-works.md: returned to the first caller, not stored, the key COMPLETED; never a different value."""

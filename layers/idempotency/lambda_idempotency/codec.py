@@ -152,7 +152,33 @@ def _datetime(value: datetime.datetime) -> dict[str, Any]:
 
         if isinstance(zone, ZoneInfo) and zone.key:
             return {TAG: "zoned", "v": [value.isoformat(), zone.key]}
-    return {TAG: "datetime", "v": value.isoformat()}
+    return _wall_time("datetime", value)
+
+
+def _time(value: datetime.time) -> dict[str, Any]:
+    """A time at a fixed offset, or none. One in a zone with rules (`ZoneInfo`) has no offset without a date, so its
+    ISO text would drop the zone: it is not stored, rather than replayed as a different value."""
+    if value.tzinfo is not None and type(value.tzinfo) is not datetime.timezone:
+        raise TypeError(
+            f"a time in the zone {value.tzinfo} cannot be stored (without a date it has no offset); "
+            "return a datetime, or pass serializer= to store it"
+        )
+    return _wall_time("time", value)
+
+
+def _wall_time(tag: str, value: datetime.datetime | datetime.time) -> dict[str, Any]:
+    """ISO text, with the fold beside it when it is 1 (the second of a repeated wall time), which ISO text drops."""
+    text = value.isoformat()
+    return {TAG: tag, "v": [text, value.fold] if value.fold else text}
+
+
+def _parsed_wall_time(parse: Callable[[str], Any]) -> Callable[[Any], Any]:
+    def read(value: str | list[Any]) -> Any:
+        if isinstance(value, list):
+            return parse(value[0]).replace(fold=value[1])
+        return parse(value)
+
+    return read
 
 
 def _zoned(value: list[str]) -> datetime.datetime:
@@ -171,7 +197,7 @@ _ENCODERS: dict[type, Callable[[Any], Any]] = {
     Decimal: lambda v: {TAG: "decimal", "v": str(v)},
     datetime.datetime: _datetime,
     datetime.date: lambda v: {TAG: "date", "v": v.isoformat()},
-    datetime.time: lambda v: {TAG: "time", "v": v.isoformat()},
+    datetime.time: _time,
     datetime.timedelta: lambda v: {TAG: "timedelta", "v": [v.days, v.seconds, v.microseconds]},
     bytes: lambda v: {TAG: "bytes", "v": base64.b64encode(v).decode()},
     bytearray: lambda v: {TAG: "bytearray", "v": base64.b64encode(v).decode()},
@@ -200,10 +226,10 @@ def _members(values: Any, kind: str) -> list[Any]:
 
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     "decimal": Decimal,
-    "datetime": datetime.datetime.fromisoformat,
+    "datetime": _parsed_wall_time(datetime.datetime.fromisoformat),
     "zoned": _zoned,
     "date": datetime.date.fromisoformat,
-    "time": datetime.time.fromisoformat,
+    "time": _parsed_wall_time(datetime.time.fromisoformat),
     "timedelta": lambda v: datetime.timedelta(*v),
     "bytes": base64.b64decode,
     "bytearray": lambda v: bytearray(base64.b64decode(v)),
