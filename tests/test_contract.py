@@ -424,3 +424,27 @@ def test_a_status_made_from_its_text_is_the_constant_itself() -> None:
         assert copy.deepcopy(status) is status and pickle.loads(pickle.dumps(status)) is status
     with pytest.raises(ValueError, match="not a record status"):
         Status("DONE")
+
+
+def test_an_insert_replaces_only_the_crashed_claim_it_read(store: Store, clock: FakeClock) -> None:
+    """Optimistic mode's insert in place of a crashed claim (`replacing=`) lands only while that claim is still there
+    as it was read: the same owner, IN_PROGRESS, its lease ended at the inserter's now. A claim taken over since, or
+    one whose lease still runs, refuses it."""
+    from lambda_idempotency.stores.base import ClaimRequest
+
+    now_ms = int(clock() * 1000)
+    crashed = ClaimRequest("op#r", "crashed", "r", None, None, now_ms, now_ms + 1000, now_ms // 1000 + 3600)
+    assert store.claim(crashed) is None
+    read = store.get("op#r")
+    assert read is not None
+    mine = Record(
+        "op#r", Status.COMPLETED, "mine", now_ms // 1000 + 3600, key="r", result="1", completed_at=now_ms // 1000
+    )
+    assert store.insert_finished(mine, (), replacing=read) is not None  # its lease still runs
+    later_s = now_ms // 1000 + 2
+    other = Record("op#r", Status.COMPLETED, "mine", later_s + 3600, key="r", result="1", completed_at=later_s)
+    stale = read.replace(owner="someone-before")
+    assert store.insert_finished(other, (), replacing=stale) is not None  # not the claim that is there
+    assert store.get("op#r") == read
+    assert store.insert_finished(other, (), replacing=read) is None
+    assert store.get("op#r") == other

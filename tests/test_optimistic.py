@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from lambda_idempotency import KeyReuseError, WriteConditionError, current, idempotent_function
+from lambda_idempotency import InProgressError, KeyReuseError, WriteConditionError, current, idempotent_function
 from lambda_idempotency.keys import record_id
 from lambda_idempotency.record import Status
-from lambda_idempotency.stores.base import Store
+from lambda_idempotency.stores.base import ClaimRequest, Refused, Store
 from lambda_idempotency.stores.dynamodb import DynamoDBStore
 
 from .conftest import DYNAMODB_BACKENDS, FakeClock, client_of, new_business_table, new_dynamodb_store
@@ -190,3 +190,57 @@ def test_a_loser_whose_function_raised_a_declared_failure_replays_the_winner(
     assert outcome == ["paid 5"]
     record = store.get(record_id("optdecl", None, "a"))
     assert record is not None and record.status is Status.COMPLETED
+
+
+def _crashed_claim(store: Store, clock: FakeClock, operation: str, key: str) -> str:
+    """The record a claim-mode execution of ``operation`` leaves when its process is killed: IN_PROGRESS, 1 s lease."""
+    now_ms = int(clock() * 1000)
+    rid = record_id(operation, None, key)
+    assert (
+        store.claim(ClaimRequest(rid, "crashed", key, None, None, now_ms, now_ms + 1000, now_ms // 1000 + 86400))
+        is None
+    )
+    return rid
+
+
+def test_an_optimistic_call_commits_in_place_of_a_claim_that_crashed(store: Store, clock: FakeClock) -> None:
+    """A function switched to optimistic mode meets a key its claim-mode version claimed before it was killed. While
+    that lease lives the call answers in progress; once it has ended, the call commits in the crashed claim's place
+    (it answered in progress until the record expired, 24 h later), and the crashed claim can no longer finish."""
+    rid = _crashed_claim(store, clock, "switched", "a")
+    runs: list[str] = []
+
+    @idempotent_function(store, key="k", operation="switched", clock=clock, mode="optimistic", local_cache=False)
+    def work(k: str) -> int:
+        runs.append(k)
+        return len(runs)
+
+    with pytest.raises(InProgressError):
+        work("a")
+    clock.advance(2)
+    assert work("a") == 2
+    record = store.get(rid)
+    assert record is not None and record.status is Status.COMPLETED and record.owner != "crashed"
+    assert work("a") == 2  # ran again (optimistic mode), lost, returned the committed result
+    crashed_finish = record.replace(owner="crashed")
+    assert isinstance(store.finish(crashed_finish), Refused)
+    assert store.get(rid) == record
+
+
+def test_the_writes_of_an_optimistic_call_replacing_a_crashed_claim_commit_once(
+    dynamodb_store: DynamoDBStore, clock: FakeClock
+) -> None:
+    client = dynamodb_store.client
+    table = new_business_table(client)
+    _crashed_claim(dynamodb_store, clock, "switched-writes", "a")
+    clock.advance(2)
+
+    @idempotent_function(
+        dynamodb_store, key="k", operation="switched-writes", clock=clock, mode="optimistic", local_cache=False
+    )
+    def add(k: str) -> str:
+        current().write(credit(table, "acct", 10))
+        return "credited"
+
+    assert add("a") == "credited" and add("a") == "credited"
+    assert balance(client, table, "acct") == 10

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("lambda_idempotency")
 
 FINISH_ATTEMPTS = 3
+INSERT_ROUNDS = 3
+"""Optimistic inserts refused by a crashed claim's record, replaced, and refused again by a racer's, at most."""
 RECORD_OVERHEAD_BYTES = 1024
 """What a finished record adds to a transaction besides its texts, result and steps (attribute names, numbers, the
 condition)."""
@@ -178,19 +180,27 @@ class Completion:
             from . import writes as transaction
 
             transaction.check_total(writes, _completion_size(record))
-        outcome = self.retrying(execution.record_id, self.store.insert_finished, record, writes)
-        if outcome is None:
-            if self.cache is not None:
-                self.cache.put(record)
-            return result
-        if isinstance(outcome, WritesRefused):
-            raise _write_condition_error(execution.writes, outcome.failed, "a retry runs the function again")
-        found = outcome.current
-        if found is None:  # refused, then gone before it could be read: nothing of ours was written
+        replacing: Record | None = None
+        for _ in range(INSERT_ROUNDS):
+            outcome = self.retrying(execution.record_id, self.store.insert_finished, record, writes, replacing)
+            if outcome is None:
+                if self.cache is not None:
+                    self.cache.put(record)
+                return result
+            if isinstance(outcome, WritesRefused):
+                raise _write_condition_error(execution.writes, outcome.failed, "a retry runs the function again")
+            found = outcome.current
+            if found is None:  # refused, then gone before it could be read: nothing of ours was written
+                raise InProgressError(f"key {execution.key!r} of {self.operation} is contended", retry_after=1)
+            check_fingerprint(found, execution.fingerprint, execution.key, self.operation)
+            if found.status is not Status.IN_PROGRESS:
+                break
+            if found.lease_is_live((record.completed_at or 0) * 1000):
+                raise in_progress_error(execution.key, int(self.clock() * 1000), found)
+            logger.info("lease of %s passed (a claim that crashed); committing in its place", execution.record_id)
+            replacing = found
+        else:
             raise InProgressError(f"key {execution.key!r} of {self.operation} is contended", retry_after=1)
-        check_fingerprint(found, execution.fingerprint, execution.key, self.operation)
-        if found.status is Status.IN_PROGRESS:
-            raise in_progress_error(execution.key, int(self.clock() * 1000), found)
         logger.info("%s was committed already (by a racer, or our own resent request); replaying", execution.record_id)
         if self.cache is not None:
             self.cache.put(found)

@@ -142,10 +142,14 @@ class Store(abc.ABC):
         """Move the lease (and the TTL, so it outlives the lease) on, if ``owner`` still holds it IN_PROGRESS."""
 
     @abc.abstractmethod
-    def insert_finished(self, record: Record, writes: Sequence[Write]) -> Refused | WritesRefused | None:
+    def insert_finished(
+        self, record: Record, writes: Sequence[Write], replacing: Record | None = None
+    ) -> Refused | WritesRefused | None:
         """Optimistic mode: write a finished record together with ``writes``, if no record is there.
 
-        A record that expired before ``record.completed_at`` (the writer's now) counts as absent.
+        A record that expired before ``record.completed_at`` (the writer's now) counts as absent. ``replacing``: an
+        IN_PROGRESS record whose lease has ended (a claim-mode execution of the same operation that crashed), to be
+        replaced if it is still there as it was read: same owner, IN_PROGRESS, its lease ended.
         """
 
     def record_key(self, record_id: str) -> tuple[str, dict[str, Any]] | None:

@@ -10,6 +10,7 @@ reserved words.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
@@ -327,21 +328,26 @@ class DynamoDBStore(Store):
             record_id=record.record_id,
         )
 
-    def insert_finished(self, record: Record, writes: Sequence[Write]) -> Refused | WritesRefused | None:
+    def insert_finished(
+        self, record: Record, writes: Sequence[Write], replacing: Record | None = None
+    ) -> Refused | WritesRefused | None:
         now_s = record.completed_at or 0
-        put = {
-            "TableName": self.table_name,
-            "Item": item_from_record(record),
-            "ConditionExpression": "attribute_not_exists(#pk) OR #ex < :now",
-            "ExpressionAttributeNames": _names("#pk", "#ex"),
-            "ExpressionAttributeValues": {":now": {"N": str(now_s)}},
-        }
-        return self._transact(
-            writes,
-            {"Put": put},
-            token=record.owner,
-            record_id=record.record_id,
-        )
+        put: dict[str, Any] = {"TableName": self.table_name, "Item": item_from_record(record)}
+        token = record.owner
+        if replacing is None:
+            put["ConditionExpression"] = "attribute_not_exists(#pk) OR #ex < :now"
+            put["ExpressionAttributeNames"] = _names("#pk", "#ex")
+            put["ExpressionAttributeValues"] = {":now": {"N": str(now_s)}}
+        else:  # another request than the refused one, so another token: DynamoDB ties a token to its parameters
+            put["ConditionExpression"] = "#ow = :old AND #st = :ip AND #le <= :now"
+            put["ExpressionAttributeNames"] = _names("#ow", "#st", "#le")
+            put["ExpressionAttributeValues"] = {
+                ":old": {"S": replacing.owner},
+                ":ip": _IN_PROGRESS,
+                ":now": {"N": str(now_s * 1000)},
+            }
+            token = hashlib.sha256(f"{record.owner} replacing {replacing.owner}".encode()).hexdigest()
+        return self._transact(writes, {"Put": put}, token=token, record_id=record.record_id)
 
     def get(self, record_id: str) -> Record | None:
         try:

@@ -91,11 +91,16 @@ class MemoryStore(Store):
         with self._lock:
             return self._update_held(record_id, owner, lease_expires_at=lease_expires_at, expires_at=expires_at)
 
-    def insert_finished(self, record: Record, writes: Sequence[Write]) -> Refused | WritesRefused | None:
+    def insert_finished(
+        self, record: Record, writes: Sequence[Write], replacing: Record | None = None
+    ) -> Refused | WritesRefused | None:
         """Writes never reach this store: with no `record_key`, `current().write` refuses them."""
         with self._lock:
             found = self._records.get(record.record_id)
-            if found is not None and not found.is_expired(record.completed_at or 0):
+            if replacing is not None:
+                if found is None or not _ended_claim_of(found, replacing.owner, (record.completed_at or 0) * 1000):
+                    return Refused(found)
+            elif found is not None and not found.is_expired(record.completed_at or 0):
                 return Refused(found)
             self._records[record.record_id] = record
             return None
@@ -111,3 +116,13 @@ class MemoryStore(Store):
     def get(self, record_id: str) -> Record | None:
         with self._lock:
             return self._records.get(record_id)
+
+
+def _ended_claim_of(found: Record, owner: str, now_ms: int) -> bool:
+    """``found`` is still the claim of ``owner``, in progress, with its lease ended at ``now_ms``."""
+    return (
+        found.owner == owner
+        and found.status is Status.IN_PROGRESS
+        and found.lease_expires_at is not None
+        and found.lease_expires_at <= now_ms
+    )
