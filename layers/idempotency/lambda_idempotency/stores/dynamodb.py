@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
-import time
 from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import (
-    InvalidWriteError,
     ResultNotStoredError,
     ResultUnreadableError,
     StoreConfigurationError,
@@ -38,14 +35,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("lambda_idempotency")
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
-TRANSACTION_CANCELLED = "TransactionCanceledException"
-CONFLICT_ATTEMPTS = 8
-"""Tries of a transaction refused with TransactionConflict (another transaction on one of its items is running;
-botocore does not retry it), with jittered exponential backoff from `CONFLICT_BACKOFF_S`."""
-CONFLICT_BACKOFF_S = 0.02
-REFUSED_TRANSACTION = ("ValidationException", "ResourceNotFoundException")
-"""Errors that refuse a whole transaction for what it asks (a bad expression or value type, a missing table): the
-record's own action is well formed and its table exists, so they point at the function's writes."""
 
 _NAMES = {
     "#pk": "pk",
@@ -321,16 +310,16 @@ class DynamoDBStore(Store):
         return self.table_name, {"pk": {"S": record_id}}
 
     def commit(self, record: Record, writes: Sequence[Write]) -> Refused | WritesRefused | None:
-        return self._transact(
-            writes,
-            {"Put": {"TableName": self.table_name, **_completion(record)}},
-            token=record.owner,
-            record_id=record.record_id,
-        )
+        from .transaction import transact
+
+        put = {"TableName": self.table_name, **_completion(record)}
+        return transact(self, writes, {"Put": put}, token=record.owner, record_id=record.record_id)
 
     def insert_finished(
         self, record: Record, writes: Sequence[Write], replacing: Record | None = None
     ) -> Refused | WritesRefused | None:
+        from .transaction import transact
+
         now_s = record.completed_at or 0
         put: dict[str, Any] = {"TableName": self.table_name, "Item": item_from_record(record)}
         token = record.owner
@@ -347,7 +336,7 @@ class DynamoDBStore(Store):
                 ":now": {"N": str(now_s * 1000)},
             }
             token = hashlib.sha256(f"{record.owner} replacing {replacing.owner}".encode()).hexdigest()
-        return self._transact(writes, {"Put": put}, token=token, record_id=record.record_id)
+        return transact(self, writes, {"Put": put}, token=token, record_id=record.record_id)
 
     def get(self, record_id: str) -> Record | None:
         try:
@@ -358,13 +347,6 @@ class DynamoDBStore(Store):
             raise self._error(exc) from exc
         item = response.get("Item")
         return record_from_item(item) if item else None
-
-    def _unfit_table(self) -> StoreConfigurationError | None:
-        """A transaction refused for what it asks: the table's fault (missing, another key schema: the first call of
-        optimistic mode may be the first to reach it), or None (then one of the function's writes is at fault)."""
-        from .diagnosis import unfit_table
-
-        return unfit_table(self.client, self.table_name)
 
     def _error(self, exc: Exception) -> StoreUnavailableError | StoreConfigurationError:
         """The typed error of a failed call: a misconfiguration (`StoreConfigurationError`) or an outage."""
@@ -392,69 +374,6 @@ class DynamoDBStore(Store):
         except BotoCoreError as exc:
             raise self._error(exc) from exc
         return response
-
-    def _transact(
-        self,
-        writes: Sequence[Write],
-        record_action: dict[str, Any],
-        *,
-        token: str,
-        record_id: str,
-    ) -> Refused | WritesRefused | None:
-        """Send the writes and the record's action in one TransactWriteItems, the record's action last.
-
-        ``token`` (the owner, unique per execution) is the ClientRequestToken, so a resent commit is applied once;
-        a TransactionConflict is retried with backoff. A cancelled transaction is answered from its
-        CancellationReasons, in the order of the actions; without them nothing can be told, so the store is
-        reported unavailable (the key stays in flight until its lease ends: fail closed).
-        """
-        record_action = {k: {**v, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"} for k, v in record_action.items()}
-        items = [*(w.action() for w in writes), record_action]
-        for attempt in range(CONFLICT_ATTEMPTS):
-            try:
-                self.client.transact_write_items(TransactItems=items, ClientRequestToken=token[:36])
-                return None
-            except ClientError as exc:
-                error = exc.response.get("Error", {})
-                code = error.get("Code")
-                if code in REFUSED_TRANSACTION and (writes or code != "ResourceNotFoundException"):
-                    raise self._unfit_table() or InvalidWriteError(
-                        f"DynamoDB refused the transaction ({code}): {error.get('Message')}"
-                    ) from exc
-                if code != TRANSACTION_CANCELLED:
-                    raise self._error(exc) from exc
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-                if len(reasons) != len(items):
-                    raise StoreUnavailableError(f"transaction on {record_id} cancelled without reasons") from exc
-                if reasons[-1] == "ConditionalCheckFailed":
-                    item = exc.response["CancellationReasons"][-1].get("Item")
-                    return Refused(record_from_item(item) if item else self.get(record_id))
-                invalid = [i for i, r in enumerate(reasons[:-1]) if r == "ValidationError"]
-                if invalid:  # AWS: a write that would make an item too large, a key of the wrong type...
-                    raise InvalidWriteError(_invalid_writes(writes, invalid, exc.response)) from exc
-                failed = tuple(i for i, r in enumerate(reasons[:-1]) if r == "ConditionalCheckFailed")
-                if failed:
-                    return WritesRefused(failed)
-                if "TransactionConflict" not in reasons:
-                    raise (reasons[-1] == "ValidationError" and self._unfit_table()) or self._error(exc) from exc
-                if attempt + 1 < CONFLICT_ATTEMPTS:
-                    time.sleep(CONFLICT_BACKOFF_S * 2**attempt * random.uniform(0.5, 1.5))
-            except ParamValidationError as exc:  # botocore's check of a write's parameters (an unknown one, a type)
-                if not writes:
-                    raise self._error(exc) from exc
-                raise InvalidWriteError(f"botocore refused the transaction: {exc}") from exc
-            except BotoCoreError as exc:
-                raise self._error(exc) from exc
-        raise StoreUnavailableError(f"transaction on {record_id} kept conflicting with others")
-
-
-def _invalid_writes(writes: Sequence[Write], invalid: list[int], response: dict[str, Any]) -> str:
-    """What DynamoDB said of the writes it found invalid while applying them (CancellationReasons' ValidationError)."""
-    from ..writes import describe
-
-    reasons = response["CancellationReasons"]
-    said = "; ".join(f"{describe(i, writes[i])}: {reasons[i].get('Message', 'invalid')}" for i in invalid)
-    return f"DynamoDB refused the transaction (ValidationError): {said}"
 
 
 def _refused_or_none(answer: Refused | dict[str, Any]) -> Refused | None:
