@@ -235,6 +235,15 @@ def test_a_duration_that_is_not_finite_is_a_value_error_naming_it(option: str, v
         IdempotencyMiddleware(MemoryStore(), operation="o", **{option: value})
 
 
+@pytest.mark.parametrize("value", ["30", None, True])
+def test_a_duration_that_is_not_a_number_is_a_type_error_naming_it(value: Any) -> None:
+    """`float()` read "30" and True as seconds, and said of None only that it is not a number."""
+    with pytest.raises(TypeError, match="ttl must be a positive finite number"):
+        idempotent_function(MemoryStore(), key="k", ttl=value)(lambda k: k)
+    with pytest.raises(TypeError, match="ttl must be a positive finite number"):
+        IdempotencyMiddleware(MemoryStore(), operation="o", ttl=value)
+
+
 def test_a_lease_shorter_than_a_millisecond_is_one_not_zero() -> None:
     """A lease is kept in whole milliseconds: rounded down, 0.4 ms was a lease that had ended when it was taken."""
     assert idempotent_function(MemoryStore(), key="k", lease=0.0004)(lambda k: k).idempotency.lease_ms == 1

@@ -9,6 +9,7 @@ milliseconds, rounded up, so a lease shorter than one is one millisecond, never 
 from __future__ import annotations
 
 import math
+import numbers
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -18,11 +19,17 @@ if TYPE_CHECKING:
 
 def seconds(value: timedelta | float, what: str, *, allow_zero: bool = False) -> float:
     """``value`` in seconds; `ValueError` naming ``what`` when it is negative, zero (unless ``allow_zero``), NaN or
-    infinite."""
-    result = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    infinite, `TypeError` when it is not a number (text, a bool, None)."""
+    sign = "non-negative" if allow_zero else "positive"
+    told = f"{what} must be a {sign} finite number of seconds or a timedelta, got {value!r}"
+    if isinstance(value, timedelta):
+        result = value.total_seconds()
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        result = float(value)
+    else:  # float() would read "30" and True, and say of None only that it is not a number
+        raise TypeError(told)
     if not math.isfinite(result) or not (result >= 0 if allow_zero else result > 0):
-        sign = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{what} must be a {sign} finite number of seconds or a timedelta, got {value!r}")
+        raise ValueError(told)
     return result
 
 
