@@ -288,3 +288,20 @@ def test_a_pydantic_enum_field_is_the_python_value_not_its_json_form_as_the_guid
     assert argument_selector("refund.reason", refund)(call) is Reason.DUPLICATE
     guide = (ROOT / "docs" / "migration-from-powertools.md").read_text(encoding="utf-8")
     assert 'model_dump(mode="json")' in guide
+
+
+def test_a_powertools_event_data_class_argument_is_read_as_the_event_it_wraps() -> None:
+    """The guide says the SQS record data class "reads like its dict", and Powertools reads its ``raw_event``: ours
+    read the wrapper, so JMESPath's functions refused it (``keys(record)``) and ``fingerprint="record"`` hashed the
+    text of its properties, not the record."""
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from lambda_idempotency.keys import fingerprint_of
+    from lambda_idempotency.selectors import argument_selector
+
+    raw = {"messageId": "m-1", "body": '{"email_id": "e-1"}', "eventSource": "aws:sqs", "attributes": {}}
+
+    def handle(record: SQSRecord) -> None: ...
+
+    call: tuple[tuple[Any, ...], dict[str, Any]] = ((SQSRecord(raw),), {})
+    assert argument_selector("sort(keys(record))", handle)(call) == sorted(raw)
+    assert fingerprint_of(argument_selector("record", handle)(call)) == fingerprint_of(raw)

@@ -221,8 +221,9 @@ _PLAIN = frozenset({str, int, float, bool, dict, list, type(None)})
 
 def as_data(value: Any) -> Any:
     """A dataclass instance or a pydantic model as its dict form, which JMESPath can read (as Powertools does), a
-    tuple (``*args``) as a list, which JMESPath indexes (both write the same key and fingerprint text); anything
-    else unchanged."""
+    Powertools event data class (``SQSRecord``) as the event it wraps (``raw_event``, as Powertools does), a tuple
+    (``*args``) as a list, which JMESPath indexes (both write the same key and fingerprint text); anything else
+    unchanged."""
     if type(value) in _PLAIN or isinstance(value, type):
         return value
     if type(value) is tuple:
@@ -232,7 +233,10 @@ def as_data(value: Any) -> Any:
 
         return dataclasses.asdict(value)
     dump = getattr(value, "model_dump", None)  # pydantic v2
-    return dump() if callable(dump) else value
+    if callable(dump):
+        return dump()
+    raw = getattr(value, "raw_event", None)  # else its text (a listing of its properties) was the fingerprint
+    return raw if isinstance(raw, dict) else value
 
 
 def _guarded(read: Callable[[Arguments], Any]) -> Callable[[Arguments], Any]:
