@@ -305,3 +305,35 @@ def test_a_powertools_event_data_class_argument_is_read_as_the_event_it_wraps() 
     call: tuple[tuple[Any, ...], dict[str, Any]] = ((SQSRecord(raw),), {})
     assert argument_selector("sort(keys(record))", handle)(call) == sorted(raw)
     assert fingerprint_of(argument_selector("record", handle)(call)) == fingerprint_of(raw)
+
+
+@pytest.mark.usefixtures("fresh_warning")
+def test_our_switch_set_to_true_warns_once_and_idempotency_stays_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Powertools user writes ``LAMBDA_IDEMPOTENCY_DISABLED=true`` (Powertools' switch takes ``true``): only ``1``
+    switches ours off, and ``true`` was ignored without a word. The guide says so, and decorating warns once."""
+    monkeypatch.setattr(decorators, "_warned_own_switch", False, raising=False)
+    monkeypatch.setenv("LAMBDA_IDEMPOTENCY_DISABLED", "true")
+    runs: list[str] = []
+
+    def decorate() -> Any:
+        @idempotent_function(MemoryStore(), key="order_id", operation="orders.ship")
+        def ship(order_id: str) -> None:
+            runs.append(order_id)
+
+        return ship
+
+    ship = decorate()
+    decorate()
+    ship("o-1")
+    ship("o-1")
+    assert runs == ["o-1"]
+    (warning,) = [r.getMessage() for r in caplog.records if "does not switch idempotency off" in r.getMessage()]
+    assert "'true'" in warning and "LAMBDA_IDEMPOTENCY_DISABLED=1" in warning
+    monkeypatch.setattr(decorators, "_warned_own_switch", False, raising=False)
+    caplog.clear()
+    for value in ("1", "0", "false", ""):  # on, or plainly off: nothing to say
+        monkeypatch.setenv("LAMBDA_IDEMPOTENCY_DISABLED", value)
+        decorate()
+    assert [r for r in caplog.records if "does not switch" in r.getMessage()] == []
