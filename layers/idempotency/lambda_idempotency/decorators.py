@@ -35,22 +35,37 @@ DISABLED_ENV = "LAMBDA_IDEMPOTENCY_DISABLED"
 POWERTOOLS_DISABLED_ENV = "POWERTOOLS_IDEMPOTENCY_DISABLED"
 _TRUTHY = frozenset({"1", "true", "t", "yes", "y", "on"})
 _warned_powertools_switch = False
+_warned_own_switch = False
 
 
 def warn_about_powertools_switch() -> None:
-    """Warn once per process when Powertools' ``POWERTOOLS_IDEMPOTENCY_DISABLED`` is set and ours is not.
+    """Warn once per process when Powertools' ``POWERTOOLS_IDEMPOTENCY_DISABLED`` is set and ours is not, and when
+    ours is set to another true value than ``1`` (``true``, as Powertools' takes), which does not switch it off.
 
-    It is not honoured: a variable left over from a migration, or set for another function's Powertools, must not
+    Neither is honoured: a variable left over from a migration, or set for another function's Powertools, must not
     switch protection off in production unnoticed. Checked when a function is decorated (a cold start), not on
-    every call: the calls' hot path reads one variable, ours.
+    every call: the calls' hot path reads one variable, ours, and compares it with ``1``.
     """
     environ = os.environ
+    ours = environ.get(DISABLED_ENV)
+    if not _warned_own_switch and ours != "1" and (ours or "").strip().lower() in _TRUTHY:
+        _warn_own_switch(ours or "")
     if (
         not _warned_powertools_switch
-        and environ.get(DISABLED_ENV) != "1"
+        and ours != "1"
         and environ.get(POWERTOOLS_DISABLED_ENV, "").strip().lower() in _TRUTHY
     ):
         _warn_powertools_switch()
+
+
+def _warn_own_switch(value: str) -> None:
+    global _warned_own_switch  # noqa: PLW0603 - warn once per process
+    _warned_own_switch = True
+    import logging
+
+    logging.getLogger("lambda_idempotency").warning(
+        "%s=%r does not switch idempotency off: only %s=1 does. Idempotency stays ON", DISABLED_ENV, value, DISABLED_ENV
+    )
 
 
 def _warn_powertools_switch() -> None:

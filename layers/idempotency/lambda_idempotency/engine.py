@@ -139,7 +139,8 @@ class Guard:
         """Claim the call's key: an `Execution` to run, a `Record` to replay, or None to run unguarded."""
         try:
             raw_key = self._key(call)
-            if raw_key is None:
+            # An empty text is a missing key to Powertools: with required=False it runs unguarded there, and here
+            if raw_key is None or (not self.required and type(raw_key) is str and not raw_key):
                 raise MissingKeyError(f"no idempotency key in the input of {self.operation}")
             key = normalise_key(raw_key)  # MissingKeyError too: a key of nothing but nulls
         except MissingKeyError:

@@ -2,9 +2,10 @@
 
 The engine reports events through `emit`; this module decides where they go, so the state machine holds no
 logging or metrics policy. Logs go to the standard ``lambda_idempotency`` logger with their fields as ``extra``
-(Powertools' Logger and any JSON formatter put them in the document). Metrics are CloudWatch Embedded Metric
-Format written by Powertools Metrics, one document per event with the dimension ``operation``; they are off until
-`enable_metrics` is called, and then cost one check per event, so a disabled sink never touches the hot path.
+(a JSON formatter puts them in the document; Powertools' Logger does once ``copy_config_to_registered_loggers``
+gives this logger its handler). Metrics are CloudWatch Embedded Metric Format written by Powertools Metrics, one
+document per event with the dimension ``operation``; they are off until `enable_metrics` is called, and then cost
+one check per event, so a disabled sink never touches the hot path.
 """
 
 from __future__ import annotations

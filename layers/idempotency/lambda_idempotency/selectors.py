@@ -2,7 +2,10 @@
 
 A selector is a JMESPath expression or a callable. JMESPath gets one extra function, ``json()``, for bodies that
 arrive as JSON strings (``json(body).order_id``); it passes non-strings through, so direct invocations with an
-object body work too. Expressions compile on first use, not at import: a cold start pays only for what it runs.
+object body work too. ``powertools_json()`` is the same function, so Powertools' expressions work as written.
+Expressions compile on first use, not at import: a cold start pays only for what it runs. An expression that
+calls a function JMESPath does not have (Powertools' ``powertools_base64()``) is a `ValueError` at that first use,
+never a key that is missing on every call (which ``required=False`` would turn into no idempotency at all).
 """
 
 from __future__ import annotations
@@ -57,8 +60,21 @@ class _JsonFunctions:
                 def _func_json(self, value: Any) -> Any:
                     return _parse_json(value)
 
+                @functions.signature({"types": []})  # type: ignore[untyped-decorator]
+                def _func_powertools_json(self, value: Any) -> Any:
+                    return _parse_json(value)
+
             cls.options = jmespath.Options(custom_functions=Functions())
         return cls.options
+
+
+JSON_FUNCTIONS = frozenset({"json", "powertools_json"})
+"""``json()``, and Powertools' name for it."""
+
+
+class UnknownFunctionError(ValueError):
+    """A JMESPath selector calls a function JMESPath does not have: a misconfiguration, never a missing key (not even
+    inside another selector, as `idempotent_record`'s key is)."""
 
 
 class _NotDirect(Exception):
@@ -97,7 +113,7 @@ def _direct(node: dict[str, Any]) -> Callable[[Any], Any]:
             return data
 
         return path
-    if kind == "function_expression" and node["value"] == "json" and len(node["children"]) == 1:
+    if kind == "function_expression" and node["value"] in JSON_FUNCTIONS and len(node["children"]) == 1:
         child = node["children"][0]
         if child["type"] == "field":  # json(body), the usual case: the field read here, a call less
             body = child["value"]
@@ -153,8 +169,23 @@ def _compile(expression: str) -> Callable[[Any], Any]:
     try:
         return _direct(compiled.parsed)
     except _NotDirect:
-        options = _JsonFunctions.get()
-        return lambda data: compiled.search(data, options=options)
+        pass
+    options = _JsonFunctions.get()
+    _check_functions(expression, compiled.parsed, options.custom_functions.FUNCTION_TABLE)
+    return lambda data: compiled.search(data, options=options)
+
+
+def _check_functions(expression: str, node: dict[str, Any], known: Any) -> None:
+    """`ValueError` naming a function the expression calls that JMESPath does not have: else every call would fail
+    to read its key, a misconfiguration reported as a missing key (or, with ``required=False``, hidden)."""
+    if node.get("type") == "function_expression" and node["value"] not in known:
+        raise UnknownFunctionError(
+            f"{expression!r} calls {node['value']}(), which is not a JMESPath function here (json() and "
+            "powertools_json() parse a JSON string; for anything else pass a callable)"
+        )
+    for child in node.get("children", ()):
+        if isinstance(child, dict):
+            _check_functions(expression, child, known)
 
 
 def event_selector(selector: Selector) -> Callable[[Arguments], Any]:
@@ -190,8 +221,9 @@ _PLAIN = frozenset({str, int, float, bool, dict, list, type(None)})
 
 def as_data(value: Any) -> Any:
     """A dataclass instance or a pydantic model as its dict form, which JMESPath can read (as Powertools does), a
-    tuple (``*args``) as a list, which JMESPath indexes (both write the same key and fingerprint text); anything
-    else unchanged."""
+    Powertools event data class (``SQSRecord``) as the event it wraps (``raw_event``, as Powertools does), a tuple
+    (``*args``) as a list, which JMESPath indexes (both write the same key and fingerprint text); anything else
+    unchanged."""
     if type(value) in _PLAIN or isinstance(value, type):
         return value
     if type(value) is tuple:
@@ -201,7 +233,10 @@ def as_data(value: Any) -> Any:
 
         return dataclasses.asdict(value)
     dump = getattr(value, "model_dump", None)  # pydantic v2
-    return dump() if callable(dump) else value
+    if callable(dump):
+        return dump()
+    raw = getattr(value, "raw_event", None)  # else its text (a listing of its properties) was the fingerprint
+    return raw if isinstance(raw, dict) else value
 
 
 def _guarded(read: Callable[[Arguments], Any]) -> Callable[[Arguments], Any]:
@@ -210,6 +245,8 @@ def _guarded(read: Callable[[Arguments], Any]) -> Callable[[Arguments], Any]:
     def guarded(call: Arguments) -> Any:
         try:
             return read(call)
+        except UnknownFunctionError:
+            raise
         except (LookupError, TypeError, ValueError, AttributeError) as exc:
             raise MissingKeyError(f"the selector could not read the input: {exc!r}") from exc
 
