@@ -35,10 +35,10 @@ from .errors import InvalidKeyError, ResultUnreadableError, StoreConfigurationEr
 from .key_hashing import SECRET_ENV, KeyHasher, is_hidden
 from .keys import SCOPE_DIGEST_PREFIX, check_operation, normalise_key, normalise_scope
 from .payloads import ENCRYPTED, OFFLOADED
-from .record import STATUSES, Payload, Record, unpack
+from .record import STATUSES, Payload, Record, Status, unpack
 from .scan import ForeignItemError, Scan, operation_of, record_of
 from .stores.dynamodb import DynamoDBStore, create_table
-from .terminal import shown
+from .terminal import folding, shown
 
 TABLE_ENV = "LAMBDA_IDEMPOTENCY_TABLE"
 MAX_SCAN = 100_000
@@ -64,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # No markup and no emoji codes: stored keys and scopes are caller-controlled text (`[/oops]`, `[link=...]`).
     out = Console(highlight=False, soft_wrap=args.json, markup=False, emoji=False)
-    err = Console(stderr=True, highlight=False, markup=False, emoji=False)
+    # soft_wrap: an error is one line however long, never wrapped at the console's width.
+    err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
     try:
         if not args.table:
             raise CliError(f"no table: pass --table or set {TABLE_ENV}")
@@ -177,7 +178,7 @@ def _show(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Outpu
 
 
 def _record_view(fields: dict[str, Any]) -> Table:
-    view = Table(show_header=False, box=None)
+    view = folding(Table(show_header=False, box=None), "", "")
     for name, value in fields.items():
         view.add_row(Text(name, style="bold"), shown(value))
     return view
@@ -273,9 +274,11 @@ def _list(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Outpu
         rows.append(_fields(record, with_result=False))
         if args.limit is not None and len(rows) >= args.limit:
             break
-    view = Table("operation", "key", "scope", "status", "attempts", "expires")
+    view = folding(Table(), "operation", "key", "scope", "status", "attempts", "expires")
     for row in rows:
-        status = f"{row['status']} (expired)" if row["expired"] else row["status"]
+        status = row["status"]
+        if row["expired"] or row["lease"]:  # the lease's first word: held, lapsed, released
+            status += " (expired)" if row["expired"] else f" ({row['lease'].split()[0].rstrip(':')})"
         stored = (shown(row[name]) for name in ("operation", "key", "scope"))
         view.add_row(*stored, status, str(row["attempts"]), row["expires_at"])
     return Output(rows, view if rows else "no records", _foreign(scan, err))
@@ -291,7 +294,7 @@ def _stats(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Outp
     by_operation: dict[str, dict[str, int]] = {}
     for (operation, status), count in sorted(counts.items()):
         by_operation.setdefault(operation, dict.fromkeys(columns, 0))[status] = count
-    view = Table("operation", *columns, "total", caption="EXPIRED: past expires_at, waiting for TTL deletion")
+    view = folding(Table(caption="EXPIRED: past expires_at, waiting for TTL deletion"), "operation", *columns, "total")
     for operation, row in by_operation.items():
         view.add_row(shown(operation), *(str(row[c]) for c in columns), str(sum(row.values())))
     total = sum(counts.values())
@@ -351,13 +354,8 @@ def _get(
     searched = "" if scan.complete else f" (searched the first {scan.scanned} items: --max-scan to read more)"
     if not rows:
         raise CliError(f"no record for key '{key}' of operation '{operation}', in any scope{searched}", code=1)
-    view = Table(
-        "scope",
-        "status",
-        "attempts",
-        "expires",
-        title=f"no unscoped record; the key is stored in these scopes{searched}",
-    )
+    title = f"no unscoped record; the key is stored in these scopes{searched}"
+    view = folding(Table(title=title), "scope", "status", "attempts", "expires")
     for row in rows:
         view.add_row(shown(row["scope"]), row["status"], str(row["attempts"]), row["expires_at"])
     hint = "pass --scope to pick one"
@@ -393,17 +391,19 @@ def _item(store: DynamoDBStore, rid: str) -> dict[str, Any] | None:
 
 
 def _fields(record: Record, *, with_result: bool) -> dict[str, Any]:
+    now_ms = int(time.time() * 1000)
     fields: dict[str, Any] = {
         "operation": operation_of(record),
         "key": record.key,
         "scope": record.scope,
         "status": record.status.value,
-        "expired": record.is_expired(int(time.time())),
+        "expired": record.is_expired(now_ms // 1000),
         "attempts": record.attempts,
         "created_at": _time(record.created_at),
         "completed_at": _time(record.completed_at),
         "expires_at": _time(record.expires_at),
-        "lease_expires_at": _time(record.lease_expires_at / 1000) if record.lease_expires_at else None,
+        "lease_expires_at": _time(record.lease_expires_at / 1000) if record.lease_expires_at is not None else None,
+        "lease": _lease(record, now_ms),
         "record_id": record.record_id,
     }
     if with_result:
@@ -416,6 +416,24 @@ def _fields(record: Record, *, with_result: bool) -> dict[str, Any]:
             fields["result"] = None
             fields["result_error"] = str(exc)
     return fields
+
+
+def _lease(record: Record, now_ms: int) -> str | None:
+    """What an in-progress record's lease means for the next call: held (it gets `InProgressError`), lapsed (a
+    crashed or stuck execution: the next call takes the key over) or released (an undeclared error after saved
+    steps ended the lease: the next call runs again and resumes them). None for a finished record."""
+    lease = record.lease_expires_at
+    if record.status is not Status.IN_PROGRESS:
+        return None
+    if lease is None:
+        return "none stored (written by another tool or version)"
+    if lease == 0:
+        saved = len(record.steps)
+        resuming = f", resuming {saved} saved step{'' if saved == 1 else 's'}" if saved else ""
+        return f"released: the next call runs it again{resuming}"
+    if record.lease_is_live(now_ms):
+        return f"held until {_time(lease / 1000)}: calls get InProgressError"
+    return f"lapsed at {_time(lease / 1000)}: the next call takes it over"
 
 
 def _result_text(payload: Payload) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.table import Table
 from rich.text import Text
 
 _NAMED = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -38,3 +39,11 @@ def _escape(char: str) -> str:
 def shown(value: Any) -> Text:
     """A value as rich text for a table cell or a message: `visible`, never parsed as markup; None is empty."""
     return Text("" if value is None else visible(str(value)))
+
+
+def folding(table: Table, *headers: str) -> Table:
+    """``table`` with one column per header that folds a long value over lines instead of cutting it (`…`): a hash
+    or record id shown is one an operator can copy, whatever the terminal's width."""
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table

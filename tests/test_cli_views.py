@@ -1,0 +1,100 @@
+"""What the CLI's views promise an operator (docs/operations.md): errors one line each, no stored value cut short
+in a table, and an in-progress record's lease told as held, lapsed or released."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from lambda_idempotency import current, idempotent_function
+from lambda_idempotency.http import idempotent_http
+
+from .http_events import http_event
+from .test_cli import Table
+
+
+@pytest.fixture
+def table(moto_endpoint: str, moto_server_client: Any, capsys: pytest.CaptureFixture[str]) -> Table:
+    return Table(moto_endpoint, moto_server_client, capsys).create()
+
+
+def _column(out: str, index: int) -> str:
+    """The text of one column of a boxed rich table, its folded lines joined."""
+    cells = (line.split("│") for line in out.splitlines() if line.startswith("│"))
+    return "".join(parts[index + 1].strip() for parts in cells)
+
+
+def test_an_error_is_one_line_however_long(table: Table) -> None:
+    """Errors are one line each: at 80 columns (stderr not a terminal) rich wrapped a long one over two."""
+    code, _, err = table.run("show", "order-17", "--operation", "charge", "--scope", "tenant-" + "a" * 90)
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith("error: no record for key 'order-17'"), err
+
+
+def test_tables_fold_long_values_instead_of_cutting_them(table: Table) -> None:
+    """A hashed scope, listed so the operator can pass it to --scope, and a record id were cut to `blake2b:d61e…`
+    at 80 columns: nothing to copy. Each is shown whole, folded over lines."""
+    api = idempotent_http(table.store, operation="payments.create", local_cache=False)(
+        lambda event, context: {"statusCode": 201, "body": "{}"}
+    )
+    assert api(http_event("http_api", key="key-of-alice", principal="alice"), None)["statusCode"] == 201
+    (stored,) = table.json("list")
+    assert stored["scope"].startswith("blake2b:") and len(stored["scope"]) > 40
+    code, out, _ = table.run("show", "key-of-alice", "--operation", "payments.create")
+    assert code == 1
+    assert stored["scope"] in _column(out, 0)
+    code, out, _ = table.run("list")
+    assert code == 0
+    assert stored["scope"] in _column(out, 2) and stored["key"] in _column(out, 1)
+    code, out, _ = table.run("show", "key-of-alice", "--operation", "payments.create", "--scope", stored["scope"])
+    assert code == 0
+    assert stored["record_id"] in "".join(out.split())
+
+
+def test_an_in_progress_record_says_whether_its_lease_is_held_lapsed_or_released(
+    table: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`list --status IN_PROGRESS` finds stuck executions: a live execution and a crashed one (lease lapsed, the
+    next call takes over) looked the same, and a released record (lease 0, steps saved) showed no lease at all."""
+    table.in_progress("charge", "live")
+    table.in_progress("charge", "lapsed")
+    table.store.client.update_item(
+        TableName=table.name,
+        Key={"pk": {"S": _rid("charge", "lapsed")}},
+        UpdateExpression="SET lease_expires_at = :t",
+        ExpressionAttributeValues={":t": {"N": str(int(time.time() * 1000) - 1000)}},
+    )
+
+    @idempotent_function(table.store, key="key", operation="charge", local_cache=False)
+    def crashes_after_a_step(key: str) -> None:
+        current().step("reserve", lambda: 1)
+        raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError):
+        crashes_after_a_step("released")
+    table.completed("charge", "done", 1)
+
+    leases = {row["key"]: row["lease"] for row in table.json("list")}
+    assert leases["live"].startswith("held until ")
+    assert leases["lapsed"].startswith("lapsed at ") and "the next call takes it over" in leases["lapsed"]
+    assert leases["released"].startswith("released: the next call runs it again")  # a scan reads no steps
+    assert leases["done"] is None
+    shown = table.json("show", "released", "--operation", "charge")
+    assert shown["lease"] == "released: the next call runs it again, resuming 1 saved step"
+    assert shown["lease_expires_at"] == "1970-01-01T00:00:00+00:00"
+    monkeypatch.setenv("COLUMNS", "200")  # one line a row
+    code, out, _ = table.run("list", "--status", "IN_PROGRESS")
+    assert code == 0
+    rows = {line.split("│")[2].strip(): line.split("│")[4].strip() for line in out.splitlines() if "charge" in line}
+    assert rows == {
+        "live": "IN_PROGRESS (held)",
+        "lapsed": "IN_PROGRESS (lapsed)",
+        "released": "IN_PROGRESS (released)",
+    }
+
+
+def _rid(operation: str, key: str) -> str:
+    from lambda_idempotency.keys import record_id
+
+    return record_id(operation, None, key)
