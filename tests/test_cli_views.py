@@ -32,6 +32,18 @@ def test_an_error_is_one_line_however_long(table: Table) -> None:
     assert err.count("\n") == 1 and err.startswith("error: no record for key 'order-17'"), err
 
 
+def test_a_missing_table_is_answered_with_the_command_that_creates_it_there(
+    moto_endpoint: str, moto_server_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hint was `create-table --table T` alone: after `list --endpoint-url ... --region ...`, it made the table
+    in the default region of AWS, not where the operator was looking."""
+    table = Table(moto_endpoint, moto_server_client, capsys)  # never created
+    code, _, err = table.run("list")
+    assert code == 2
+    command = f"lambda-idempotency create-table --table {table.name} --endpoint-url {moto_endpoint} --region us-east-1"
+    assert f"(create it with `{command}`)" in err, err
+
+
 def test_tables_fold_long_values_instead_of_cutting_them(table: Table) -> None:
     """A hashed scope, listed so the operator can pass it to --scope, and a record id were cut to `blake2b:d61e…`
     at 80 columns: nothing to copy. Each is shown whole, folded over lines."""

@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ClientError, BotoCoreError, StoreUnavailableError) as exc:  # the last: create-table's, typed by the store
         cause = exc.__cause__ if isinstance(exc, StoreUnavailableError) else exc
         reason = cause if isinstance(cause, (ClientError, BotoCoreError)) else exc
-        err.print(_error(_explain(reason, args.table, args.endpoint_url)))
+        err.print(_error(_explain(reason, args.table, args.endpoint_url, args.region)))
         return 2
     except KeyboardInterrupt:
         return 130
@@ -456,7 +456,7 @@ def _time(epoch_s: float | None) -> str | None:
         return f"{epoch_s:.0f} (not a date)"
 
 
-def _explain(exc: Exception, table: str, endpoint: str | None) -> str:
+def _explain(exc: Exception, table: str, endpoint: str | None, region: str | None = None) -> str:
     if isinstance(exc, NoCredentialsError):
         return "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
     if isinstance(exc, EndpointConnectionError):
@@ -465,7 +465,9 @@ def _explain(exc: Exception, table: str, endpoint: str | None) -> str:
         error = exc.response.get("Error", {})
         code = error.get("Code", "")
         if code == "ResourceNotFoundException":
-            return f"table {table!r} not found (create it with `lambda-idempotency create-table --table {table}`)"
+            where = (f" --endpoint-url {endpoint}" if endpoint else "") + (f" --region {region}" if region else "")
+            command = f"lambda-idempotency create-table --table {table}{where}"
+            return f"table {table!r} not found (create it with `{command}`)"
         if code in CREDENTIAL_ERRORS:
             return f"AWS rejected the credentials ({code}): {error.get('Message', '')}"
     return str(exc)
