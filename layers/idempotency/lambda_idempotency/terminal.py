@@ -37,7 +37,10 @@ def _escape(char: str) -> str:
 
 
 def shown(value: Any) -> Text:
-    """A value as rich text for a table cell or a message: `visible`, never parsed as markup; None is empty."""
+    """A value as rich text for a table cell or a message: `visible`, never parsed as markup; None is empty, and a
+    list (saved step names) is one item a line, each `visible` (a list's repr would escape its items twice)."""
+    if isinstance(value, list):
+        return Text("\n".join(visible(str(item)) for item in value))
     return Text("" if value is None else visible(str(value)))
 
 
