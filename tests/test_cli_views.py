@@ -110,3 +110,12 @@ def _rid(operation: str, key: str) -> str:
     from lambda_idempotency.keys import record_id
 
     return record_id(operation, None, key)
+
+
+def test_a_key_secret_too_short_is_one_clear_error(table: Table, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A LAMBDA_IDEMPOTENCY_KEY_SECRET under 16 bytes made `show` and `delete` end in a ValueError traceback."""
+    monkeypatch.setenv("LAMBDA_IDEMPOTENCY_KEY_SECRET", "short")
+    for command in (["show"], ["delete", "--yes"]):
+        code, out, err = table.run(*command, "k", "--operation", "charge")
+        assert (code, out) == (2, ""), err
+        assert err == "error: LAMBDA_IDEMPOTENCY_KEY_SECRET: a key-hashing secret must be bytes, at least 16 bytes long\n"

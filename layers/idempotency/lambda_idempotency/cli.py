@@ -329,7 +329,10 @@ def _get(
     """
     operation = check_operation(args.operation)
     key = normalise_key(args.key)
-    hasher = KeyHasher(operation, os.environb.get(SECRET_ENV.encode()))
+    try:
+        hasher = KeyHasher(operation, os.environb.get(SECRET_ENV.encode()))
+    except ValueError as exc:  # a secret under 16 bytes
+        raise CliError(f"{SECRET_ENV}: {exc}") from None
     for scope in _stored_scopes(args.scope):
         item = _item(store, hasher.record_id(scope, key))
         if item is not None:
