@@ -118,4 +118,6 @@ def test_a_key_secret_too_short_is_one_clear_error(table: Table, monkeypatch: py
     for command in (["show"], ["delete", "--yes"]):
         code, out, err = table.run(*command, "k", "--operation", "charge")
         assert (code, out) == (2, ""), err
-        assert err == "error: LAMBDA_IDEMPOTENCY_KEY_SECRET: a key-hashing secret must be bytes, at least 16 bytes long\n"
+        assert (
+            err == "error: LAMBDA_IDEMPOTENCY_KEY_SECRET: a key-hashing secret must be bytes, at least 16 bytes long\n"
+        )
