@@ -156,3 +156,27 @@ def test_saved_step_names_are_shown_escaped_as_keys_are(table: Table) -> None:
     assert shown == [visible(name) for name in sorted(names)]
     code, out, err = table.run("show", "--json", "--operation", operation, "k")
     assert json.loads(out)["steps"] == sorted(names)  # the stored text, unchanged
+
+
+@pytest.mark.parametrize("command", ["list", "show"])
+def test_json_output_escapes_what_a_terminal_would_act_on_and_parses_to_the_stored_text(
+    table: Table, command: str
+) -> None:
+    """`--json` wrote a C1 control (`\\x9b`, a CSI to many terminals), a bidi override and other format characters
+    raw: json escapes only controls below 0x20. They are written as JSON's `\\u` escapes now, so the output parses
+    to the stored text unchanged and nothing in it acts on a terminal; printable text (`注文`) stays as it is."""
+    operation = f"op-{uuid.uuid4().hex[:8]}"
+    key = "\x9b31m注文\u202eevil\u202c\U000e0001\x1b[2J"
+
+    @idempotent_function(table.store, key="k", operation=operation, local_cache=False)
+    def work(k: str) -> str:
+        return k
+
+    work(key)
+    args = ["--operation", operation] + (["--", key] if command == "show" else [])
+    code, out, err = table.run(command, "--json", *args)
+    assert code == 0, err
+    assert_terminal_safe(out)
+    assert "注文" in out
+    found = json.loads(out)
+    assert (found["key"] if command == "show" else found[0]["key"]) == key

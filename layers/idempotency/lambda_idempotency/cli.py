@@ -38,7 +38,7 @@ from .payloads import ENCRYPTED, OFFLOADED
 from .record import STATUSES, Payload, Record, Status, unpack
 from .scan import ForeignItemError, Scan, operation_of, record_of
 from .stores.dynamodb import DynamoDBStore, create_table
-from .terminal import folding, shown
+from .terminal import folding, json_text, shown
 
 TABLE_ENV = "LAMBDA_IDEMPOTENCY_TABLE"
 MAX_SCAN = 100_000
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     if args.json:
-        out.print_json(json.dumps(result.data, default=str))
+        out.print(Text(json_text(result.data)), soft_wrap=True)
     else:
         out.print(result.view)
     return result.code

@@ -10,6 +10,7 @@ parse none.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rich.table import Table
@@ -50,3 +51,11 @@ def folding(table: Table, *headers: str) -> Table:
     for header in headers:
         table.add_column(header, overflow="fold")
     return table
+
+
+def json_text(data: Any) -> str:
+    """``data`` as indented JSON that parses to the stored text unchanged and is safe on a terminal: JSON escapes only
+    controls below 0x20, so every other character `visible` would escape (a C1 control, a bidi override) is written
+    as JSON's ``\\u`` escape too; printable text, ``注文`` say, stays as it is."""
+    text = json.dumps(data, default=str, indent=2, ensure_ascii=False)
+    return "".join(char if char.isprintable() or char == "\n" else json.dumps(char)[1:-1] for char in text)
