@@ -121,3 +121,15 @@ def test_a_key_secret_too_short_is_one_clear_error(table: Table, monkeypatch: py
         assert (
             err == "error: LAMBDA_IDEMPOTENCY_KEY_SECRET: a key-hashing secret must be bytes, at least 16 bytes long\n"
         )
+
+
+def test_an_empty_scope_or_operation_is_a_usage_error_not_a_traceback_or_no_filter(table: Table) -> None:
+    """`--scope ""` ended in a MissingScopeError traceback; `list --operation ""` dropped the filter and listed every
+    operation's records with exit 0."""
+    table.completed("charge", "k", 1)
+    code, out, err = table.run("show", "k", "--operation", "charge", "--scope", "")
+    assert (code, out) == (2, ""), err
+    assert err == "error: the idempotency scope is empty; a scoped call needs a scope\n"
+    code, out, err = table.run("list", "--operation", "")
+    assert (code, out) == (2, ""), err
+    assert err.startswith("error: operation must be 1-1024 characters, got 0")

@@ -31,7 +31,13 @@ except ModuleNotFoundError as missing:  # one line, not a traceback, for an inst
         'lambda-idempotency\'s CLI needs rich: pip install ".[cli]" (from a clone), or add rich>=13'
     ) from missing
 
-from .errors import InvalidKeyError, ResultUnreadableError, StoreConfigurationError, StoreUnavailableError
+from .errors import (
+    InvalidKeyError,
+    MissingScopeError,
+    ResultUnreadableError,
+    StoreConfigurationError,
+    StoreUnavailableError,
+)
 from .key_hashing import SECRET_ENV, KeyHasher, is_hidden
 from .keys import SCOPE_DIGEST_PREFIX, check_operation, normalise_key, normalise_scope
 from .payloads import ENCRYPTED, OFFLOADED
@@ -74,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         err.print(_error(str(exc)))
         return exc.code
-    except (InvalidKeyError, ForeignItemError, StoreConfigurationError) as exc:
+    except (InvalidKeyError, MissingScopeError, ForeignItemError, StoreConfigurationError) as exc:
         err.print(_error(str(exc)))
         return 2
     except (ClientError, BotoCoreError, StoreUnavailableError) as exc:  # the last: create-table's, typed by the store
@@ -267,7 +273,7 @@ def _delete_unreadable(store: DynamoDBStore, args: argparse.Namespace, err: Cons
 
 
 def _list(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
-    operation = check_operation(args.operation) if args.operation else None
+    operation = check_operation(args.operation) if args.operation is not None else None  # "" is an error
     rows = []
     scan = Scan(store, err, args.page_size, status=args.status, operation=operation, skip_foreign=True)
     for record in scan:
