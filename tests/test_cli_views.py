@@ -133,3 +133,21 @@ def test_an_empty_scope_or_operation_is_a_usage_error_not_a_traceback_or_no_filt
     code, out, err = table.run("list", "--operation", "")
     assert (code, out) == (2, ""), err
     assert err.startswith("error: operation must be 1-1024 characters, got 0")
+
+
+def test_a_completed_record_whose_result_was_not_stored_says_so(table: Table) -> None:
+    """A result too big or not serializable is not stored, and every replay raises `ResultNotStoredError`; `show`
+    printed an empty result, as if the function had returned nothing worth showing."""
+
+    @idempotent_function(table.store, key="key", operation="charge", local_cache=False)
+    def charge(key: str) -> object:
+        return object()  # no serializer takes it
+
+    charge("k")
+    shown = table.json("show", "k", "--operation", "charge")
+    assert shown["status"] == "COMPLETED" and shown["result"] is None
+    assert (
+        shown["result_error"] == "not stored (too big, or not serializable): every replay raises ResultNotStoredError"
+    )
+    code, out, _ = table.run("show", "k", "--operation", "charge")
+    assert code == 0 and "ResultNotStoredError" in out

@@ -421,6 +421,8 @@ def _fields(record: Record, *, with_result: bool) -> dict[str, Any]:
         fields["steps"] = sorted(record.steps)
         try:
             fields["result"] = _result_text(record.result) if record.result is not None else None
+            if record.result is None and record.status in NOT_STORED:
+                fields["result_error"] = NOT_STORED[record.status]
         except ResultUnreadableError as exc:
             fields["result"] = None
             fields["result_error"] = str(exc)
@@ -443,6 +445,13 @@ def _lease(record: Record, now_ms: int) -> str | None:
     if record.lease_is_live(now_ms):
         return f"held until {_time(lease / 1000)}: calls get InProgressError"
     return f"lapsed at {_time(lease / 1000)}: the next call takes it over"
+
+
+NOT_STORED = {
+    Status.COMPLETED: "not stored (too big, or not serializable): every replay raises ResultNotStoredError",
+    Status.FAILED: "not stored (too big, or not serializable): every replay raises CachedFailureError",
+}
+"""What a finished record without a stored outcome answers (the function's outcome could not be stored)."""
 
 
 def _result_text(payload: Payload) -> str:
