@@ -9,7 +9,6 @@ a table (`create-table`). Only the console script imports this module, so the La
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import re
@@ -34,14 +33,13 @@ except ModuleNotFoundError as missing:  # one line, not a traceback, for an inst
 from .errors import (
     InvalidKeyError,
     MissingScopeError,
-    ResultUnreadableError,
     StoreConfigurationError,
     StoreUnavailableError,
 )
 from .key_hashing import SECRET_ENV, KeyHasher, is_hidden
 from .keys import SCOPE_DIGEST_PREFIX, check_operation, normalise_key, normalise_scope
-from .payloads import ENCRYPTED, OFFLOADED
-from .record import STATUSES, Payload, Record, Status, unpack
+from .record import STATUSES, Record
+from .record_fields import record_fields
 from .scan import ForeignItemError, Scan, operation_of, record_of
 from .stores.dynamodb import DynamoDBStore, create_table
 from .terminal import folding, json_text, shown
@@ -179,7 +177,7 @@ def _show(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Outpu
     if isinstance(record, Output):
         return record
     assert isinstance(record, Record)  # an unreadable item raised: only `delete` asks for it
-    fields = _fields(record, with_result=True)
+    fields = record_fields(record, with_result=True)
     return Output(fields, _record_view(fields))
 
 
@@ -210,7 +208,7 @@ def _delete(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Out
         return Output({"deleted": True, "record_id": record.record_id}, DELETED)
     if item is None:
         raise CliError("the record was already gone", code=1)
-    fields = _fields(record_of(item), with_result=True)
+    fields = record_fields(record_of(item), with_result=True)
     was = f"{record.status}, owner {record.owner}"
     note = f"not deleted: the record changed since it was shown (it was {was}); now it is:"
     view = Group(shown(note), _record_view(fields))
@@ -277,7 +275,7 @@ def _list(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Outpu
     rows = []
     scan = Scan(store, err, args.page_size, status=args.status, operation=operation, skip_foreign=True)
     for record in scan:
-        rows.append(_fields(record, with_result=False))
+        rows.append(record_fields(record, with_result=False))
         if args.limit is not None and len(rows) >= args.limit:
             break
     view = folding(Table(), "operation", "key", "scope", "status", "attempts", "expires")
@@ -359,7 +357,7 @@ def _get(
     if args.scope is not None:
         raise CliError(f"no record for key '{key}' of operation '{operation}' in scope '{args.scope}'", code=1)
     scan = Scan(store, err, None, operation=operation, keys=stored_keys, max_scanned=args.max_scan)
-    rows = [_fields(record, with_result=False) for record in scan]
+    rows = [record_fields(record, with_result=False) for record in scan]
     searched = "" if scan.complete else f" (searched the first {scan.scanned} items: --max-scan to read more)"
     if not rows:
         raise CliError(f"no record for key '{key}' of operation '{operation}', in any scope{searched}", code=1)
@@ -397,81 +395,6 @@ def _item(store: DynamoDBStore, rid: str) -> dict[str, Any] | None:
     response = store.client.get_item(TableName=store.table_name, Key={"pk": {"S": rid}}, ConsistentRead=True)
     item: dict[str, Any] | None = response.get("Item")
     return item
-
-
-def _fields(record: Record, *, with_result: bool) -> dict[str, Any]:
-    now_ms = int(time.time() * 1000)
-    fields: dict[str, Any] = {
-        "operation": operation_of(record),
-        "key": record.key,
-        "scope": record.scope,
-        "status": record.status.value,
-        "expired": record.is_expired(now_ms // 1000),
-        "attempts": record.attempts,
-        "created_at": _time(record.created_at),
-        "completed_at": _time(record.completed_at),
-        "expires_at": _time(record.expires_at),
-        "lease_expires_at": _time(record.lease_expires_at / 1000) if record.lease_expires_at is not None else None,
-        "lease": _lease(record, now_ms),
-        "record_id": record.record_id,
-    }
-    if with_result:
-        fields["owner"] = record.owner
-        fields["fingerprint"] = record.fingerprint
-        fields["steps"] = sorted(record.steps)
-        try:
-            fields["result"] = _result_text(record.result) if record.result is not None else None
-            if record.result is None and record.status in NOT_STORED:
-                fields["result_error"] = NOT_STORED[record.status]
-        except ResultUnreadableError as exc:
-            fields["result"] = None
-            fields["result_error"] = str(exc)
-    return fields
-
-
-def _lease(record: Record, now_ms: int) -> str | None:
-    """What an in-progress record's lease means for the next call: held (it gets `InProgressError`), lapsed (a
-    crashed or stuck execution: the next call takes the key over) or released (an undeclared error after saved
-    steps ended the lease: the next call runs again and resumes them). None for a finished record."""
-    lease = record.lease_expires_at
-    if record.status is not Status.IN_PROGRESS:
-        return None
-    if lease is None:
-        return "none stored (written by another tool or version)"
-    if lease == 0:
-        saved = len(record.steps)
-        resuming = f", resuming {saved} saved step{'' if saved == 1 else 's'}" if saved else ""
-        return f"released: the next call runs it again{resuming}"
-    if record.lease_is_live(now_ms):
-        return f"held until {_time(lease / 1000)}: calls get InProgressError"
-    return f"lapsed at {_time(lease / 1000)}: the next call takes it over"
-
-
-NOT_STORED = {
-    Status.COMPLETED: "not stored (too big, or not serializable): every replay raises ResultNotStoredError",
-    Status.FAILED: "not stored (too big, or not serializable): every replay raises CachedFailureError",
-}
-"""What a finished record without a stored outcome answers (the function's outcome could not be stored)."""
-
-
-def _result_text(payload: Payload) -> str:
-    """A stored result as text; an encrypted or offloaded one as what it is (the CLI holds no key to read it)."""
-    if isinstance(payload, bytes) and payload[:1] == ENCRYPTED:
-        return f"(encrypted: {len(payload)} bytes)"
-    if isinstance(payload, bytes) and payload[:1] == OFFLOADED:
-        return f"(in S3: {payload[1:].decode(errors='replace')})"
-    return unpack(payload)
-
-
-def _time(epoch_s: float | None) -> str | None:
-    """An epoch time as an ISO date; one no date can show (milliseconds written as seconds, by another tool or an
-    older version) as its number, rather than a traceback for the whole table."""
-    if epoch_s is None:
-        return None
-    try:
-        return datetime.datetime.fromtimestamp(epoch_s, datetime.UTC).isoformat(timespec="seconds")
-    except (ValueError, OverflowError, OSError):
-        return f"{epoch_s:.0f} (not a date)"
 
 
 def _explain(exc: Exception, table: str, endpoint: str | None, region: str | None = None) -> str:
