@@ -3,6 +3,8 @@ in a table, and an in-progress record's lease told as held, lapsed or released."
 
 from __future__ import annotations
 
+import io
+import sys
 import time
 from typing import Any
 
@@ -151,3 +153,16 @@ def test_a_completed_record_whose_result_was_not_stored_says_so(table: Table) ->
     )
     code, out, _ = table.run("show", "k", "--operation", "charge")
     assert code == 0 and "ResultNotStoredError" in out
+
+
+def test_the_delete_prompt_says_when_an_execution_still_holds_the_key(
+    table: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleting a record whose lease is held lets the next call run while that execution still runs: the prompt
+    showed only the status and attempts, the same for a live execution as for a crashed one."""
+    table.in_progress("charge", "live")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("n\n"))
+    code, _, err = table.run("delete", "live", "--operation", "charge")
+    assert code == 1
+    assert "IN_PROGRESS record of key 'live' in charge (attempts: 1; lease held until " in err
+    assert ": calls get InProgressError)" in err

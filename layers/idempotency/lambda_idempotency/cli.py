@@ -39,7 +39,7 @@ from .errors import (
 from .key_hashing import SECRET_ENV, KeyHasher, is_hidden
 from .keys import SCOPE_DIGEST_PREFIX, check_operation, normalise_key, normalise_scope
 from .record import STATUSES, Record
-from .record_fields import record_fields
+from .record_fields import lease_text, record_fields
 from .scan import ForeignItemError, Scan, operation_of, record_of
 from .stores.dynamodb import DynamoDBStore, create_table
 from .terminal import folding, json_text, shown
@@ -197,9 +197,9 @@ def _delete(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Out
     if isinstance(record, Unreadable):
         return _delete_unreadable(store, args, err, record)
     if not args.yes:
-        err.print(
-            shown(f"{record.status} record of key '{record.key}' in {args.operation} (attempts: {record.attempts})")
-        )
+        lease = lease_text(record, int(time.time() * 1000))  # held: the execution may still be running
+        about = f"attempts: {record.attempts}" + (f"; lease {lease}" if lease else "")
+        err.print(shown(f"{record.status} record of key '{record.key}' in {args.operation} ({about})"))
         if not _confirm("Delete it, so the next call runs the operation again?", err):
             return Output({"deleted": False}, "not deleted", code=1)
     shown_as = {"owner": {"S": record.owner}, "status": {"S": record.status.value}}
