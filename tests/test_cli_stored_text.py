@@ -21,7 +21,7 @@ from unittest import mock
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from lambda_idempotency import DynamoDBStore, create_table, idempotent_function
+from lambda_idempotency import DynamoDBStore, create_table, current, idempotent_function
 from lambda_idempotency.cli import main
 from lambda_idempotency.keys import record_id
 from lambda_idempotency.terminal import visible
@@ -130,3 +130,53 @@ def test_visible_escapes_what_a_terminal_would_act_on_and_nothing_else() -> None
     assert visible("\r\n\t\x00\x7f\x9b") == "\\r\\n\\t\\x00\\x7f\\x9b"
     assert visible("\u202e\u200b\u2028\xa0") == "\\u202e\\u200b\\u2028\\xa0"
     assert visible("a\\x1b") == "a\\\\x1b"  # a typed backslash is not mistaken for an escape
+
+
+def test_saved_step_names_are_shown_escaped_as_keys_are(table: Table) -> None:
+    """Step names are the function's own text, often built from the event. `show` printed the list's repr made
+    visible: an ESC came out as `\\\\x1b`, which `visible` writes for a stored backslash, so the names shown stood
+    for other text. Each name is shown as `visible` writes it, one a line."""
+    operation = f"op-{uuid.uuid4().hex[:8]}"
+    names = ["\x1b]0;title\x07ship", "back\\slash", "a, b"]
+
+    @idempotent_function(table.store, key="k", operation=operation, local_cache=False)
+    def work(k: str) -> None:
+        for name in names:
+            current().step(name, lambda: 1)
+        raise RuntimeError("crash after the steps")
+
+    with pytest.raises(RuntimeError):
+        work("k")
+    code, out, err = table.run("show", "--operation", operation, "k")
+    assert code == 0, err
+    assert_terminal_safe(out + err)
+    (line,) = [line for line in out.splitlines() if line.lstrip().startswith("steps")]
+    at = line.index(visible(sorted(names)[0]))
+    shown = [row[at:].rstrip() for row in out.splitlines()[out.splitlines().index(line) :]][: len(names)]
+    assert shown == [visible(name) for name in sorted(names)]
+    code, out, err = table.run("show", "--json", "--operation", operation, "k")
+    assert json.loads(out)["steps"] == sorted(names)  # the stored text, unchanged
+
+
+@pytest.mark.parametrize("command", ["list", "show"])
+def test_json_output_escapes_what_a_terminal_would_act_on_and_parses_to_the_stored_text(
+    table: Table, command: str
+) -> None:
+    """`--json` wrote a C1 control (`\\x9b`, a CSI to many terminals), a bidi override and other format characters
+    raw: json escapes only controls below 0x20. They are written as JSON's `\\u` escapes now, so the output parses
+    to the stored text unchanged and nothing in it acts on a terminal; printable text (`注文`) stays as it is."""
+    operation = f"op-{uuid.uuid4().hex[:8]}"
+    key = "\x9b31m注文\u202eevil\u202c\U000e0001\x1b[2J"
+
+    @idempotent_function(table.store, key="k", operation=operation, local_cache=False)
+    def work(k: str) -> str:
+        return k
+
+    work(key)
+    args = ["--operation", operation] + (["--", key] if command == "show" else [])
+    code, out, err = table.run(command, "--json", *args)
+    assert code == 0, err
+    assert_terminal_safe(out)
+    assert "注文" in out
+    found = json.loads(out)
+    assert (found["key"] if command == "show" else found[0]["key"]) == key

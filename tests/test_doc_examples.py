@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,23 @@ def test_the_validate_hook_example_reads_the_base64_bodies_sam_generates() -> No
             event["requestContext"]["authorizer"] = {"jwt": {"claims": {"sub": "alice"}, "scopes": []}}  # a caller
         assert example["handler"](valid, None)["statusCode"] == 201
         assert example["handler"](invalid, None)["statusCode"] == 400
+
+
+def test_getting_started_moto_test_stays_in_memory_after_step_2(moto_endpoint: str) -> None:
+    """Step 2 exports AWS_ENDPOINT_URL; boto3 then sent step 4's calls to that server, past `mock_aws`, whose table
+    remembered the key: run a second time, the test that says it runs "against a table moto keeps in memory" failed
+    (`calls == []`). Run twice, as a script, in the shell step 2 leaves, it passes both times."""
+    page = ROOT / "docs" / "getting-started.md"
+    (block,) = [block for block in python_blocks() if block.path == page and "mock_aws" in block.source]
+    step_2 = {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
+    step_2 |= {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", block.source],
+            env={**os.environ, **step_2},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr

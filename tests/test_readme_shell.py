@@ -257,3 +257,17 @@ def test_the_local_endpoint_lines() -> None:
     finally:
         moto.terminate()
         moto.wait(timeout=30)
+
+
+def test_the_test_long_comment_names_every_command_make_runs() -> None:
+    """docs/reliability.md spells `make test-long` out as its pytest runs; it left out the third, the lease model at a
+    longer horizon. Each run's marker, profile, variables and test files are in the comment."""
+    page = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    found = re.search(r"^make test-long +#(?P<comment>.*(?:\n +#.*)*)", page, re.MULTILINE)
+    assert found, "reliability.md spells out make test-long"
+    comment = found["comment"]
+    runs = [line for line in make_dry_run("test-long").splitlines() if "pytest" in line]
+    assert len(runs) >= 3
+    for run in runs:
+        named = re.findall(r"\b[A-Z_]+=\S+|-m \w+|--hypothesis-profile=\w+|tests/\S+\.py", run)
+        assert named and all(part in comment for part in named), (run, named)

@@ -67,6 +67,16 @@ def test_a_missing_table_names_table_region_and_fix_whatever_fail_open_says(
     assert any(r.levelno == logging.ERROR and "misconfigured" in r.getMessage() for r in caplog.records)
 
 
+def test_the_create_table_command_a_missing_table_suggests_reaches_the_stores_endpoint(moto_endpoint: str) -> None:
+    """The fix named `lambda-idempotency create-table --table T --region R` without the store's endpoint: pasted by
+    a user of DynamoDB Local or moto's server, it went to AWS, not to the table the store looks for."""
+    store = DynamoDBStore("NotMadeYet", endpoint_url=moto_endpoint, region_name="us-east-1")
+    with pytest.raises(StoreConfigurationError) as raised:
+        guarded(store, [], fail_open=True)("o-1")
+    command = f"`lambda-idempotency create-table --table NotMadeYet --region us-east-1 --endpoint-url {moto_endpoint}`"
+    assert command in str(raised.value)
+
+
 def test_a_table_in_another_region_is_a_configuration_error(moto_endpoint: str) -> None:
     create_table(DynamoDBStore("RegionalTable", endpoint_url=moto_endpoint, region_name="us-east-1"))
     elsewhere = DynamoDBStore("RegionalTable", endpoint_url=moto_endpoint, region_name="eu-central-1")

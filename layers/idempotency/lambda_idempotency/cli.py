@@ -9,7 +9,6 @@ a table (`create-table`). Only the console script imports this module, so the La
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import re
@@ -31,14 +30,19 @@ except ModuleNotFoundError as missing:  # one line, not a traceback, for an inst
         'lambda-idempotency\'s CLI needs rich: pip install ".[cli]" (from a clone), or add rich>=13'
     ) from missing
 
-from .errors import InvalidKeyError, ResultUnreadableError, StoreConfigurationError, StoreUnavailableError
+from .errors import (
+    InvalidKeyError,
+    MissingScopeError,
+    StoreConfigurationError,
+    StoreUnavailableError,
+)
 from .key_hashing import SECRET_ENV, KeyHasher, is_hidden
 from .keys import SCOPE_DIGEST_PREFIX, check_operation, normalise_key, normalise_scope
-from .payloads import ENCRYPTED, OFFLOADED
-from .record import STATUSES, Payload, Record, unpack
+from .record import STATUSES, Record
+from .record_fields import lease_text, record_fields
 from .scan import ForeignItemError, Scan, operation_of, record_of
 from .stores.dynamodb import DynamoDBStore, create_table
-from .terminal import shown
+from .terminal import folding, json_text, shown
 
 TABLE_ENV = "LAMBDA_IDEMPOTENCY_TABLE"
 MAX_SCAN = 100_000
@@ -64,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # No markup and no emoji codes: stored keys and scopes are caller-controlled text (`[/oops]`, `[link=...]`).
     out = Console(highlight=False, soft_wrap=args.json, markup=False, emoji=False)
-    err = Console(stderr=True, highlight=False, markup=False, emoji=False)
+    # soft_wrap: an error is one line however long, never wrapped at the console's width.
+    err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
     try:
         if not args.table:
             raise CliError(f"no table: pass --table or set {TABLE_ENV}")
@@ -73,18 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         err.print(_error(str(exc)))
         return exc.code
-    except (InvalidKeyError, ForeignItemError, StoreConfigurationError) as exc:
+    except (InvalidKeyError, MissingScopeError, ForeignItemError, StoreConfigurationError) as exc:
         err.print(_error(str(exc)))
         return 2
     except (ClientError, BotoCoreError, StoreUnavailableError) as exc:  # the last: create-table's, typed by the store
         cause = exc.__cause__ if isinstance(exc, StoreUnavailableError) else exc
         reason = cause if isinstance(cause, (ClientError, BotoCoreError)) else exc
-        err.print(_error(_explain(reason, args.table, args.endpoint_url)))
+        err.print(_error(_explain(reason, args.table, args.endpoint_url, args.region)))
         return 2
     except KeyboardInterrupt:
         return 130
     if args.json:
-        out.print_json(json.dumps(result.data, default=str))
+        out.print(Text(json_text(result.data)), soft_wrap=True)
     else:
         out.print(result.view)
     return result.code
@@ -172,12 +177,12 @@ def _show(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Outpu
     if isinstance(record, Output):
         return record
     assert isinstance(record, Record)  # an unreadable item raised: only `delete` asks for it
-    fields = _fields(record, with_result=True)
+    fields = record_fields(record, with_result=True)
     return Output(fields, _record_view(fields))
 
 
 def _record_view(fields: dict[str, Any]) -> Table:
-    view = Table(show_header=False, box=None)
+    view = folding(Table(show_header=False, box=None), "", "")
     for name, value in fields.items():
         view.add_row(Text(name, style="bold"), shown(value))
     return view
@@ -192,9 +197,9 @@ def _delete(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Out
     if isinstance(record, Unreadable):
         return _delete_unreadable(store, args, err, record)
     if not args.yes:
-        err.print(
-            shown(f"{record.status} record of key '{record.key}' in {args.operation} (attempts: {record.attempts})")
-        )
+        lease = lease_text(record, int(time.time() * 1000))  # held: the execution may still be running
+        about = f"attempts: {record.attempts}" + (f"; lease {lease}" if lease else "")
+        err.print(shown(f"{record.status} record of key '{record.key}' in {args.operation} ({about})"))
         if not _confirm("Delete it, so the next call runs the operation again?", err):
             return Output({"deleted": False}, "not deleted", code=1)
     shown_as = {"owner": {"S": record.owner}, "status": {"S": record.status.value}}
@@ -203,7 +208,7 @@ def _delete(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Out
         return Output({"deleted": True, "record_id": record.record_id}, DELETED)
     if item is None:
         raise CliError("the record was already gone", code=1)
-    fields = _fields(record_of(item), with_result=True)
+    fields = record_fields(record_of(item), with_result=True)
     was = f"{record.status}, owner {record.owner}"
     note = f"not deleted: the record changed since it was shown (it was {was}); now it is:"
     view = Group(shown(note), _record_view(fields))
@@ -266,16 +271,18 @@ def _delete_unreadable(store: DynamoDBStore, args: argparse.Namespace, err: Cons
 
 
 def _list(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Output:
-    operation = check_operation(args.operation) if args.operation else None
+    operation = check_operation(args.operation) if args.operation is not None else None  # "" is an error
     rows = []
     scan = Scan(store, err, args.page_size, status=args.status, operation=operation, skip_foreign=True)
     for record in scan:
-        rows.append(_fields(record, with_result=False))
+        rows.append(record_fields(record, with_result=False))
         if args.limit is not None and len(rows) >= args.limit:
             break
-    view = Table("operation", "key", "scope", "status", "attempts", "expires")
+    view = folding(Table(), "operation", "key", "scope", "status", "attempts", "expires")
     for row in rows:
-        status = f"{row['status']} (expired)" if row["expired"] else row["status"]
+        status = row["status"]
+        if row["expired"] or row["lease"]:  # the lease's first word: held, lapsed, released
+            status += " (expired)" if row["expired"] else f" ({row['lease'].split()[0].rstrip(':')})"
         stored = (shown(row[name]) for name in ("operation", "key", "scope"))
         view.add_row(*stored, status, str(row["attempts"]), row["expires_at"])
     return Output(rows, view if rows else "no records", _foreign(scan, err))
@@ -291,7 +298,7 @@ def _stats(store: DynamoDBStore, args: argparse.Namespace, err: Console) -> Outp
     by_operation: dict[str, dict[str, int]] = {}
     for (operation, status), count in sorted(counts.items()):
         by_operation.setdefault(operation, dict.fromkeys(columns, 0))[status] = count
-    view = Table("operation", *columns, "total", caption="EXPIRED: past expires_at, waiting for TTL deletion")
+    view = folding(Table(caption="EXPIRED: past expires_at, waiting for TTL deletion"), "operation", *columns, "total")
     for operation, row in by_operation.items():
         view.add_row(shown(operation), *(str(row[c]) for c in columns), str(sum(row.values())))
     total = sum(counts.values())
@@ -326,7 +333,10 @@ def _get(
     """
     operation = check_operation(args.operation)
     key = normalise_key(args.key)
-    hasher = KeyHasher(operation, os.environb.get(SECRET_ENV.encode()))
+    try:
+        hasher = KeyHasher(operation, os.environb.get(SECRET_ENV.encode()))
+    except ValueError as exc:  # a secret under 16 bytes
+        raise CliError(f"{SECRET_ENV}: {exc}") from None
     for scope in _stored_scopes(args.scope):
         item = _item(store, hasher.record_id(scope, key))
         if item is not None:
@@ -347,17 +357,12 @@ def _get(
     if args.scope is not None:
         raise CliError(f"no record for key '{key}' of operation '{operation}' in scope '{args.scope}'", code=1)
     scan = Scan(store, err, None, operation=operation, keys=stored_keys, max_scanned=args.max_scan)
-    rows = [_fields(record, with_result=False) for record in scan]
+    rows = [record_fields(record, with_result=False) for record in scan]
     searched = "" if scan.complete else f" (searched the first {scan.scanned} items: --max-scan to read more)"
     if not rows:
         raise CliError(f"no record for key '{key}' of operation '{operation}', in any scope{searched}", code=1)
-    view = Table(
-        "scope",
-        "status",
-        "attempts",
-        "expires",
-        title=f"no unscoped record; the key is stored in these scopes{searched}",
-    )
+    title = f"no unscoped record; the key is stored in these scopes{searched}"
+    view = folding(Table(title=title), "scope", "status", "attempts", "expires")
     for row in rows:
         view.add_row(shown(row["scope"]), row["status"], str(row["attempts"]), row["expires_at"])
     hint = "pass --scope to pick one"
@@ -392,53 +397,7 @@ def _item(store: DynamoDBStore, rid: str) -> dict[str, Any] | None:
     return item
 
 
-def _fields(record: Record, *, with_result: bool) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "operation": operation_of(record),
-        "key": record.key,
-        "scope": record.scope,
-        "status": record.status.value,
-        "expired": record.is_expired(int(time.time())),
-        "attempts": record.attempts,
-        "created_at": _time(record.created_at),
-        "completed_at": _time(record.completed_at),
-        "expires_at": _time(record.expires_at),
-        "lease_expires_at": _time(record.lease_expires_at / 1000) if record.lease_expires_at else None,
-        "record_id": record.record_id,
-    }
-    if with_result:
-        fields["owner"] = record.owner
-        fields["fingerprint"] = record.fingerprint
-        fields["steps"] = sorted(record.steps)
-        try:
-            fields["result"] = _result_text(record.result) if record.result is not None else None
-        except ResultUnreadableError as exc:
-            fields["result"] = None
-            fields["result_error"] = str(exc)
-    return fields
-
-
-def _result_text(payload: Payload) -> str:
-    """A stored result as text; an encrypted or offloaded one as what it is (the CLI holds no key to read it)."""
-    if isinstance(payload, bytes) and payload[:1] == ENCRYPTED:
-        return f"(encrypted: {len(payload)} bytes)"
-    if isinstance(payload, bytes) and payload[:1] == OFFLOADED:
-        return f"(in S3: {payload[1:].decode(errors='replace')})"
-    return unpack(payload)
-
-
-def _time(epoch_s: float | None) -> str | None:
-    """An epoch time as an ISO date; one no date can show (milliseconds written as seconds, by another tool or an
-    older version) as its number, rather than a traceback for the whole table."""
-    if epoch_s is None:
-        return None
-    try:
-        return datetime.datetime.fromtimestamp(epoch_s, datetime.UTC).isoformat(timespec="seconds")
-    except (ValueError, OverflowError, OSError):
-        return f"{epoch_s:.0f} (not a date)"
-
-
-def _explain(exc: Exception, table: str, endpoint: str | None) -> str:
+def _explain(exc: Exception, table: str, endpoint: str | None, region: str | None = None) -> str:
     if isinstance(exc, NoCredentialsError):
         return "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
     if isinstance(exc, EndpointConnectionError):
@@ -447,7 +406,9 @@ def _explain(exc: Exception, table: str, endpoint: str | None) -> str:
         error = exc.response.get("Error", {})
         code = error.get("Code", "")
         if code == "ResourceNotFoundException":
-            return f"table {table!r} not found (create it with `lambda-idempotency create-table --table {table}`)"
+            where = (f" --endpoint-url {endpoint}" if endpoint else "") + (f" --region {region}" if region else "")
+            command = f"lambda-idempotency create-table --table {table}{where}"
+            return f"table {table!r} not found (create it with `{command}`)"
         if code in CREDENTIAL_ERRORS:
             return f"AWS rejected the credentials ({code}): {error.get('Message', '')}"
     return str(exc)

@@ -10,8 +10,10 @@ parse none.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from rich.table import Table
 from rich.text import Text
 
 _NAMED = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -36,5 +38,24 @@ def _escape(char: str) -> str:
 
 
 def shown(value: Any) -> Text:
-    """A value as rich text for a table cell or a message: `visible`, never parsed as markup; None is empty."""
+    """A value as rich text for a table cell or a message: `visible`, never parsed as markup; None is empty, and a
+    list (saved step names) is one item a line, each `visible` (a list's repr would escape its items twice)."""
+    if isinstance(value, list):
+        return Text("\n".join(visible(str(item)) for item in value))
     return Text("" if value is None else visible(str(value)))
+
+
+def folding(table: Table, *headers: str) -> Table:
+    """``table`` with one column per header that folds a long value over lines instead of cutting it (`…`): a hash
+    or record id shown is one an operator can copy, whatever the terminal's width."""
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
+def json_text(data: Any) -> str:
+    """``data`` as indented JSON that parses to the stored text unchanged and is safe on a terminal: JSON escapes only
+    controls below 0x20, so every other character `visible` would escape (a C1 control, a bidi override) is written
+    as JSON's ``\\u`` escape too; printable text, ``注文`` say, stays as it is."""
+    text = json.dumps(data, default=str, indent=2, ensure_ascii=False)
+    return "".join(char if char.isprintable() or char == "\n" else json.dumps(char)[1:-1] for char in text)

@@ -27,7 +27,7 @@ WRONG_KEY = (
 """What DynamoDB says of a record's key the table does not have (another key name or type, a sort key): the table is
 not an idempotency table of this library (a Powertools table, say), and every retry is refused the same way."""
 CREATE_HINT = (
-    "create it with `create_table(store)`, `lambda-idempotency create-table --table {table} --region {region}`, "
+    "create it with `create_table(store)`, `lambda-idempotency create-table --table {table} --region {region}{at}`, "
     "or `sam deploy` of a template that declares it"
 )
 
@@ -36,7 +36,8 @@ def store_error(exc: Exception, table: str, client: Any) -> StoreConfigurationEr
     """The typed error for a failed call of ``client`` on ``table``."""
     region = _region(client)
     where = _where(table, client)
-    fix = CREATE_HINT.format(table=table, region=region)
+    endpoint = _endpoint(client)
+    fix = CREATE_HINT.format(table=table, region=region, at=f" --endpoint-url {endpoint}" if endpoint else "")
     if isinstance(exc, boto.ClientError):
         error = exc.response.get("Error", {})
         code, message = str(error.get("Code", "")), str(error.get("Message", ""))
@@ -131,8 +132,14 @@ def _region(client: Any) -> str:
 
 
 def _endpoint_note(client: Any) -> str:
+    endpoint = _endpoint(client)
+    return f" at {endpoint}" if endpoint else ""
+
+
+def _endpoint(client: Any) -> str:
+    """The client's endpoint when it is not AWS's own (DynamoDB Local, moto's server), else empty."""
     endpoint = str(getattr(getattr(client, "meta", None), "endpoint_url", "") or "")
-    return "" if not endpoint or endpoint.endswith(".amazonaws.com") else f" at {endpoint}"
+    return "" if endpoint.endswith(".amazonaws.com") else endpoint
 
 
 def _unknown_region(client: Any) -> bool:
