@@ -132,6 +132,24 @@ def test_kinesis_and_dynamodb_streams_are_keyed_by_event_id(store: Store) -> Non
     }
 
 
+@BACKENDS
+def test_a_stream_resumes_at_the_lowest_reported_sequence_number_and_later_records_replay(store: Store) -> None:
+    """docs/queues-and-streams.md: Lambda resumes a shard at the lowest reported sequence number (AWS), so a failed
+    stream record comes back with every record after it; those that succeeded replay, never run twice."""
+    consume = Consumer(store)
+    shard = [kinesis("101", "a"), kinesis("102", "poison"), kinesis("103", "b"), kinesis("104", "poison")]
+    failed = consume(shard)
+    assert failed == ["102", "104"]
+    resume = [record for record in shard if int(record["kinesis"]["sequenceNumber"]) >= min(map(int, failed))]
+    assert consume(resume) == ["102", "104"]
+    assert consume.runs == {
+        "shardId-000000000000:101": 1,
+        "shardId-000000000000:102": 2,
+        "shardId-000000000000:103": 1,
+        "shardId-000000000000:104": 2,
+    }
+
+
 @pytest.mark.parametrize("store", ["moto_server"], indirect=True)
 def test_a_duplicate_in_flight_elsewhere_fails_and_succeeds_when_redelivered(store: Store) -> None:
     inside = threading.Event()
@@ -245,6 +263,33 @@ def test_a_batch_whose_failures_could_not_be_named_fails_before_any_record_runs(
     consume = Consumer(MemoryStore())
     with pytest.raises(InvalidBatchError, match=problem):
         process_batch(event, None, consume.handle)
+    assert consume.runs == {}
+
+
+FIFO_ARN = QUEUE_ARN + ".fifo"
+
+
+@pytest.mark.parametrize(
+    ("records", "problem"),
+    [
+        ([sqs("m1", {}, FIFO_ARN), {**sqs("m2", {}, FIFO_ARN), "attributes": None}], "#1 .* attributes"),
+        ([sqs("m1", {}, FIFO_ARN), {**sqs("m2", {}, FIFO_ARN), "attributes": ["MessageGroupId"]}], "#1 .* attributes"),
+        ([{**sqs("m1", {}), "attributes": "x"}], "#0 .* attributes"),
+        ([sqs("m1", {}), sqs("m2", {}, FIFO_ARN), sqs("m3", {}, FIFO_ARN)], "one queue"),
+        ([sqs("m1", {}, FIFO_ARN), {**sqs("m2", {}), "eventSourceARN": None}], "one queue"),
+    ],
+)
+def test_an_sqs_batch_the_processor_would_crash_on_or_misorder_fails_before_any_record_runs(
+    records: list[dict[str, Any]], problem: str
+) -> None:
+    """Powertools' FIFO processor reads ``attributes.MessageGroupId`` outside its error handling: ``attributes`` that is
+    not an object raised an ``AttributeError`` after the records before it ran. The processor is chosen by the first
+    record's queue: FIFO records behind a standard one ran as a standard batch, past a failure, out of order."""
+    from lambda_idempotency import InvalidBatchError, MemoryStore
+
+    consume = Consumer(MemoryStore())
+    with pytest.raises(InvalidBatchError, match=problem):
+        process_batch({"Records": records}, None, consume.handle)
     assert consume.runs == {}
 
 

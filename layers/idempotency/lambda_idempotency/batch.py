@@ -3,9 +3,11 @@
 Queues and streams deliver at least once: SQS redelivers after the visibility timeout, a producer may enqueue one
 business event twice under two message ids, a stream retries a whole shard batch. `idempotent_record` makes the
 handler of one record run once per key; Powertools' batch processor does the bookkeeping, so a record whose
-handler raises (malformed, in progress elsewhere, a failed send) is reported in ``batchItemFailures`` and comes
-back alone. `process_batch` picks the processor from the event: SQS standard, SQS FIFO (stops at the first failure
-to keep the order), Kinesis Data Streams or DynamoDB Streams.
+handler raises (malformed, in progress elsewhere, a failed send) is reported in ``batchItemFailures``. An SQS queue
+redelivers the reported messages alone; a stream resumes at the lowest reported sequence number, so the records after
+it come back too, and those that succeeded replay their outcome. `process_batch` picks the processor from the event:
+SQS standard, SQS FIFO (stops at the first failure to keep the order, and reports every message from it on), Kinesis
+Data Streams or DynamoDB Streams.
 
 The key is a business id read from the record (``key="json(body).order_id"`` or a callable) when one is given,
 and is then required: a record without it fails instead of being processed unguarded. Without ``key``, the
@@ -113,7 +115,7 @@ def process_batch(event: dict[str, Any], context: Any, record_handler: Callable[
     denied access...) fails the whole invocation instead: no record can succeed until it is fixed, and a failed
     invocation trips the function's error alarm. So does `InvalidBatchError`, before any record runs, for an event
     whose failures could not be reported record by record (no ``Records`` list, mixed or unknown sources, a record
-    without its id).
+    without its id, SQS records of several queues or whose ``attributes`` is not an object).
     """
     from aws_lambda_powertools.utilities.batch import (
         BatchProcessor,
@@ -175,7 +177,20 @@ def _batch_source(records: Any) -> str:
             value = value.get(part) if isinstance(value, dict) else None
         if not isinstance(value, str) or not value:
             raise InvalidBatchError(f"record #{index} of the {source} batch has no {path} to report it by")
+    if source == "aws:sqs":
+        _check_queue(records)
     return source
+
+
+def _check_queue(records: list[dict[str, Any]]) -> None:
+    """An SQS batch comes from one queue, and Powertools' FIFO processor reads each record's ``attributes`` (its
+    ``MessageGroupId``) outside its error handling: a batch of two queues (processed as the first record's, standard
+    or FIFO) or with ``attributes`` not an object (an ``AttributeError`` after the records before it ran) is refused."""
+    if len({str(record.get("eventSourceARN") or "") for record in records}) > 1:
+        raise InvalidBatchError("an SQS batch holds the records of one queue, got several eventSourceARNs")
+    for index, record in enumerate(records):
+        if not isinstance(record.get("attributes", {}), dict):
+            raise InvalidBatchError(f"record #{index} of the aws:sqs batch has attributes that are not an object")
 
 
 def _log_failures(records: list[Any], errors: list[tuple[Any, ...]]) -> None:
