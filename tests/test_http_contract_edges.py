@@ -50,6 +50,27 @@ def test_a_quoted_key_may_contain_a_comma(shape: str) -> None:
     assert payments.runs == 1
 
 
+@pytest.mark.parametrize("shape", ALL_SHAPES)
+@pytest.mark.parametrize("sent", ['"k-a";v=1', '"k-a"; v=2;grease=?1;s="x,y";b=:YWJj:', '"k-a";d=1.5;t=tok/en'])
+def test_an_sf_string_key_with_parameters_is_the_string(shape: str, sent: str) -> None:
+    """RFC 8941: an Item is a bare item and its parameters; the draft's value is a String, so ``"k-a";v=1`` is the key
+    ``k-a`` (parameters ignored), not a 400 for "text after its closing quote"."""
+    api, payments = make_api(MemoryStore(), shape)
+    assert api(http_event(shape, key=sent), None)["statusCode"] == 201
+    replay = api(http_event(shape, key="k-a"), None)
+    assert replay["statusCode"] == 201 and headers_of(replay)[REPLAYED] == "true"
+    assert payments.runs == 1
+
+
+@pytest.mark.parametrize("shape", ALL_SHAPES)
+@pytest.mark.parametrize("sent", ['"k-a";V=1', '"k-a";v=', '"k-a" v=1', '"k-a";v="open', '"k-a","k-a"'])
+def test_an_sf_string_key_followed_by_what_is_not_parameters_is_400(shape: str, sent: str) -> None:
+    api, payments = make_api(MemoryStore(), shape)
+    response = api(http_event(shape, key=sent), None)
+    assert response["statusCode"] == 400 and problem_of(response)["code"] == "idempotency-key-invalid"
+    assert payments.runs == 0
+
+
 # Item 5: a store outage while a duplicate polls (wait=) is a 503, never an unhandled error
 
 
