@@ -360,3 +360,18 @@ def test_a_function_on_the_idempotency_table_may_decrypt_with_the_tables_kms_key
             assert statement["Resource"] == {
                 "Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/none"
             }, statement
+
+
+def test_the_email_function_sends_from_the_sender_only_to_recipients_of_any_identity() -> None:
+    """SES authorises a send against the identities it uses: the sender's (an address, or the domain it was verified
+    through) and, while the account is in the SES sandbox, each verified recipient's. The deploying page tells a
+    sandboxed user to verify the recipients, so the policy may not name the sender's identity alone; it keeps the
+    function to SenderEmail with the ses:FromAddress condition instead."""
+    (send,) = [s for s in _statements("EmailFunction") if "ses:SendEmail" in str(s["Action"])]
+    assert send["Action"] == "ses:SendEmail"
+    assert send["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"}
+    assert send["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}}
+    code = (ROOT / "functions" / "email" / "app.py").read_text()
+    assert "FromEmailAddress=SENDER" in code and 'SENDER = os.environ["SENDER_EMAIL"]' in code
+    environment = FUNCTIONS["EmailFunction"]["Properties"]["Environment"]["Variables"]
+    assert environment["SENDER_EMAIL"] == {"Ref": "SenderEmail"}
