@@ -75,7 +75,8 @@ unit: setup
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # spin model-checks the lease protocol (tests/test_lease_model.py); a fresh Debian machine gets it (and a C compiler
-# for its verifier) here. CI runs as root; elsewhere, install the packages `spin` and `gcc` once.
+# for its verifier) here. CI runs as root; GitHub's runner is not, so .github/workflows/test.yml installs them with sudo
+# first; elsewhere, install the packages `spin` and `gcc` once.
 unit: spin-installed
 spin-installed:
 	@command -v spin >/dev/null && command -v cc >/dev/null || (apt-get update -qq && apt-get install -y -qq spin gcc)

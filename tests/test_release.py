@@ -85,6 +85,23 @@ def test_the_sdist_builds_the_same_package() -> None:
     assert not {name for name in names if name.startswith(("tests/", "demo/", "bench/"))}
 
 
+def test_the_sdist_holds_the_package_and_the_projects_own_files_only() -> None:
+    """hatch reads `include` as gitignore patterns: a bare "README.md" also took docs/benchmarks/README.md, a page of
+    the docs site whose links are broken outside the repository. The sdist holds the package, the four files it
+    names and what hatch always adds (PKG-INFO, .gitignore)."""
+    package = {
+        f"layers/idempotency/lambda_idempotency/{path.relative_to(PACKAGE).as_posix()}"
+        for path in PACKAGE.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    with tarfile.open(only("*.tar.gz", DIST)) as archive:
+        names = {
+            name.split("/", 1)[1] for name in archive.getnames() if "/" in name and archive.getmember(name).isfile()
+        }
+    own = {"pyproject.toml", "README.md", "CHANGELOG.md", "LICENSE", "PKG-INFO", ".gitignore"}
+    assert names - package == own
+
+
 def first_readme_example() -> str:
     match = re.search(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(), re.MULTILINE | re.DOTALL)
     assert match, "README.md has no python example"

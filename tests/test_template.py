@@ -331,3 +331,47 @@ def test_offloaded_results_expire_with_their_records_encrypted_with_the_kms_key(
     granted = {s["Sid"]: s for s in _statements("PaymentFunction")}
     assert granted["IdempotencyResults"]["Resource"] == {"Fn::Sub": "${IdempotencyResultsBucket.Arn}/payment/*"}
     assert set(granted["IdempotencyEncryption"]["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_a_function_on_the_idempotency_table_may_decrypt_with_the_tables_kms_key(logical_id: str) -> None:
+    """With IdempotencyKmsKeyArn the idempotency table is encrypted at rest with that customer managed key, and
+    DynamoDB decrypts the table key as the caller: a principal not allowed kms:Decrypt on the key gets AccessDenied on
+    every GetItem, PutItem, UpdateItem (AWS's DynamoDB AccessDeniedException troubleshooting names this cause). So every
+    function that uses the table is allowed kms:Decrypt on the key when the parameter is given, and on nothing else."""
+    statements = _statements(logical_id)
+    table = {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
+    if not any(s["Resource"] == table for s in statements):
+        return
+    with_key = _resolved(statements, {"HasIdempotencyKey": True})
+    decrypts = [
+        s
+        for s in with_key
+        if "kms:Decrypt" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        and s["Resource"] == {"Ref": "IdempotencyKmsKeyArn"}
+    ]
+    assert decrypts, f"{logical_id} cannot read its records from a table encrypted with IdempotencyKmsKeyArn"
+    without_key = _resolved(statements, {"HasIdempotencyKey": False})
+    for statement in without_key:
+        if any(
+            a.startswith("kms:")
+            for a in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+        ):
+            assert statement["Resource"] == {
+                "Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/none"
+            }, statement
+
+
+def test_the_email_function_sends_from_the_sender_only_to_recipients_of_any_identity() -> None:
+    """SES authorises a send against the identities it uses: the sender's (an address, or the domain it was verified
+    through) and, while the account is in the SES sandbox, each verified recipient's. The deploying page tells a
+    sandboxed user to verify the recipients, so the policy may not name the sender's identity alone; it keeps the
+    function to SenderEmail with the ses:FromAddress condition instead."""
+    (send,) = [s for s in _statements("EmailFunction") if "ses:SendEmail" in str(s["Action"])]
+    assert send["Action"] == "ses:SendEmail"
+    assert send["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"}
+    assert send["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}}
+    code = (ROOT / "functions" / "email" / "app.py").read_text()
+    assert "FromEmailAddress=SENDER" in code and 'SENDER = os.environ["SENDER_EMAIL"]' in code
+    environment = FUNCTIONS["EmailFunction"]["Properties"]["Environment"]["Variables"]
+    assert environment["SENDER_EMAIL"] == {"Ref": "SenderEmail"}
