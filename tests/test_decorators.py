@@ -774,3 +774,42 @@ def test_a_generator_function_is_refused_when_decorated() -> None:
             idempotent_function(MemoryStore(), key="k", operation="gen")(fn)
         with pytest.raises(TypeError, match="generator"):
             idempotent(MemoryStore(), key="k", operation="gen")(fn)
+
+
+def test_a_method_handler_reads_its_event_and_context_after_self(clock: FakeClock) -> None:
+    """how-it-works: both decorators decorate "sync and async functions, methods included". `idempotent` read the
+    key from the first argument, which for ``handle(self, event, context)`` is ``self``: every call was a
+    `MissingKeyError` (with ``required=False``, every call ran unguarded). The event and the context are the arguments
+    after ``self`` (or ``cls``): the key comes from the event, and the context's remaining time caps the lease."""
+    store = MemoryStore()
+
+    class Handler:
+        runs = 0
+
+        @idempotent(store, key="order_id", operation="method", clock=clock, renew=False)
+        def handle(self, event: Any, context: Any) -> int:
+            Handler.runs += 1
+            with pytest.raises(InProgressError) as info:
+                self.handle({"order_id": event["order_id"]}, Context(1000))
+            assert info.value.retry_after == 5  # the remaining time of ``context`` (4 s) + 1 s margin
+            return Handler.runs
+
+        @idempotent(store, key="order_id", operation="async-method", clock=clock)
+        async def handle_async(self, event: Any, context: Any) -> int:
+            Handler.runs += 1
+            return Handler.runs
+
+        @classmethod
+        @idempotent(store, key=lambda event: event["order_id"], operation="classmethod", clock=clock)
+        def handle_class(cls, event: Any, context: Any) -> int:
+            Handler.runs += 1
+            return Handler.runs
+
+    handler = Handler()
+    assert handler.handle({"order_id": "o-1"}, Context(4000)) == 1
+    assert handler.handle({"order_id": "o-1"}, Context(4000)) == 1
+    assert asyncio.run(handler.handle_async({"order_id": "o-1"}, None)) == 2
+    assert asyncio.run(handler.handle_async({"order_id": "o-1"}, None)) == 2
+    assert Handler.handle_class({"order_id": "o-1"}, None) == 3
+    assert Handler.handle_class(event={"order_id": "o-1"}, context=None) == 3
+    assert Handler.runs == 3

@@ -123,22 +123,25 @@ def idempotent(
     """Make a Lambda handler ``(event, context)`` run once per key; retries get the stored result.
 
     ``key``/``fingerprint`` are JMESPath expressions on the event (``json(body).order_id``) or callables of the
-    event; ``scope`` is a callable of the event. The key is held by a lease (``lease``, default 20 s) renewed every
-    lease/3 while the function runs; ``renew=False`` takes one lease for the whole invocation instead.
+    event; ``scope`` is a callable of the event. A method ``handle(self, event, context)`` (its first parameter named
+    ``self`` or ``cls``) is read from the argument after ``self``. The key is held by a lease (``lease``, default
+    20 s) renewed every lease/3 while the function runs; ``renew=False`` takes one lease for the whole invocation
+    instead.
     ``mode="optimistic"`` claims and reads nothing, so every call the local cache does not answer runs the function
     and only the first commit's writes land: for short functions whose only effects are `current().write` calls.
     ``hash_keys`` stores keyed hashes of the key and scope instead of their text (True, or a secret: bytes).
     """
 
     def decorate(fn: F) -> F:
-        from .selectors import event_selector
+        from .selectors import event_position, event_selector
 
+        at = event_position(fn)  # a method's event comes after its self
         guard = _guard(
             fn,
             store,
-            key=event_selector(key),
-            fingerprint=event_selector(fingerprint) if fingerprint is not None else None,
-            scope=event_selector(scope) if scope is not None else None,
+            key=event_selector(key, skip=at),
+            fingerprint=event_selector(fingerprint, skip=at) if fingerprint is not None else None,
+            scope=event_selector(scope, skip=at) if scope is not None else None,
             operation=operation,
             ttl=ttl,
             lease=lease,
@@ -155,7 +158,7 @@ def idempotent(
 
         def context_of(call: Arguments) -> Any:
             args = call[0]
-            return args[1] if len(args) > 1 else call[1].get("context")
+            return args[at + 1] if len(args) > at + 1 else call[1].get("context")
 
         return _wrap(fn, guard, context_of)
 

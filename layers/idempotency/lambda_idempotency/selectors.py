@@ -188,12 +188,32 @@ def _check_functions(expression: str, node: dict[str, Any], known: Any) -> None:
             _check_functions(expression, child, known)
 
 
-def event_selector(selector: Selector) -> Callable[[Arguments], Any]:
-    """For `idempotent`: a JMESPath runs on the event, a callable gets the event."""
+def event_selector(selector: Selector, *, skip: int = 0) -> Callable[[Arguments], Any]:
+    """For `idempotent`: a JMESPath runs on the event, a callable gets the event. ``skip``: the positional arguments
+    before the event (1 for a method's ``self`` or ``cls``, see `event_position`)."""
+    if skip:
+        if isinstance(selector, str):
+            method_path = _JmesPath(selector)
+            return lambda call: method_path.search(call[0][skip] if len(call[0]) > skip else call[1].get("event"))
+        return _guarded(lambda call: selector(call[0][skip] if len(call[0]) > skip else call[1]["event"]))
     if isinstance(selector, str):
         path = _JmesPath(selector)
         return lambda call: path.search(call[0][0] if call[0] else call[1].get("event"))
     return _guarded(lambda call: selector(call[0][0] if call[0] else call[1]["event"]))  # handler(event=...) too
+
+
+METHOD_RECEIVERS = frozenset({"self", "cls"})
+"""The first parameter's names that make a handler a method: its event is the argument after it."""
+
+
+def event_position(fn: Callable[..., Any]) -> int:
+    """Where a handler's event is among its positional arguments: 1 for a method (``handle(self, event, context)``,
+    its first parameter named ``self`` or ``cls``), else 0. Read from the code object at decoration: a function in
+    a class body is not yet bound, so the call alone cannot tell ``self`` from the event."""
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    if code is None or not code.co_argcount:
+        return 0
+    return 1 if code.co_varnames[0] in METHOD_RECEIVERS else 0
 
 
 def argument_selector(selector: Selector, fn: Callable[..., Any]) -> Callable[[Arguments], Any]:
