@@ -813,3 +813,28 @@ def test_a_method_handler_reads_its_event_and_context_after_self(clock: FakeCloc
     assert Handler.handle_class({"order_id": "o-1"}, None) == 3
     assert Handler.handle_class(event={"order_id": "o-1"}, context=None) == 3
     assert Handler.runs == 3
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("fail_open", "false"),
+        ("fail_open", 0),
+        ("required", "no"),
+        ("renew", None),
+        ("local_cache", "256"),
+        ("local_cache", 2.5),
+        ("local_cache", None),
+    ],
+)
+def test_an_option_of_the_wrong_type_is_refused_at_decoration(option: str, value: Any) -> None:
+    """The options table gives ``fail_open``, ``required`` and ``renew`` as True/False and ``local_cache`` as a bool
+    or a size. ``fail_open="false"`` (a string from a config file) is true: it was taken as is, and every call ran
+    unguarded once the store failed; ``local_cache="256"`` failed with ``'<' not supported`` and 2.5 made a cache.
+    Misconfiguration fails loudly, at decoration, naming the option."""
+    for decorator in (idempotent, idempotent_function):
+        with pytest.raises(TypeError, match=option):
+            decorator(MemoryStore(), key="k", operation="op", **{option: value})(lambda k, c=None: k)
+    if option != "required":  # the HTTP adapter's required= is whether the header must be sent (None: by method)
+        with pytest.raises(TypeError, match=option):
+            IdempotencyMiddleware(MemoryStore(), operation="op", **{option: value})

@@ -93,6 +93,9 @@ class Guard:
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        for name, flag in (("required", required), ("fail_open", fail_open), ("renew", renew)):
+            if type(flag) is not bool:  # fail_open="false" is true: it would run unguarded whenever the store fails
+                raise TypeError(f"{name} must be True or False, got {flag!r}")
         self.mode = mode
         self.store = store
         self.operation = operation
