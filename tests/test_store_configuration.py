@@ -23,6 +23,7 @@ from botocore.exceptions import EndpointConnectionError
 from lambda_idempotency import (
     DynamoDBStore,
     IdempotencyError,
+    InvalidKeyError,
     StoreConfigurationError,
     StoreUnavailableError,
     create_table,
@@ -31,8 +32,9 @@ from lambda_idempotency import (
 )
 from lambda_idempotency.batch import idempotent_record, process_batch
 from lambda_idempotency.http import idempotent_http
+from lambda_idempotency.keys import MAX_OPERATION_LENGTH
 
-from tests.conftest import HTTP_BACKENDS, endpoint_of, http_client
+from tests.conftest import HTTP_BACKENDS, endpoint_of, http_client, new_dynamodb_store
 from tests.faults import Fault, FaultInjector
 from tests.http_events import http_event, problem_of
 
@@ -327,3 +329,34 @@ def test_the_cli_exits_2_with_the_fix_when_no_region_is_set(
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     assert cli.main(["stats", "--table", "Orders"]) == 2
     assert "AWS_REGION" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", HTTP_BACKENDS)
+def test_an_operation_too_long_for_a_dynamodb_key_is_refused_at_decoration_not_taken_for_an_outage(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    """The operation prefixes every record id (``{operation}#{sha256}``), and DynamoDB's partition key takes 2,048
+    bytes. An operation of 1,024 characters passed the check whatever they were: 1,024 ``é`` (2,048 bytes) made every
+    claim a ValidationException, taken for an outage (`StoreUnavailableError`, so ``fail_open=True`` ran every call
+    unguarded; on AWS, whose message says "size", an internal exception escaped). Now an operation takes at most
+    1,024 bytes of UTF-8, refused with `InvalidKeyError` when decorated; the longest allowed works on the wire."""
+    store = new_dynamodb_store(http_client(endpoint_of(request, backend)))
+    for operation in ("é" * MAX_OPERATION_LENGTH, "😀" * 257, "a" * (MAX_OPERATION_LENGTH + 1)):
+        with pytest.raises(InvalidKeyError, match="operation"):
+            idempotent_function(store, key="k", operation=operation, fail_open=True)(lambda k: k)
+    for operation in ("a" * MAX_OPERATION_LENGTH, "é" * (MAX_OPERATION_LENGTH // 2), "😀" * 256):
+        runs: list[str] = []
+        charge = guarded_as(store, operation, runs)
+        assert charge("o-1") == charge("o-1") == "charged"
+        assert runs == ["o-1"]
+    with pytest.raises(TypeError, match="operation must be a str"):
+        idempotent_function(store, key="k", operation=5)(lambda k: k)  # type: ignore[arg-type]
+
+
+def guarded_as(store: DynamoDBStore, operation: str, runs: list[str]) -> Any:
+    @idempotent_function(store, key="order_id", operation=operation)
+    def charge(order_id: str) -> str:
+        runs.append(order_id)
+        return "charged"
+
+    return charge
