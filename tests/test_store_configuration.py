@@ -360,3 +360,53 @@ def guarded_as(store: DynamoDBStore, operation: str, runs: list[str]) -> Any:
         return "charged"
 
     return charge
+
+
+class Declined(Exception):
+    pass
+
+
+@pytest.mark.parametrize("backend", HTTP_BACKENDS)
+@pytest.mark.parametrize("ends", ["returns", "raises", "raises a declared failure"])
+def test_a_table_deleted_while_the_function_runs_is_raised_and_logged_at_error(
+    request: pytest.FixtureRequest, backend: str, ends: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """how-it-works: misconfiguration raises `StoreConfigurationError` whatever ``fail_open`` says, "logged at
+    ERROR". Found by the claim it was; found after the function ran (the table deleted, the role's access revoked
+    while it ran) the completion, the stored failure or the release raised it with no log at all."""
+    client = http_client(endpoint_of(request, backend))
+    store = new_dynamodb_store(client)
+
+    @idempotent_function(store, key="order_id", operation="orders.charge", fail_open=True, cache_errors=(Declined,))
+    def charge(order_id: str) -> str:
+        client.delete_table(TableName=store.table_name)
+        if ends == "raises":
+            raise RuntimeError("the function's own failure")
+        if ends == "raises a declared failure":
+            raise Declined(order_id)
+        return "charged"
+
+    with caplog.at_level(logging.ERROR, "lambda_idempotency"), pytest.raises(StoreConfigurationError) as raised:
+        charge("o-1")
+    assert f"{store.table_name!r}" in str(raised.value)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "misconfigured" in errors[0] and store.table_name in errors[0], errors
+
+
+@pytest.mark.parametrize("backend", HTTP_BACKENDS)
+def test_http_logs_a_table_deleted_while_the_handler_runs_once(
+    request: pytest.FixtureRequest, backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = http_client(endpoint_of(request, backend))
+    store = new_dynamodb_store(client)
+
+    @idempotent_http(store, operation="payments.create")
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        client.delete_table(TableName=store.table_name)
+        return {"statusCode": 201, "body": "{}"}
+
+    with caplog.at_level(logging.ERROR, "lambda_idempotency"):
+        response = handler(http_event("http_api"), None)
+    assert response["statusCode"] == 500 and problem_of(response)["code"] == "store-misconfigured"
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and store.table_name in errors[0], errors

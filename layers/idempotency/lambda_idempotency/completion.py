@@ -95,6 +95,14 @@ class Completion:
             logger.error("could not store the result of %s: %s; the key stays in flight", execution.record_id, exc)
             raise
         record = self._finished(execution, Status.COMPLETED, payload)
+        try:
+            return self._complete(execution, record, result)
+        except StoreConfigurationError as exc:  # the table went missing or was denied while the function ran
+            _log_misconfigured(self.operation, execution, exc)
+            raise
+
+    def _complete(self, execution: Execution, record: Record, result: Any) -> Any:
+        """`finish`'s write of the finished ``record``: what the caller gets."""
         if execution.mode == "optimistic":
             return self._insert_finished(execution, record, result)
         if execution.writes:
@@ -126,6 +134,14 @@ class Completion:
         """
         if _stopped_lost(execution):
             return None
+        try:
+            return self._end_after(execution, error)
+        except StoreConfigurationError as exc:  # the table went missing or was denied while the function ran
+            _log_misconfigured(self.operation, execution, exc)
+            raise
+
+    def _end_after(self, execution: Execution, error: BaseException) -> Replayed | None:
+        """`abort`'s writes: the declared failure stored, or the key released."""
         if self.cache_errors and isinstance(error, self.cache_errors):
             try:
                 payload = self.outcomes.failure(execution, error)
@@ -283,6 +299,17 @@ def _log_unwritten(execution: Execution, exc: Exception) -> None:
         "could not store the outcome of %s (%s); the key stays in flight until its lease ends, then a retry runs "
         "the function again (at least once)",
         execution.record_id,
+        exc,
+    )
+
+
+def _log_misconfigured(operation: str, execution: Execution, exc: StoreConfigurationError) -> None:
+    """A misconfiguration found after the function ran (its table deleted, its access revoked): raised to the caller
+    whatever ``fail_open`` says, and logged at ERROR as one found by the claim is."""
+    observe.emit(observe.STORE_ERRORS, operation, execution.record_id)
+    logger.error(
+        "idempotency store misconfigured for %s after its function ran: %s; its outcome was not stored",
+        operation,
         exc,
     )
 

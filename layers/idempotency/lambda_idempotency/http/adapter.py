@@ -298,8 +298,10 @@ class HttpIdempotency:
             self.guard.finish(execution, response)
         except LeaseLostError:  # a renewal found the key taken over: this run's response is not the stored one
             return self._taken_over(request)
-        except (StoreConfigurationError, StoreUnavailableError) as exc:  # the commit of its writes did not land
-            return self._store_failed(request, exc)
+        except StoreConfigurationError:  # logged at ERROR by the guard, with the table, region and fix
+            return _store_misconfigured(request)
+        except StoreUnavailableError as exc:  # the commit of its writes did not land
+            return self._store_unavailable(request, exc)
         return response
 
     def _store_failed(
