@@ -410,3 +410,21 @@ def test_http_logs_a_table_deleted_while_the_handler_runs_once(
     assert response["statusCode"] == 500 and problem_of(response)["code"] == "store-misconfigured"
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and store.table_name in errors[0], errors
+
+
+@pytest.mark.parametrize("backend", HTTP_BACKENDS)
+@pytest.mark.parametrize("name", ["", "ab", "orders table!", "t" * 256])
+def test_a_table_name_no_table_can_have_is_misconfiguration_not_an_outage(
+    request: pytest.FixtureRequest, backend: str, name: str
+) -> None:
+    """how-it-works: "a missing table ... raise[s] StoreConfigurationError whatever fail_open says". A name no table can
+    have (an unset environment variable read as "", a space) was refused by botocore's check or by DynamoDB's
+    ValidationException, both taken for an outage: with ``fail_open=True`` every call ran unguarded."""
+    store = DynamoDBStore(name, endpoint_url=endpoint_of(request, backend), region_name="us-east-1")
+    runs: list[str] = []
+    with pytest.raises(StoreConfigurationError) as raised:
+        guarded(store, runs, fail_open=True)("o-1")
+    assert f"{name!r}" in str(raised.value)
+    if backend == "dynamodb_local" or not name:  # moto's server answers the others as a table it does not have
+        assert "a DynamoDB table name is 3-255 characters" in str(raised.value)
+    assert runs == []
