@@ -838,3 +838,29 @@ def test_an_option_of_the_wrong_type_is_refused_at_decoration(option: str, value
     if option != "required":  # the HTTP adapter's required= is whether the header must be sent (None: by method)
         with pytest.raises(TypeError, match=option):
             IdempotencyMiddleware(MemoryStore(), operation="op", **{option: value})
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("key", None),
+        ("key", 5),
+        ("fingerprint", 5),
+        ("scope", 5),
+        ("serializer", object()),
+        ("clock", None),
+        ("store", None),
+    ],
+)
+def test_a_hook_or_selector_that_cannot_serve_is_refused_at_decoration(option: str, value: Any) -> None:
+    """A ``serializer=`` without dumps/loads was taken, then every result went unstored (the key COMPLETED, every
+    replay `ResultNotStoredError`); ``key=None`` or a number made every call a `MissingKeyError`, which
+    ``required=False`` turned into running every call unguarded; ``clock=None`` and ``store=None`` failed with a bare
+    TypeError or AttributeError. Each is a `TypeError` naming what it takes, when the function is decorated."""
+    runs: list[Any] = []
+    for decorator in (idempotent, idempotent_function):
+        options: dict[str, Any] = {"key": "k", "operation": "op", "required": False, option: value}
+        store = options.pop("store", MemoryStore())
+        with pytest.raises(TypeError, match=option):
+            decorator(store, **options)(lambda k, c=None: runs.append(k))
+    assert runs == []

@@ -188,9 +188,19 @@ def _check_functions(expression: str, node: dict[str, Any], known: Any) -> None:
             _check_functions(expression, child, known)
 
 
+def check_selector(selector: Any) -> None:
+    """`TypeError` for a selector that is neither a JMESPath expression nor a callable (``key=None`` from an unset
+    setting): each call would find no key, which ``required=False`` would turn into no idempotency at all."""
+    if not isinstance(selector, str) and not callable(selector):
+        raise TypeError(
+            f"key=, fingerprint= and scope= take a JMESPath expression (a str) or a callable, got {selector!r:.100}"
+        )
+
+
 def event_selector(selector: Selector, *, skip: int = 0) -> Callable[[Arguments], Any]:
     """For `idempotent`: a JMESPath runs on the event, a callable gets the event. ``skip``: the positional arguments
     before the event (1 for a method's ``self`` or ``cls``, see `event_position`)."""
+    check_selector(selector)
     if skip:
         if isinstance(selector, str):
             method_path = _JmesPath(selector)
@@ -219,6 +229,7 @@ def event_position(fn: Callable[..., Any]) -> int:
 def argument_selector(selector: Selector, fn: Callable[..., Any]) -> Callable[[Arguments], Any]:
     """For `idempotent_function`: a callable gets the arguments, a JMESPath sees them by parameter name, with
     dataclass and pydantic arguments as dicts (``key="order.id"`` for ``def charge(order: Order)``)."""
+    check_selector(selector)
     if not isinstance(selector, str):
         return _guarded(lambda call: selector(*call[0], **call[1]))
     path = _JmesPath(selector)
