@@ -165,7 +165,7 @@ class Completion:
         if not isinstance(error, Exception):
             logger.warning("%s interrupted by %s; its lease will expire", execution.record_id, type(error).__name__)
             return None
-        self.release(execution)
+        self._release(execution)
         return None
 
     def _commit(self, execution: Execution, record: Record) -> None:
@@ -176,12 +176,12 @@ class Completion:
             transaction.check_total(execution.writes, _completion_size(record))
             outcome = self.retrying(execution.record_id, self.store.commit, record, execution.writes)
         except InvalidWriteError:
-            self.release(execution)
+            self._release(execution)
             raise
         if outcome is None:
             return
         if isinstance(outcome, WritesRefused):
-            self.release(execution)
+            self._release(execution)
             raise _write_condition_error(execution.writes, outcome.failed, "the key was released")
         if not _is_mine(outcome, execution):
             observe.emit(observe.LEASE_LOST, self.operation, execution.record_id)
@@ -244,6 +244,15 @@ class Completion:
         )
 
     def release(self, execution: Execution) -> None:
+        """Give the key back so a retry runs again (an HTTP 5xx, a cancelled claim); a misconfiguration it finds is
+        logged at ERROR and raised. `abort` and `finish` release through `_release`, and log it themselves."""
+        try:
+            self._release(execution)
+        except StoreConfigurationError as exc:
+            _log_misconfigured(self.operation, execution, exc)
+            raise
+
+    def _release(self, execution: Execution) -> None:
         """Give the key back so a retry runs again (a failure, an HTTP 5xx); saved steps stay, so a retry resumes them.
 
         An optimistic execution holds no claim, so there is nothing to give back.
