@@ -864,3 +864,22 @@ def test_a_hook_or_selector_that_cannot_serve_is_refused_at_decoration(option: s
         with pytest.raises(TypeError, match=option):
             decorator(store, **options)(lambda k, c=None: runs.append(k))
     assert runs == []
+
+
+def test_a_callable_without_a_qualified_name_needs_an_operation() -> None:
+    """The default operation is the Lambda function's name + module + qualified name. A callable instance or a
+    ``functools.partial`` has none of its own: decorating one without ``operation=`` was a bare AttributeError
+    (``'C' object has no attribute '__qualname__'``). It is a TypeError that says to pass ``operation=`` (its type's
+    name would be shared by every instance, each with its own records); with one, it works."""
+    import functools
+
+    class Handler:
+        def __call__(self, event: Any, context: Any) -> str:
+            return "ok"
+
+    for target in (Handler(), functools.partial(lambda prefix, event, context: prefix, "ok")):
+        for decorator in (idempotent, idempotent_function):
+            with pytest.raises(TypeError, match="pass operation="):
+                decorator(MemoryStore(), key="id")(target)
+        handler = idempotent(MemoryStore(), key="id", operation="callable")(target)
+        assert handler({"id": "x"}, None) == handler({"id": "x"}, None) == "ok"

@@ -280,8 +280,18 @@ def _error_types(cache_errors: Any) -> tuple[type[BaseException], ...]:
 
 
 def default_operation(fn: Callable[..., Any]) -> str:
-    """The Lambda function's name (when set) + module + qualified name: two functions never share records."""
-    name = f"{fn.__module__}.{fn.__qualname__}"
+    """The Lambda function's name (when set) + module + qualified name: two functions never share records.
+
+    A callable without a qualified name of its own (an instance with ``__call__``, a ``functools.partial``) has no
+    default: its type's name would be shared by every instance or partial, each with its own records.
+    """
+    qualname = getattr(fn, "__qualname__", None)
+    if not isinstance(qualname, str):
+        raise TypeError(
+            f"a {type(fn).__name__} has no qualified name to name its records after: pass operation= (a name that "
+            "survives renames and redeploys)"
+        )
+    name = f"{getattr(fn, '__module__', None)}.{qualname}"
     function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
     return f"{function_name}:{name}" if function_name else name
 
