@@ -814,6 +814,19 @@ def test_a_method_handler_reads_its_event_and_context_after_self(clock: FakeCloc
     assert Handler.handle_class(event={"order_id": "o-1"}, context=None) == 3
     assert Handler.runs == 3
 
+    class Plain:
+        def handle(self, event: Any, context: Any) -> str:
+            return str(event["order_id"])
+
+        @classmethod
+        def handle_class(cls, event: Any, context: Any) -> str:
+            return str(event["order_id"])
+
+    # a bound method decorated (``idempotent(...)(Plain().handle)``) is called without its self: the event comes first
+    for n, bound in enumerate((Plain().handle, Plain.handle_class)):
+        decorated = idempotent(store, key="order_id", operation=f"bound-{n}", clock=clock)(bound)
+        assert decorated({"order_id": "o-2"}, None) == decorated({"order_id": "o-2"}, None) == "o-2"
+
 
 @pytest.mark.parametrize(
     ("option", "value"),

@@ -218,9 +218,13 @@ METHOD_RECEIVERS = frozenset({"self", "cls"})
 
 def event_position(fn: Callable[..., Any]) -> int:
     """Where a handler's event is among its positional arguments: 1 for a method (``handle(self, event, context)``,
-    its first parameter named ``self`` or ``cls``), else 0. Read from the code object at decoration: a function in
-    a class body is not yet bound, so the call alone cannot tell ``self`` from the event."""
-    code = getattr(inspect.unwrap(fn), "__code__", None)
+    its first parameter named ``self`` or ``cls``), else 0 (also for a bound method, whose ``self`` is given). Read
+    from the code object at decoration: a function in a class body is not yet bound, so the call alone cannot tell
+    ``self`` from the event."""
+    target = inspect.unwrap(fn)
+    if inspect.ismethod(fn) or inspect.ismethod(target):  # bound already: its self is not among the arguments
+        return 0
+    code = getattr(target, "__code__", None)
     if code is None or not code.co_argcount:
         return 0
     return 1 if code.co_varnames[0] in METHOD_RECEIVERS else 0
