@@ -394,20 +394,22 @@ def test_a_table_deleted_while_the_function_runs_is_raised_and_logged_at_error(
 
 
 @pytest.mark.parametrize("backend", HTTP_BACKENDS)
-@pytest.mark.parametrize("status", [201, 503])
+@pytest.mark.parametrize("status", [201, 503, "step"])
 def test_http_answers_a_table_deleted_while_the_handler_runs_500_logged_once(
-    request: pytest.FixtureRequest, backend: str, status: int, caplog: pytest.LogCaptureFixture
+    request: pytest.FixtureRequest, backend: str, status: int | str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The completion (201) or the release of a retry-me answer (503) finds the table gone: a 500
-    ``store-misconfigured``, logged at ERROR once. The release raised `StoreConfigurationError` out of the adapter,
-    with nothing logged."""
+    """The completion (201), the release of a retry-me answer (503) or a step's save and the release after it find
+    the table gone: a 500 ``store-misconfigured``, logged at ERROR once. The releases raised
+    `StoreConfigurationError` out of the adapter, with nothing logged."""
     client = http_client(endpoint_of(request, backend))
     store = new_dynamodb_store(client)
 
     @idempotent_http(store, operation="payments.create")
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         client.delete_table(TableName=store.table_name)
-        return {"statusCode": status, "body": "{}"}
+        if status == "step":
+            current().step("charge", lambda: "ch-1")
+        return {"statusCode": 201 if status == "step" else status, "body": "{}"}
 
     with caplog.at_level(logging.ERROR, "lambda_idempotency"):
         response = handler(http_event("http_api"), None)

@@ -283,7 +283,10 @@ class HttpIdempotency:
             self.guard.abort(execution, exc)
             return self._taken_over(request)
         except (StoreConfigurationError, StoreUnavailableError) as exc:  # a step's save: the key is released
-            self.guard.abort(execution, exc)
+            try:
+                self.guard.abort(execution, exc)
+            except StoreConfigurationError:  # the release found the table gone or denied too (logged by the guard)
+                return _store_misconfigured(request)
             return self._store_failed(request, exc)
         except BaseException as error:
             self.guard.abort(execution, error)
