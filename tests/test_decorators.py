@@ -774,3 +774,125 @@ def test_a_generator_function_is_refused_when_decorated() -> None:
             idempotent_function(MemoryStore(), key="k", operation="gen")(fn)
         with pytest.raises(TypeError, match="generator"):
             idempotent(MemoryStore(), key="k", operation="gen")(fn)
+
+
+def test_a_method_handler_reads_its_event_and_context_after_self(clock: FakeClock) -> None:
+    """how-it-works: both decorators decorate "sync and async functions, methods included". `idempotent` read the
+    key from the first argument, which for ``handle(self, event, context)`` is ``self``: every call was a
+    `MissingKeyError` (with ``required=False``, every call ran unguarded). The event and the context are the arguments
+    after ``self`` (or ``cls``): the key comes from the event, and the context's remaining time caps the lease."""
+    store = MemoryStore()
+
+    class Handler:
+        runs = 0
+
+        @idempotent(store, key="order_id", operation="method", clock=clock, renew=False)
+        def handle(self, event: Any, context: Any) -> int:
+            Handler.runs += 1
+            with pytest.raises(InProgressError) as info:
+                self.handle({"order_id": event["order_id"]}, Context(1000))
+            assert info.value.retry_after == 5  # the remaining time of ``context`` (4 s) + 1 s margin
+            return Handler.runs
+
+        @idempotent(store, key="order_id", operation="async-method", clock=clock)
+        async def handle_async(self, event: Any, context: Any) -> int:
+            Handler.runs += 1
+            return Handler.runs
+
+        @classmethod
+        @idempotent(store, key=lambda event: event["order_id"], operation="classmethod", clock=clock)
+        def handle_class(cls, event: Any, context: Any) -> int:
+            Handler.runs += 1
+            return Handler.runs
+
+    handler = Handler()
+    assert handler.handle({"order_id": "o-1"}, Context(4000)) == 1
+    assert handler.handle({"order_id": "o-1"}, Context(4000)) == 1
+    assert asyncio.run(handler.handle_async({"order_id": "o-1"}, None)) == 2
+    assert asyncio.run(handler.handle_async({"order_id": "o-1"}, None)) == 2
+    assert Handler.handle_class({"order_id": "o-1"}, None) == 3
+    assert Handler.handle_class(event={"order_id": "o-1"}, context=None) == 3
+    assert Handler.runs == 3
+
+    class Plain:
+        def handle(self, event: Any, context: Any) -> str:
+            return str(event["order_id"])
+
+        @classmethod
+        def handle_class(cls, event: Any, context: Any) -> str:
+            return str(event["order_id"])
+
+    # a bound method decorated (``idempotent(...)(Plain().handle)``) is called without its self: the event comes first
+    for n, bound in enumerate((Plain().handle, Plain.handle_class)):
+        decorated = idempotent(store, key="order_id", operation=f"bound-{n}", clock=clock)(bound)
+        assert decorated({"order_id": "o-2"}, None) == decorated({"order_id": "o-2"}, None) == "o-2"
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("fail_open", "false"),
+        ("fail_open", 0),
+        ("required", "no"),
+        ("renew", None),
+        ("local_cache", "256"),
+        ("local_cache", 2.5),
+        ("local_cache", None),
+    ],
+)
+def test_an_option_of_the_wrong_type_is_refused_at_decoration(option: str, value: Any) -> None:
+    """The options table gives ``fail_open``, ``required`` and ``renew`` as True/False and ``local_cache`` as a bool
+    or a size. ``fail_open="false"`` (a string from a config file) is true: it was taken as is, and every call ran
+    unguarded once the store failed; ``local_cache="256"`` failed with ``'<' not supported`` and 2.5 made a cache.
+    Misconfiguration fails loudly, at decoration, naming the option."""
+    for decorator in (idempotent, idempotent_function):
+        with pytest.raises(TypeError, match=option):
+            decorator(MemoryStore(), key="k", operation="op", **{option: value})(lambda k, c=None: k)
+    if option != "required":  # the HTTP adapter's required= is whether the header must be sent (None: by method)
+        with pytest.raises(TypeError, match=option):
+            IdempotencyMiddleware(MemoryStore(), operation="op", **{option: value})
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("key", None),
+        ("key", 5),
+        ("fingerprint", 5),
+        ("scope", 5),
+        ("serializer", object()),
+        ("clock", None),
+        ("store", None),
+    ],
+)
+def test_a_hook_or_selector_that_cannot_serve_is_refused_at_decoration(option: str, value: Any) -> None:
+    """A ``serializer=`` without dumps/loads was taken, then every result went unstored (the key COMPLETED, every
+    replay `ResultNotStoredError`); ``key=None`` or a number made every call a `MissingKeyError`, which
+    ``required=False`` turned into running every call unguarded; ``clock=None`` and ``store=None`` failed with a bare
+    TypeError or AttributeError. Each is a `TypeError` naming what it takes, when the function is decorated."""
+    runs: list[Any] = []
+    for decorator in (idempotent, idempotent_function):
+        options: dict[str, Any] = {"key": "k", "operation": "op", "required": False, option: value}
+        store = options.pop("store", MemoryStore())
+        with pytest.raises(TypeError, match=option):
+            decorator(store, **options)(lambda k, c=None: runs.append(k))
+    assert runs == []
+
+
+def test_a_callable_without_a_qualified_name_needs_an_operation() -> None:
+    """The default operation is the Lambda function's name + module + qualified name. A callable instance or a
+    ``functools.partial`` has none of its own: decorating one without ``operation=`` was a bare AttributeError
+    (``'C' object has no attribute '__qualname__'``). It is a TypeError that says to pass ``operation=`` (its type's
+    name would be shared by every instance, each with its own records); with one, it works."""
+    import functools
+
+    class Handler:
+        def __call__(self, event: Any, context: Any) -> str:
+            return "ok"
+
+    for target in (Handler(), functools.partial(lambda prefix, event, context: prefix, "ok")):
+        for decorator in (idempotent, idempotent_function):
+            with pytest.raises(TypeError, match="pass operation="):
+                decorator(MemoryStore(), key="id")(target)
+        handler = idempotent(MemoryStore(), key="id", operation="callable")(target)
+        assert handler({"id": "x"}, None) == handler({"id": "x"}, None) == "ok"

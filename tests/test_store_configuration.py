@@ -23,6 +23,7 @@ from botocore.exceptions import EndpointConnectionError
 from lambda_idempotency import (
     DynamoDBStore,
     IdempotencyError,
+    InvalidKeyError,
     StoreConfigurationError,
     StoreUnavailableError,
     create_table,
@@ -31,8 +32,9 @@ from lambda_idempotency import (
 )
 from lambda_idempotency.batch import idempotent_record, process_batch
 from lambda_idempotency.http import idempotent_http
+from lambda_idempotency.keys import MAX_OPERATION_LENGTH
 
-from tests.conftest import HTTP_BACKENDS, endpoint_of, http_client
+from tests.conftest import HTTP_BACKENDS, endpoint_of, http_client, new_dynamodb_store
 from tests.faults import Fault, FaultInjector
 from tests.http_events import http_event, problem_of
 
@@ -327,3 +329,108 @@ def test_the_cli_exits_2_with_the_fix_when_no_region_is_set(
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     assert cli.main(["stats", "--table", "Orders"]) == 2
     assert "AWS_REGION" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", HTTP_BACKENDS)
+def test_an_operation_too_long_for_a_dynamodb_key_is_refused_at_decoration_not_taken_for_an_outage(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    """The operation prefixes every record id (``{operation}#{sha256}``), and DynamoDB's partition key takes 2,048
+    bytes. An operation of 1,024 characters passed the check whatever they were: 1,024 ``é`` (2,048 bytes) made every
+    claim a ValidationException, taken for an outage (`StoreUnavailableError`, so ``fail_open=True`` ran every call
+    unguarded; on AWS, whose message says "size", an internal exception escaped). Now an operation takes at most
+    1,024 bytes of UTF-8, refused with `InvalidKeyError` when decorated; the longest allowed works on the wire."""
+    store = new_dynamodb_store(http_client(endpoint_of(request, backend)))
+    for operation in ("é" * MAX_OPERATION_LENGTH, "😀" * 257, "a" * (MAX_OPERATION_LENGTH + 1)):
+        with pytest.raises(InvalidKeyError, match="operation"):
+            idempotent_function(store, key="k", operation=operation, fail_open=True)(lambda k: k)
+    for operation in ("a" * MAX_OPERATION_LENGTH, "é" * (MAX_OPERATION_LENGTH // 2), "😀" * 256):
+        runs: list[str] = []
+        charge = guarded_as(store, operation, runs)
+        assert charge("o-1") == charge("o-1") == "charged"
+        assert runs == ["o-1"]
+    with pytest.raises(TypeError, match="operation must be a str"):
+        idempotent_function(store, key="k", operation=5)(lambda k: k)  # type: ignore[arg-type]
+
+
+def guarded_as(store: DynamoDBStore, operation: str, runs: list[str]) -> Any:
+    @idempotent_function(store, key="order_id", operation=operation)
+    def charge(order_id: str) -> str:
+        runs.append(order_id)
+        return "charged"
+
+    return charge
+
+
+class Declined(Exception):
+    pass
+
+
+@pytest.mark.parametrize("backend", HTTP_BACKENDS)
+@pytest.mark.parametrize("ends", ["returns", "raises", "raises a declared failure"])
+def test_a_table_deleted_while_the_function_runs_is_raised_and_logged_at_error(
+    request: pytest.FixtureRequest, backend: str, ends: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """how-it-works: misconfiguration raises `StoreConfigurationError` whatever ``fail_open`` says, "logged at
+    ERROR". Found by the claim it was; found after the function ran (the table deleted, the role's access revoked
+    while it ran) the completion, the stored failure or the release raised it with no log at all."""
+    client = http_client(endpoint_of(request, backend))
+    store = new_dynamodb_store(client)
+
+    @idempotent_function(store, key="order_id", operation="orders.charge", fail_open=True, cache_errors=(Declined,))
+    def charge(order_id: str) -> str:
+        client.delete_table(TableName=store.table_name)
+        if ends == "raises":
+            raise RuntimeError("the function's own failure")
+        if ends == "raises a declared failure":
+            raise Declined(order_id)
+        return "charged"
+
+    with caplog.at_level(logging.ERROR, "lambda_idempotency"), pytest.raises(StoreConfigurationError) as raised:
+        charge("o-1")
+    assert f"{store.table_name!r}" in str(raised.value)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "misconfigured" in errors[0] and store.table_name in errors[0], errors
+
+
+@pytest.mark.parametrize("backend", HTTP_BACKENDS)
+@pytest.mark.parametrize("status", [201, 503, "step"])
+def test_http_answers_a_table_deleted_while_the_handler_runs_500_logged_once(
+    request: pytest.FixtureRequest, backend: str, status: int | str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The completion (201), the release of a retry-me answer (503) or a step's save and the release after it find
+    the table gone: a 500 ``store-misconfigured``, logged at ERROR once. The releases raised
+    `StoreConfigurationError` out of the adapter, with nothing logged."""
+    client = http_client(endpoint_of(request, backend))
+    store = new_dynamodb_store(client)
+
+    @idempotent_http(store, operation="payments.create")
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        client.delete_table(TableName=store.table_name)
+        if status == "step":
+            current().step("charge", lambda: "ch-1")
+        return {"statusCode": 201 if status == "step" else status, "body": "{}"}
+
+    with caplog.at_level(logging.ERROR, "lambda_idempotency"):
+        response = handler(http_event("http_api"), None)
+    assert response["statusCode"] == 500 and problem_of(response)["code"] == "store-misconfigured"
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and store.table_name in errors[0], errors
+
+
+@pytest.mark.parametrize("backend", HTTP_BACKENDS)
+@pytest.mark.parametrize("name", ["", "ab", "orders table!", "t" * 256])
+def test_a_table_name_no_table_can_have_is_misconfiguration_not_an_outage(
+    request: pytest.FixtureRequest, backend: str, name: str
+) -> None:
+    """how-it-works: "a missing table ... raise[s] StoreConfigurationError whatever fail_open says". A name no table can
+    have (an unset environment variable read as "", a space) was refused by botocore's check or by DynamoDB's
+    ValidationException, both taken for an outage: with ``fail_open=True`` every call ran unguarded."""
+    store = DynamoDBStore(name, endpoint_url=endpoint_of(request, backend), region_name="us-east-1")
+    runs: list[str] = []
+    with pytest.raises(StoreConfigurationError) as raised:
+        guarded(store, runs, fail_open=True)("o-1")
+    assert f"{name!r}" in str(raised.value)
+    if backend == "dynamodb_local" or not name:  # moto's server answers the others as a table it does not have
+        assert "a DynamoDB table name is 3-255 characters" in str(raised.value)
+    assert runs == []

@@ -18,7 +18,7 @@ DEFAULT_SIZE = 256
 class LocalCache:
     def __init__(self, size: int = DEFAULT_SIZE) -> None:
         if size < 1:
-            raise ValueError("local_cache size must be at least 1")
+            raise ValueError(f"local_cache size must be at least 1, got {size!r}")
         self._size = size
         self._entries: OrderedDict[str, Record] = OrderedDict()
         self._lock = threading.Lock()

@@ -95,6 +95,14 @@ class Completion:
             logger.error("could not store the result of %s: %s; the key stays in flight", execution.record_id, exc)
             raise
         record = self._finished(execution, Status.COMPLETED, payload)
+        try:
+            return self._complete(execution, record, result)
+        except StoreConfigurationError as exc:  # the table went missing or was denied while the function ran
+            _log_misconfigured(self.operation, execution, exc)
+            raise
+
+    def _complete(self, execution: Execution, record: Record, result: Any) -> Any:
+        """`finish`'s write of the finished ``record``: what the caller gets."""
         if execution.mode == "optimistic":
             return self._insert_finished(execution, record, result)
         if execution.writes:
@@ -126,6 +134,14 @@ class Completion:
         """
         if _stopped_lost(execution):
             return None
+        try:
+            return self._end_after(execution, error)
+        except StoreConfigurationError as exc:  # the table went missing or was denied while the function ran
+            _log_misconfigured(self.operation, execution, exc)
+            raise
+
+    def _end_after(self, execution: Execution, error: BaseException) -> Replayed | None:
+        """`abort`'s writes: the declared failure stored, or the key released."""
         if self.cache_errors and isinstance(error, self.cache_errors):
             try:
                 payload = self.outcomes.failure(execution, error)
@@ -149,7 +165,7 @@ class Completion:
         if not isinstance(error, Exception):
             logger.warning("%s interrupted by %s; its lease will expire", execution.record_id, type(error).__name__)
             return None
-        self.release(execution)
+        self._release(execution)
         return None
 
     def _commit(self, execution: Execution, record: Record) -> None:
@@ -160,12 +176,12 @@ class Completion:
             transaction.check_total(execution.writes, _completion_size(record))
             outcome = self.retrying(execution.record_id, self.store.commit, record, execution.writes)
         except InvalidWriteError:
-            self.release(execution)
+            self._release(execution)
             raise
         if outcome is None:
             return
         if isinstance(outcome, WritesRefused):
-            self.release(execution)
+            self._release(execution)
             raise _write_condition_error(execution.writes, outcome.failed, "the key was released")
         if not _is_mine(outcome, execution):
             observe.emit(observe.LEASE_LOST, self.operation, execution.record_id)
@@ -228,6 +244,15 @@ class Completion:
         )
 
     def release(self, execution: Execution) -> None:
+        """Give the key back so a retry runs again (an HTTP 5xx, a cancelled claim); a misconfiguration it finds is
+        logged at ERROR and raised. `abort` and `finish` release through `_release`, and log it themselves."""
+        try:
+            self._release(execution)
+        except StoreConfigurationError as exc:
+            _log_misconfigured(self.operation, execution, exc)
+            raise
+
+    def _release(self, execution: Execution) -> None:
         """Give the key back so a retry runs again (a failure, an HTTP 5xx); saved steps stay, so a retry resumes them.
 
         An optimistic execution holds no claim, so there is nothing to give back.
@@ -283,6 +308,17 @@ def _log_unwritten(execution: Execution, exc: Exception) -> None:
         "could not store the outcome of %s (%s); the key stays in flight until its lease ends, then a retry runs "
         "the function again (at least once)",
         execution.record_id,
+        exc,
+    )
+
+
+def _log_misconfigured(operation: str, execution: Execution, exc: StoreConfigurationError) -> None:
+    """A misconfiguration found after the function ran (its table deleted, its access revoked): raised to the caller
+    whatever ``fail_open`` says, and logged at ERROR as one found by the claim is."""
+    observe.emit(observe.STORE_ERRORS, operation, execution.record_id)
+    logger.error(
+        "idempotency store misconfigured for %s after its function ran: %s; its outcome was not stored",
+        operation,
         exc,
     )
 

@@ -123,22 +123,25 @@ def idempotent(
     """Make a Lambda handler ``(event, context)`` run once per key; retries get the stored result.
 
     ``key``/``fingerprint`` are JMESPath expressions on the event (``json(body).order_id``) or callables of the
-    event; ``scope`` is a callable of the event. The key is held by a lease (``lease``, default 20 s) renewed every
-    lease/3 while the function runs; ``renew=False`` takes one lease for the whole invocation instead.
+    event; ``scope`` is a callable of the event. A method ``handle(self, event, context)`` (its first parameter named
+    ``self`` or ``cls``) is read from the argument after ``self``. The key is held by a lease (``lease``, default
+    20 s) renewed every lease/3 while the function runs; ``renew=False`` takes one lease for the whole invocation
+    instead.
     ``mode="optimistic"`` claims and reads nothing, so every call the local cache does not answer runs the function
     and only the first commit's writes land: for short functions whose only effects are `current().write` calls.
     ``hash_keys`` stores keyed hashes of the key and scope instead of their text (True, or a secret: bytes).
     """
 
     def decorate(fn: F) -> F:
-        from .selectors import event_selector
+        from .selectors import event_position, event_selector
 
+        at = event_position(fn)  # a method's event comes after its self
         guard = _guard(
             fn,
             store,
-            key=event_selector(key),
-            fingerprint=event_selector(fingerprint) if fingerprint is not None else None,
-            scope=event_selector(scope) if scope is not None else None,
+            key=event_selector(key, skip=at),
+            fingerprint=event_selector(fingerprint, skip=at) if fingerprint is not None else None,
+            scope=event_selector(scope, skip=at) if scope is not None else None,
             operation=operation,
             ttl=ttl,
             lease=lease,
@@ -155,7 +158,7 @@ def idempotent(
 
         def context_of(call: Arguments) -> Any:
             args = call[0]
-            return args[1] if len(args) > 1 else call[1].get("context")
+            return args[at + 1] if len(args) > at + 1 else call[1].get("context")
 
         return _wrap(fn, guard, context_of)
 
@@ -277,8 +280,18 @@ def _error_types(cache_errors: Any) -> tuple[type[BaseException], ...]:
 
 
 def default_operation(fn: Callable[..., Any]) -> str:
-    """The Lambda function's name (when set) + module + qualified name: two functions never share records."""
-    name = f"{fn.__module__}.{fn.__qualname__}"
+    """The Lambda function's name (when set) + module + qualified name: two functions never share records.
+
+    A callable without a qualified name of its own (an instance with ``__call__``, a ``functools.partial``) has no
+    default: its type's name would be shared by every instance or partial, each with its own records.
+    """
+    qualname = getattr(fn, "__qualname__", None)
+    if not isinstance(qualname, str):
+        raise TypeError(
+            f"a {type(fn).__name__} has no qualified name to name its records after: pass operation= (a name that "
+            "survives renames and redeploys)"
+        )
+    name = f"{getattr(fn, '__module__', None)}.{qualname}"
     function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
     return f"{function_name}:{name}" if function_name else name
 

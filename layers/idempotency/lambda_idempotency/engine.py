@@ -68,6 +68,17 @@ def new_owner() -> str:
     return _owners.getrandbits(128).to_bytes(16).hex()
 
 
+def _check_hooks(store: Any, serializer: Any, clock: Any) -> None:
+    """`TypeError` at decoration for a store, serializer or clock that cannot serve: a ``serializer=`` without
+    ``dumps``/``loads`` would leave every result not stored (its function run, its replays `ResultNotStoredError`)."""
+    if not isinstance(store, Store):
+        raise TypeError(f"store must be a Store (DynamoDBStore, MemoryStore, ...), got {store!r:.100}")
+    if not (callable(getattr(serializer, "dumps", None)) and callable(getattr(serializer, "loads", None))):
+        raise TypeError(f"serializer must have dumps(value) -> str and loads(text) methods, got {serializer!r:.100}")
+    if not callable(clock):
+        raise TypeError(f"clock must be a callable returning epoch seconds, got {clock!r:.100}")
+
+
 class Guard:
     """Everything one decorated function needs to run a call idempotently."""
 
@@ -93,6 +104,10 @@ class Guard:
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        for name, flag in (("required", required), ("fail_open", fail_open), ("renew", renew)):
+            if type(flag) is not bool:  # fail_open="false" is true: it would run unguarded whenever the store fails
+                raise TypeError(f"{name} must be True or False, got {flag!r}")
+        _check_hooks(store, serializer, clock)
         self.mode = mode
         self.store = store
         self.operation = operation

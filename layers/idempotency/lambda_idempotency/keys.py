@@ -20,6 +20,8 @@ MAX_SCOPE_LENGTH = 1024
 """Scopes up to this length are stored as given; longer ones are stored as their digest (see `normalise_scope`)."""
 SCOPE_DIGEST_PREFIX = "sha256:"
 MAX_OPERATION_LENGTH = 1024
+"""An operation takes at most this many characters and as many bytes of UTF-8: the record id (the operation, ``#``
+and 64 hex digits) stays well under DynamoDB's 2,048-byte partition key."""
 
 
 def normalise_key(value: Any) -> str:
@@ -80,8 +82,14 @@ def normalise_scope(value: Any) -> str | None:
 
 
 def check_operation(operation: str) -> str:
-    """Operations prefix record ids; they must be non-empty and fit a DynamoDB key comfortably."""
+    """Operations prefix record ids: non-empty text of at most `MAX_OPERATION_LENGTH` bytes of UTF-8, so that every
+    record id fits a DynamoDB key (`InvalidKeyError` otherwise, when the function is decorated). Past 2,048 bytes
+    DynamoDB refused every call, which the store took for an outage (and ``fail_open`` ran it unguarded)."""
+    if not isinstance(operation, str):
+        raise TypeError(f"operation must be a str, got {type(operation).__name__}")
     _check_text("operation", operation, MAX_OPERATION_LENGTH)
+    if not operation.isascii() and len(size := operation.encode("utf-8")) > MAX_OPERATION_LENGTH:
+        raise InvalidKeyError(f"operation must take at most {MAX_OPERATION_LENGTH} bytes of UTF-8, got {len(size)}")
     return operation
 
 

@@ -49,4 +49,6 @@ def local_cache(option: bool | int) -> LocalCache | None:
 
     if isinstance(option, bool):
         return LocalCache(DEFAULT_SIZE) if option else None
-    return LocalCache(option)
+    if not isinstance(option, numbers.Integral):  # "256", 2.5, None: not a size
+        raise TypeError(f"local_cache must be True, False or a number of entries, got {option!r}")
+    return LocalCache(int(option))

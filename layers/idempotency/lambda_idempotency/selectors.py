@@ -188,17 +188,52 @@ def _check_functions(expression: str, node: dict[str, Any], known: Any) -> None:
             _check_functions(expression, child, known)
 
 
-def event_selector(selector: Selector) -> Callable[[Arguments], Any]:
-    """For `idempotent`: a JMESPath runs on the event, a callable gets the event."""
+def check_selector(selector: Any) -> None:
+    """`TypeError` for a selector that is neither a JMESPath expression nor a callable (``key=None`` from an unset
+    setting): each call would find no key, which ``required=False`` would turn into no idempotency at all."""
+    if not isinstance(selector, str) and not callable(selector):
+        raise TypeError(
+            f"key=, fingerprint= and scope= take a JMESPath expression (a str) or a callable, got {selector!r:.100}"
+        )
+
+
+def event_selector(selector: Selector, *, skip: int = 0) -> Callable[[Arguments], Any]:
+    """For `idempotent`: a JMESPath runs on the event, a callable gets the event. ``skip``: the positional arguments
+    before the event (1 for a method's ``self`` or ``cls``, see `event_position`)."""
+    check_selector(selector)
+    if skip:
+        if isinstance(selector, str):
+            method_path = _JmesPath(selector)
+            return lambda call: method_path.search(call[0][skip] if len(call[0]) > skip else call[1].get("event"))
+        return _guarded(lambda call: selector(call[0][skip] if len(call[0]) > skip else call[1]["event"]))
     if isinstance(selector, str):
         path = _JmesPath(selector)
         return lambda call: path.search(call[0][0] if call[0] else call[1].get("event"))
     return _guarded(lambda call: selector(call[0][0] if call[0] else call[1]["event"]))  # handler(event=...) too
 
 
+METHOD_RECEIVERS = frozenset({"self", "cls"})
+"""The first parameter's names that make a handler a method: its event is the argument after it."""
+
+
+def event_position(fn: Callable[..., Any]) -> int:
+    """Where a handler's event is among its positional arguments: 1 for a method (``handle(self, event, context)``,
+    its first parameter named ``self`` or ``cls``), else 0 (also for a bound method, whose ``self`` is given). Read
+    from the code object at decoration: a function in a class body is not yet bound, so the call alone cannot tell
+    ``self`` from the event."""
+    target = inspect.unwrap(fn)
+    if inspect.ismethod(fn) or inspect.ismethod(target):  # bound already: its self is not among the arguments
+        return 0
+    code = getattr(target, "__code__", None)
+    if code is None or not code.co_argcount:
+        return 0
+    return 1 if code.co_varnames[0] in METHOD_RECEIVERS else 0
+
+
 def argument_selector(selector: Selector, fn: Callable[..., Any]) -> Callable[[Arguments], Any]:
     """For `idempotent_function`: a callable gets the arguments, a JMESPath sees them by parameter name, with
     dataclass and pydantic arguments as dicts (``key="order.id"`` for ``def charge(order: Order)``)."""
+    check_selector(selector)
     if not isinstance(selector, str):
         return _guarded(lambda call: selector(*call[0], **call[1]))
     path = _JmesPath(selector)

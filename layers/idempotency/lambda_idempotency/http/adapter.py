@@ -278,13 +278,15 @@ class HttpIdempotency:
         try:
             response = proxy_response(run(), request)
         except RequestValidationError as exc:
-            self.guard.release(execution)
-            return _invalid(request, exc)
+            return self._released(request, execution) or _invalid(request, exc)
         except LeaseLostError as exc:  # a step, write or heartbeat found the key taken over
             self.guard.abort(execution, exc)
             return self._taken_over(request)
         except (StoreConfigurationError, StoreUnavailableError) as exc:  # a step's save: the key is released
-            self.guard.abort(execution, exc)
+            try:
+                self.guard.abort(execution, exc)
+            except StoreConfigurationError:  # the release found the table gone or denied too (logged by the guard)
+                return _store_misconfigured(request)
             return self._store_failed(request, exc)
         except BaseException as error:
             self.guard.abort(execution, error)
@@ -292,15 +294,25 @@ class HttpIdempotency:
         finally:
             running.leave(tokens)
         if response["statusCode"] >= 500 or response["statusCode"] in RETRY_STATUSES:
-            self.guard.release(execution)
-            return response
+            return self._released(request, execution) or response
         try:
             self.guard.finish(execution, response)
         except LeaseLostError:  # a renewal found the key taken over: this run's response is not the stored one
             return self._taken_over(request)
-        except (StoreConfigurationError, StoreUnavailableError) as exc:  # the commit of its writes did not land
-            return self._store_failed(request, exc)
+        except StoreConfigurationError:  # logged at ERROR by the guard, with the table, region and fix
+            return _store_misconfigured(request)
+        except StoreUnavailableError as exc:  # the commit of its writes did not land
+            return self._store_unavailable(request, exc)
         return response
+
+    def _released(self, request: HttpRequest, execution: Execution) -> ProxyResponse | None:
+        """Give the key back (a retry runs again); None, or a 500 ``store-misconfigured`` when the table went missing
+        or was denied while the handler ran (logged at ERROR by the guard)."""
+        try:
+            self.guard.release(execution)
+        except StoreConfigurationError:
+            return _store_misconfigured(request)
+        return None
 
     def _store_failed(
         self, request: HttpRequest, error: StoreConfigurationError | StoreUnavailableError

@@ -26,6 +26,9 @@ WRONG_KEY = (
 )
 """What DynamoDB says of a record's key the table does not have (another key name or type, a sort key): the table is
 not an idempotency table of this library (a Powertools table, say), and every retry is refused the same way."""
+BAD_TABLE_NAME = ("'tablename'", "table/index name", "table name")
+"""What DynamoDB says of a table name that no table can have (AWS: ``Value ... at 'tableName' failed to satisfy
+constraint``; DynamoDB Local: ``Invalid table/index name``): every call is refused the same way, never an outage."""
 CREATE_HINT = (
     "create it with `create_table(store)`, `lambda-idempotency create-table --table {table} --region {region}{at}`, "
     "or `sam deploy` of a template that declares it"
@@ -47,6 +50,8 @@ def store_error(exc: Exception, table: str, client: Any) -> StoreConfigurationEr
             )
         if code == REFUSED_REQUEST and any(words in message.lower() for words in WRONG_KEY):
             return _wrong_key(where, _key_schema(client, table), f"{code}: {message}")
+        if code == REFUSED_REQUEST and any(words in message.lower() for words in BAD_TABLE_NAME):
+            return _bad_name(where, f"{code}: {message}")
         if code in ACCESS_DENIED:
             return StoreConfigurationError(
                 f"access to {where} was denied ({code}: {message}); allow the function's role dynamodb:GetItem, "
@@ -60,6 +65,8 @@ def store_error(exc: Exception, table: str, client: Any) -> StoreConfigurationEr
                 "AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN or AWS_PROFILE (a session token may have expired) and "
                 "that the region is the table's"
             )
+    elif isinstance(exc, boto.ParamValidationError):  # refused by botocore before it was sent: a table name of "", None
+        return _bad_name(where, f"{type(exc).__name__}: {exc}")
     elif isinstance(exc, NO_CREDENTIALS):
         return StoreConfigurationError(
             f"no usable AWS credentials for {where} ({type(exc).__name__}: {exc}); set AWS_ACCESS_KEY_ID and "
@@ -106,6 +113,13 @@ def _wrong_key(where: str, schema: str, said: str) -> StoreConfigurationError:
         f"{where} has {schema}, not the key an idempotency table needs: a string partition key 'pk' and no sort key "
         f"({said}); point the store at a table made by `create_table(store)` or `lambda-idempotency create-table` "
         "(a Powertools table cannot be shared)"
+    )
+
+
+def _bad_name(where: str, said: str) -> StoreConfigurationError:
+    return StoreConfigurationError(
+        f"{where} cannot exist: a DynamoDB table name is 3-255 characters of a-z, A-Z, 0-9, '_', '-' and '.', or the "
+        f"table's ARN ({said}); check the name given to DynamoDBStore (an environment variable left unset, say)"
     )
 
 
