@@ -39,6 +39,11 @@ settings.register_profile("long", max_examples=10_000, stateful_step_count=30, d
 settings.load_profile("suite")
 """Property tests run the small profile in `make test`; `make test-long` passes ``--hypothesis-profile=long``."""
 
+serialise_moto_dynamodb()
+"""Every test's moto, in-process or the session's server, applies one item operation at a time, as DynamoDB does. Plain
+moto 5.2.5 does not: a lease renewal racing a step's save could lose one of the two updates, and tests whose moto
+was not serialised (those not using `client_of`, in a worker where none had run yet) failed so under load."""
+
 DYNAMODB_BACKENDS = ["moto", "moto_server", "dynamodb_local"]
 ALL_BACKENDS = ["memory", *DYNAMODB_BACKENDS]
 HTTP_BACKENDS = ["moto_server", "dynamodb_local"]
@@ -164,7 +169,6 @@ def dynamodb_local_client(dynamodb_local_endpoint: str) -> Any:
 def client_of(request: pytest.FixtureRequest, backend: str) -> Iterator[Any]:
     """A DynamoDB client of ``backend``: moto in-process (for the block), or a session server's client."""
     if backend == "moto":
-        serialise_moto_dynamodb()
         with mock_aws():
             yield boto3.client("dynamodb", region_name="us-east-1")
     else:
