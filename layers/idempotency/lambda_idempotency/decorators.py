@@ -1,8 +1,9 @@
 """`idempotent` for Lambda handlers and `idempotent_function` for any function, sync or async.
 
 Both build a `Guard` from their options and wrap the function in the same run loop: begin (claim or replay),
-run, then finish or abort. Async functions run the blocking store calls in a worker thread, so the event loop
-is never blocked by boto3.
+run, then finish or abort. Async functions run the decorator's blocking store calls (claim, completion, release,
+replay) in a worker thread, so those never block the event loop; `current().step()` and `heartbeat()` are the
+function's own synchronous calls and save on its thread.
 
 Importing this module loads nothing else of the package: the engine and its helpers load when a function is
 decorated, so ``from lambda_idempotency import idempotent`` costs a cold start almost nothing by itself.
