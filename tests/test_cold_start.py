@@ -79,3 +79,22 @@ def test_an_offload_loads_nothing_of_s3_until_a_result_needs_it() -> None:
     loaded = loaded_after(script)
     assert {f"{PACKAGE}.payloads", f"{PACKAGE}.offload", f"{PACKAGE}.encryption"} <= loaded
     assert "aws_encryption_sdk" not in loaded
+
+
+def test_a_commit_that_succeeds_loads_no_diagnosis() -> None:
+    """`stores.transaction` loads with the first commit (here an optimistic call's, with a write); `stores.diagnosis`
+    and `service_errors` only when a call fails (DESIGN.md, "Layout")."""
+    script = (
+        f"from {PACKAGE} import DynamoDBStore, idempotent\n"
+        f"from {PACKAGE}.execution import current\n"
+        "class Client:\n"
+        "    def transact_write_items(self, **request): return {}\n"
+        "@idempotent(DynamoDBStore('t', client=Client()), key='id', mode='optimistic')\n"
+        "def handler(event, context):\n"
+        "    current().write({'Put': {'TableName': 'orders', 'Item': {'id': {'S': 'o-1'}}}})\n"
+        "    return {'ok': True}\n"
+        "assert handler({'id': 1}, None) == {'ok': True}\n"
+    )
+    loaded = loaded_after(script)
+    assert f"{PACKAGE}.stores.transaction" in loaded  # it committed through the transaction module
+    assert loaded & {f"{PACKAGE}.stores.diagnosis", f"{PACKAGE}.service_errors"} == set()

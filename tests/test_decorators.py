@@ -244,6 +244,37 @@ def test_a_duration_that_is_not_a_number_is_a_type_error_naming_it(value: Any) -
         IdempotencyMiddleware(MemoryStore(), operation="o", ttl=value)
 
 
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("30", TypeError),
+        (None, TypeError),
+        (True, TypeError),
+        (math.inf, ValueError),
+        (math.nan, ValueError),
+        (0, ValueError),
+        (-5, ValueError),
+    ],
+)
+def test_a_max_retry_after_that_is_not_a_positive_duration_is_a_typed_error_naming_it(
+    value: Any, error: type[Exception]
+) -> None:
+    """Checked as the other durations are: `int()` read "30" and True as seconds, made 0 and -5 one second, and
+    raised a bare `OverflowError` for infinity."""
+    with pytest.raises(error, match="max_retry_after must be a positive finite number"):
+        IdempotencyMiddleware(MemoryStore(), operation="o", max_retry_after=value)
+
+
+def test_max_retry_after_is_rounded_up_to_whole_seconds() -> None:
+    assert IdempotencyMiddleware(MemoryStore(), operation="o", max_retry_after=2.5).rules.max_retry_after == 3
+    assert (
+        IdempotencyMiddleware(
+            MemoryStore(), operation="o", max_retry_after=datetime.timedelta(minutes=1)
+        ).rules.max_retry_after
+        == 60
+    )
+
+
 def test_a_lease_shorter_than_a_millisecond_is_one_not_zero() -> None:
     """A lease is kept in whole milliseconds: rounded down, 0.4 ms was a lease that had ended when it was taken."""
     assert idempotent_function(MemoryStore(), key="k", lease=0.0004)(lambda k: k).idempotency.lease_ms == 1

@@ -368,6 +368,17 @@ def test_optimistic_mode_commits_a_pointer_with_its_writes(aws: None) -> None:
     assert bytes(stored_item(store)["result"]["B"])[:1] == OFFLOADED
 
 
+def plant_result(store: DynamoDBStore, stored: bytes) -> None:
+    """Overwrite the one record's result attribute, as whoever can write the table could."""
+    store.client.update_item(
+        TableName=store.table_name,
+        Key={"pk": stored_item(store)["pk"]},
+        UpdateExpression="SET #r = :r",
+        ExpressionAttributeNames={"#r": "result"},
+        ExpressionAttributeValues={":r": {"B": stored}},
+    )
+
+
 @pytest.mark.parametrize(
     ("stored", "error"),
     [
@@ -386,15 +397,31 @@ def test_a_hostile_result_attribute_is_a_typed_error(aws: None, stored: bytes, e
         return "real"
 
     produce("a")
-    item = stored_item(store)
-    store.client.update_item(
-        TableName=store.table_name,
-        Key={"pk": item["pk"]},
-        UpdateExpression="SET #r = :r",
-        ExpressionAttributeNames={"#r": "result"},
-        ExpressionAttributeValues={":r": {"B": stored}},
-    )
+    plant_result(store, stored)
     with pytest.raises(ResultUnreadableError, match=error):
+        produce("a")
+
+
+@pytest.mark.parametrize("claimed_size", ["actual", "huge"])
+def test_an_offloaded_object_past_the_inflation_bound_is_not_read(aws: None, claimed_size: str) -> None:
+    """An offloaded result is read through the same bound as a compressed one (DESIGN.md, "Limits"): an object in
+    text form past `MAX_UNPACKED_BYTES` (which `seal` never writes) replayed whole, and a pointer may name any size,
+    which the replay fetched and read into memory before comparing it."""
+    store = offloading_store()
+    s3 = store.payloads.offload.client  # type: ignore[union-attr]
+
+    @idempotent_function(store, key="k", operation="planted", local_cache=False)
+    def produce(k: str) -> str:
+        return "real"
+
+    produce("a")
+    body = b'\x00"' + b"a" * (MAX_UNPACKED_BYTES + 10) + b'"'
+    s3.put_object(Bucket=BUCKET, Key="idempotency/planted", Body=body)
+    size = len(body) if claimed_size == "actual" else 10**12
+    digest = hashlib.sha256(body).hexdigest()
+    pointer = f'{{"bucket":"{BUCKET}","key":"idempotency/planted","size":{size},"sha256":"{digest}"}}'
+    plant_result(store, OFFLOADED + pointer.encode())
+    with pytest.raises(ResultUnreadableError, match="MAX_UNPACKED_BYTES"):
         produce("a")
 
 

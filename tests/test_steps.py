@@ -19,10 +19,11 @@ from lambda_idempotency import (
     idempotent_function,
 )
 from lambda_idempotency.keys import record_id
+from lambda_idempotency.record import Status
 from lambda_idempotency.stores.base import Store
 from lambda_idempotency.stores.dynamodb import DynamoDBStore
 
-from .conftest import FakeClock
+from .conftest import FakeClock, new_business_table
 
 
 class Crash(BaseException):
@@ -446,3 +447,42 @@ def test_a_result_left_out_for_the_item_limit_is_not_replayed_from_the_local_cac
     with pytest.raises(ResultNotStoredError):
         work("a")
     assert runs == ["a"]
+
+
+@pytest.mark.parametrize("dynamodb_store", ["dynamodb_local", "moto"], indirect=True)
+def test_a_result_that_does_not_fit_with_the_steps_is_left_out_of_a_fenced_commit_too(
+    dynamodb_store: DynamoDBStore, clock: FakeClock
+) -> None:
+    """As without writes (above): the steps and the result pass 400 KB together, so the commit stores the record
+    without its result and applies the writes, once. DynamoDB refused the whole transaction for the record's size:
+    that was `InvalidWriteError` blaming the function's valid write, the key was released, and every retry ran the
+    function again and was refused again."""
+    client = dynamodb_store.client
+    table = new_business_table(client)
+    runs: list[str] = []
+
+    @idempotent_function(dynamodb_store, key="k", operation="left-out-commit", clock=clock)
+    def work(k: str) -> str:
+        runs.append(k)
+        for name in ("s0", "s1", "s2"):
+            current().step(name, incompressible, 110_000)
+        current().write(
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": {"id": {"S": "n"}},
+                    "UpdateExpression": "ADD c :one",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                }
+            }
+        )
+        return incompressible(100_000)
+
+    assert len(work("a")) == 133_336
+    with pytest.raises(ResultNotStoredError):
+        work("a")
+    assert runs == ["a"]
+    item = client.get_item(TableName=table, Key={"id": {"S": "n"}}, ConsistentRead=True)["Item"]
+    assert item["c"] == {"N": "1"}
+    finished = dynamodb_store.get(record_id("left-out-commit", None, "a"))
+    assert finished is not None and finished.status is Status.COMPLETED and finished.result is None

@@ -106,7 +106,8 @@ class Completion:
         if execution.mode == "optimistic":
             return self._insert_finished(execution, record, result)
         if execution.writes:
-            self._commit(execution, record)
+            if not self._commit(execution, record):
+                return result  # committed without its result (past the item limit): not what the cache would hold
         else:
             try:
                 answer = self._finish(execution, record)
@@ -168,8 +169,9 @@ class Completion:
         self._release(execution)
         return None
 
-    def _commit(self, execution: Execution, record: Record) -> None:
-        """The fenced commit: the writes and the completion in one transaction, conditioned on our owner token."""
+    def _commit(self, execution: Execution, record: Record) -> bool:
+        """The fenced commit: the writes and the completion in one transaction, conditioned on our owner token.
+        Whether ``record`` was stored as given (False: without its result, past the store's item limit)."""
         from . import writes as transaction
 
         try:
@@ -178,8 +180,8 @@ class Completion:
         except InvalidWriteError:
             self._release(execution)
             raise
-        if outcome is None:
-            return
+        if outcome is None or isinstance(outcome, Record):
+            return outcome is None
         if isinstance(outcome, WritesRefused):
             self._release(execution)
             raise _write_condition_error(execution.writes, outcome.failed, "the key was released")
@@ -188,6 +190,7 @@ class Completion:
             raise LeaseLostError(
                 f"{execution.record_id} was taken over before it committed; none of its writes was applied"
             )
+        return outcome.current is not None and outcome.current.result == record.result  # my resent commit landed
 
     def _insert_finished(self, execution: Execution, record: Record, result: Any) -> Any:
         """The optimistic commit: our finished ``record`` and writes, or (when another won) the winner's outcome."""

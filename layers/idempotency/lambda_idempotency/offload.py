@@ -18,6 +18,7 @@ import threading
 from typing import Any
 
 from .errors import ResultUnreadableError, StoreConfigurationError, StoreUnavailableError
+from .record import MAX_UNPACKED_BYTES
 from .service_errors import payload_service_error
 
 DEFAULT_THRESHOLD_BYTES = 64 * 1024
@@ -26,6 +27,9 @@ stays well under DynamoDB's 400 KB item limit."""
 MIN_THRESHOLD_BYTES = 1024
 MAX_INLINE_BYTES = 350_000
 """The most a threshold may be: one payload must leave room in the item for the rest of the record."""
+MAX_OBJECT_BYTES = MAX_UNPACKED_BYTES + 1024 * 1024
+"""The largest object a replay reads: what `Payloads.seal` writes is at most `MAX_UNPACKED_BYTES`, compressed and
+then encrypted (the Encryption SDK's framing adds under 1%); a pointer naming more is not fetched."""
 
 
 class S3Offload:
@@ -108,10 +112,15 @@ class S3Offload:
             bucket, key, size, digest = where["bucket"], where["key"], int(where["size"]), str(where["sha256"])
         except (ValueError, KeyError, TypeError) as exc:
             raise ResultUnreadableError(f"the offload pointer of {record_id} is malformed") from exc
+        if not 0 <= size <= MAX_OBJECT_BYTES:
+            raise ResultUnreadableError(
+                f"the offloaded payload of {record_id} is said to take {size} bytes, past what a replay reads "
+                f"(MAX_UNPACKED_BYTES and its framing, {MAX_OBJECT_BYTES}); it was not read"
+            )
         if bucket != self.bucket or not isinstance(key, str) or not key.startswith(self.prefix):
             raise ResultUnreadableError(f"the payload of {record_id} points outside {self.bucket}/{self.prefix}")
         try:
-            body: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            body: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read(size + 1)  # never more than said
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code in ("NoSuchKey", "404", "NotFound"):

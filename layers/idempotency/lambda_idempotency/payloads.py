@@ -89,6 +89,11 @@ def _as_bytes(payload: Payload) -> bytes:
 def _from_bytes(data: bytes, record_id: str) -> Payload:
     """The inverse of `_as_bytes`; only plain forms (and, inside an object, ciphertext) may come out of it."""
     if data[:1] == TEXT:
+        if len(data) - 1 > MAX_UNPACKED_BYTES:  # `seal` never writes one: the same bound as a compressed payload's
+            raise ResultUnreadableError(
+                f"the payload of {record_id} is text past {MAX_UNPACKED_BYTES} bytes (MAX_UNPACKED_BYTES); "
+                "it was not read"
+            )
         try:
             return data[1:].decode()
         except UnicodeDecodeError as exc:

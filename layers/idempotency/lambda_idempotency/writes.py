@@ -191,6 +191,11 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=repr)
 
 
+def item_size(item: Mapping[str, Any]) -> int:
+    """A low-level item's size by DynamoDB's rules, roughly (`_value_size`): the store measures the record's with it."""
+    return _item_size(item, "the item")
+
+
 def _item_size(values: Mapping[str, Any], where: str) -> int:
     return sum(
         _name_size(name, where) + _value_size(value, f"{where}[{name!r:.100}]", 1) for name, value in values.items()

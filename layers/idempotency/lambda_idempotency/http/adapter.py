@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,8 +81,9 @@ class HttpOptions(TypedDict, total=False):
     ttl: timedelta | float
     lease: timedelta | float | None
     renew: bool
-    max_retry_after: int
-    """Caps the 409's ``Retry-After`` (default 1 s): the original usually finishes far sooner than its lease."""
+    max_retry_after: timedelta | float
+    """Caps the 409's ``Retry-After`` (default 1 s; rounded up to whole seconds): the original usually finishes far
+    sooner than its lease."""
     wait: timedelta | float
     """How long a duplicate waits for an in-flight original before answering 409 (default 0: a waiting Lambda
     is billed)."""
@@ -125,7 +127,7 @@ class HttpIdempotency:
         if self.anonymous_scope is not None and (not isinstance(self.anonymous_scope, str) or not self.anonymous_scope):
             raise ValueError(f"anonymous_scope must be a non-empty string or None, got {self.anonymous_scope!r}")
         self.wait_s = option_values.seconds(options.get("wait", 0), "wait", allow_zero=True)
-        self.max_retry_after = max(1, int(options.get("max_retry_after", 1)))
+        self.max_retry_after = math.ceil(option_values.seconds(options.get("max_retry_after", 1), "max_retry_after"))
         self.problem_docs = checked_docs_url(options.get("problem_docs"))
         self.guard = Guard(
             store=store,

@@ -51,8 +51,6 @@ def parse_idempotency_key(values: tuple[str, ...]) -> str | None:
 
 def _parse_one(value: str) -> str:
     raw = value.strip(" \t")
-    if raw.startswith('"') and len(raw) > 2 * MAX_KEY_LENGTH + 2:  # too long even if every character is escaped
-        raise InvalidIdempotencyKeyError(f"{HEADER} must be 1-{MAX_KEY_LENGTH} characters, got more")
     key = _unquote(raw) if raw.startswith('"') else raw
     if "," in key and not raw.startswith('"'):
         raise InvalidIdempotencyKeyError(
@@ -72,6 +70,10 @@ def _unquote(raw: str) -> str:
     chars: list[str] = []
     index = 1
     while index < len(raw):
+        if (
+            len(chars) > MAX_KEY_LENGTH
+        ):  # the key is too long whatever follows (parameters may be long): read no further
+            raise InvalidIdempotencyKeyError(f"{HEADER} must be 1-{MAX_KEY_LENGTH} characters, got more")
         char = raw[index]
         if char == "\\":
             if index + 1 >= len(raw) or raw[index + 1] not in '"\\':

@@ -156,8 +156,11 @@ class Store(abc.ABC):
         """The table and low-level key of a record, or None when this store cannot commit DynamoDB writes."""
         return None
 
-    def commit(self, record: Record, writes: Sequence[Write]) -> Refused | WritesRefused | None:
+    def commit(self, record: Record, writes: Sequence[Write]) -> Refused | WritesRefused | Record | None:
         """Write the finished ``record`` (as `finish`) and apply ``writes`` in one transaction: all or nothing.
+
+        None when it was written as given; the record as written when its result was left out (past the store's
+        item limit); `Refused` or `WritesRefused` when the record's fence or a write's own condition refused it.
 
         Only stores with a `record_key` get writes; the others keep this refusal.
         """

@@ -58,6 +58,8 @@ def table_definition(table_name: str) -> dict[str, Any]:
 
 
 TTL_ATTRIBUTE = "expires_at"
+MAX_ITEM_BYTES = 400 * 1024
+"""DynamoDB's item limit, by its sizing rules (attribute names and values)."""
 _IN_PROGRESS = {"S": Status.IN_PROGRESS}
 """The value every claim sends, built once (botocore never changes the request it is given)."""
 _HELD = "#ow = :me AND #st = :ip"
@@ -309,11 +311,19 @@ class DynamoDBStore(Store):
     def record_key(self, record_id: str) -> tuple[str, dict[str, Any]]:
         return self.table_name, {"pk": {"S": record_id}}
 
-    def commit(self, record: Record, writes: Sequence[Write]) -> Refused | WritesRefused | None:
+    def commit(self, record: Record, writes: Sequence[Write]) -> Refused | WritesRefused | Record | None:
+        """The fenced commit; a record whose result does not fit the item with its steps is committed without it
+        (as `finish` does), measured before sending: DynamoDB refuses the whole transaction for the item's size."""
+        from ..writes import item_size
         from .transaction import transact
 
-        put = {"TableName": self.table_name, **_completion(record)}
-        return transact(self, writes, {"Put": put}, token=record.owner, record_id=record.record_id)
+        stored = None  # a result alone fits (`record.MAX_PAYLOAD_BYTES`): only saved steps can push it past the limit
+        if record.steps and record.result is not None and item_size(item_from_record(record)) > MAX_ITEM_BYTES:
+            logger.warning("result of %s does not fit the item; committing without it", record.record_id)
+            stored = record.replace(result=None)
+        put = {"TableName": self.table_name, **_completion(stored or record)}
+        answer = transact(self, writes, {"Put": put}, token=record.owner, record_id=record.record_id)
+        return stored if answer is None else answer
 
     def insert_finished(
         self, record: Record, writes: Sequence[Write], replacing: Record | None = None

@@ -5,7 +5,8 @@ The store builds the record's action and its fencing condition (`DynamoDBStore.c
 module sends it with the writes and reads the answer: applied; the record refused (the item that refused it, as
 `Refused`); writes refused by their own conditions (`WritesRefused`); a write DynamoDB finds invalid
 (`InvalidWriteError`); the table at fault (`StoreConfigurationError`); or an outage (`StoreUnavailableError`).
-Loaded with the first commit: a function without writes, in claim mode, never imports it.
+Loaded with the first commit: a function without writes, in claim mode, never imports it; `diagnosis` loads only
+when the transaction fails.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from ..errors import InvalidWriteError, StoreUnavailableError
 from .base import Refused, WritesRefused
-from .diagnosis import store_error, unfit_table
 
 if TYPE_CHECKING:
     from ..writes import Write
@@ -60,6 +60,8 @@ def transact(
             client.transact_write_items(TransactItems=items, ClientRequestToken=token[:36])
             return None
         except ClientError as exc:
+            from .diagnosis import store_error, unfit_table  # only a failed call reads the codes
+
             error = exc.response.get("Error", {})
             code = error.get("Code")
             if code in REFUSED_TRANSACTION and (writes or code != "ResourceNotFoundException"):
@@ -88,9 +90,13 @@ def transact(
                 time.sleep(CONFLICT_BACKOFF_S * 2**attempt * random.uniform(0.5, 1.5))
         except ParamValidationError as exc:  # botocore's check of a write's parameters (an unknown one, a type)
             if not writes:
+                from .diagnosis import store_error
+
                 raise store_error(exc, table, client) from exc
             raise InvalidWriteError(f"botocore refused the transaction: {exc}") from exc
         except BotoCoreError as exc:
+            from .diagnosis import store_error
+
             raise store_error(exc, table, client) from exc
     raise StoreUnavailableError(f"transaction on {record_id} kept conflicting with others")
 
