@@ -500,16 +500,27 @@ def test_the_local_cache_keeps_a_completed_record_without_its_steps(clock: FakeC
 def test_async_functions_run_once_and_share_in_flight_state() -> None:
     store = MemoryStore()
     runs = Runs()
+    turned_away: list[asyncio.Event] = []
 
     @idempotent_function(store, key="k", operation="async")
     async def work(k: str) -> str:
         runs.count += 1
         assert current().key == k
-        await asyncio.sleep(0.05)
+        # In flight until the duplicate has been turned away (not for a fixed 0.05 s, which a loaded machine could
+        # spend before the duplicate's claim thread ran: it then replayed the result, and both answers were str).
+        await turned_away[0].wait()
         return k * 2
 
+    async def call() -> Any:
+        try:
+            return await work("a")
+        except InProgressError as exc:
+            turned_away[0].set()
+            return exc
+
     async def scenario() -> list[Any]:
-        return await asyncio.gather(work("a"), work("a"), return_exceptions=True)
+        turned_away.append(asyncio.Event())
+        return await asyncio.wait_for(asyncio.gather(call(), call()), 30)  # a second execution would wait in vain
 
     first, second = asyncio.run(scenario())
     assert sorted([type(first).__name__, type(second).__name__]) == ["InProgressError", "str"]
