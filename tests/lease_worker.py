@@ -3,8 +3,9 @@ container would run it, so that the test can SIGKILL or SIGSTOP a real process a
 
 Usage: ``python tests/lease_worker.py '<json>'`` with endpoint, table, business table, key, lease (s), remaining (ms,
 the Lambda context's time left) and script: ``hold`` (claim, then wait for a line on stdin), ``steps`` (step one,
-wait for a line, step two, a write, complete) or ``long`` (run ``seconds`` and complete). It reports what happens as
-JSON lines on stdout: ``claimed``, ``effect`` (a step's function ran), ``waiting``, ``result``, ``lease-lost``.
+wait for a line, step two, a write, complete) or ``long`` (run ``seconds``, wait for a line, and complete). It
+reports what happens as JSON lines on stdout: ``claimed``, ``effect`` (a step's function ran), ``waiting``, ``result``,
+``lease-lost``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def main(options: dict[str, Any]) -> None:
             deadline = time.monotonic() + options["seconds"]
             while time.monotonic() < deadline:
                 time.sleep(0.05)
+            say("waiting")
+            sys.stdin.readline()  # the test has sent its duplicates: as long as a loaded machine takes to send them
             effect("long")
         item = {"id": {"S": f"{event['key']}#{run.attempt}"}, "worker": {"S": options["name"]}}
         run.write({"Put": {"TableName": business, "Item": item}})

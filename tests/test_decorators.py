@@ -9,6 +9,7 @@ import enum
 import math
 import socket
 import threading
+import time
 import uuid
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -530,16 +531,27 @@ def test_the_local_cache_keeps_a_completed_record_without_its_steps(clock: FakeC
 def test_async_functions_run_once_and_share_in_flight_state() -> None:
     store = MemoryStore()
     runs = Runs()
+    turned_away: list[asyncio.Event] = []
 
     @idempotent_function(store, key="k", operation="async")
     async def work(k: str) -> str:
         runs.count += 1
         assert current().key == k
-        await asyncio.sleep(0.05)
+        # In flight until the duplicate has been turned away (not for a fixed 0.05 s, which a loaded machine could
+        # spend before the duplicate's claim thread ran: it then replayed the result, and both answers were str).
+        await turned_away[0].wait()
         return k * 2
 
+    async def call() -> Any:
+        try:
+            return await work("a")
+        except InProgressError as exc:
+            turned_away[0].set()
+            return exc
+
     async def scenario() -> list[Any]:
-        return await asyncio.gather(work("a"), work("a"), return_exceptions=True)
+        turned_away.append(asyncio.Event())
+        return await asyncio.wait_for(asyncio.gather(call(), call()), 30)  # a second execution would wait in vain
 
     first, second = asyncio.run(scenario())
     assert sorted([type(first).__name__, type(second).__name__]) == ["InProgressError", "str"]
@@ -580,8 +592,10 @@ def test_an_async_call_cancelled_while_it_claims_gives_its_key_back() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await asyncio.sleep(1)  # past the lease (0.3 s + 1 s margin would be needed without a release)
-        assert not store._records  # given back, not merely left to expire
+        deadline = time.monotonic() + 30  # a time-out for a loaded machine, not a measurement
+        while store._records and time.monotonic() < deadline:  # the claim lands in its worker thread, then is released
+            await asyncio.sleep(0.01)
+        assert not store._records  # given back, not merely left to expire (an expired record stays in the store)
         return await work("a")
 
     assert asyncio.run(cancel_then_retry()) == "a"

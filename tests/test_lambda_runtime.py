@@ -208,10 +208,22 @@ def test_an_email_batch_with_a_duplicate_and_a_malformed_message(stack_factory: 
     assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1", "only the malformed one was not deleted"
 
 
-def _descendants(pid: int) -> set[int]:
+def _descendants(pid: int) -> dict[int, str | None]:
+    """Each descendant process of ``pid`` and when it started (so that a reused pid is not taken for it)."""
     children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False)
-    found = {int(child) for child in children.stdout.split()}
-    return found.union(*(_descendants(child) for child in found)) if found else found
+    found: dict[int, str | None] = {int(child): _started(int(child)) for child in children.stdout.split()}
+    for child in list(found):
+        found.update(_descendants(child))
+    return found
+
+
+def _started(pid: int) -> str | None:
+    """The process's start time (clock ticks after boot, /proc/<pid>/stat's 22nd field); None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
 
 
 def test_make_serve_runs_on_the_runtime_logs_like_lambda_and_stops_every_process(
@@ -239,8 +251,13 @@ def test_make_serve_runs_on_the_runtime_logs_like_lambda_and_stops_every_process
         process.wait(timeout=30)
     assert first.status_code == 201 and again.json() == first.json()
     assert len(sandboxes) >= 2, "an RIE process and its runtime process"
-    time.sleep(0.5)
-    alive = [pid for pid in sandboxes if Path(f"/proc/{pid}").exists()]
+    # RIE SIGKILLs its runtime as it stops, and a killed process is gone once its parent (or init) reaps it: wait for
+    # that (a time-out, never a measurement) instead of a fixed 0.5 s a loaded machine could overrun.
+    deadline = time.monotonic() + 30
+    while (alive := [pid for pid, started in sandboxes.items() if started and _started(pid) == started]) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
     assert alive == [], f"left running after SIGTERM: {alive}"
     text = log.read_text()
     for mark in ("[PaymentFunction#1] START RequestId:", "[PaymentFunction#1] END RequestId:", "REPORT RequestId:"):
