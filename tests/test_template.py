@@ -375,3 +375,28 @@ def test_the_email_function_sends_from_the_sender_only_to_recipients_of_any_iden
     assert "FromEmailAddress=SENDER" in code and 'SENDER = os.environ["SENDER_EMAIL"]' in code
     environment = FUNCTIONS["EmailFunction"]["Properties"]["Environment"]["Variables"]
     assert environment["SENDER_EMAIL"] == {"Ref": "SenderEmail"}
+
+
+@pytest.mark.usefixtures("restore_environment")
+def test_the_payment_function_may_describe_its_idempotency_table_to_tell_a_missing_one(moto_endpoint: str) -> None:
+    """A commit refused for what it asks is the table's fault or a write's: the store asks DescribeTable which
+    (`stores/diagnosis.unfit_table`). Without the grant AWS answers AccessDenied, and a deleted idempotency table was
+    reported as the function's writes being invalid. Here the table goes while the payment runs."""
+    stack = LocalStack.create(dynamodb_endpoint=moto_endpoint, aws_endpoint=moto_endpoint)
+    tables = {name: logical_id for logical_id, name in stack.names.items()}
+    payment = stack.load_function("PaymentFunction")
+    described: set[tuple[str, str]] = set()
+
+    def drop_the_table(**_: Any) -> None:
+        stack.dynamodb.delete_table(TableName=stack.names["IdempotencyTable"])
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        described.add(("dynamodb:DescribeTable", tables[params["TableName"]]))
+
+    events = payment.store.client.meta.events
+    events.register("before-call.dynamodb.TransactWriteItems", drop_the_table)
+    events.register("before-parameter-build.dynamodb.DescribeTable", record)
+    answer = payment.handler(load_event("payment-create.json"), LambdaContext("PaymentFunction"))
+    assert answer["statusCode"] == 500 and "store-misconfigured" in answer["body"]
+    assert described == {("dynamodb:DescribeTable", "IdempotencyTable")}
+    assert described <= _granted("PaymentFunction")

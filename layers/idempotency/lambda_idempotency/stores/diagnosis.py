@@ -92,8 +92,8 @@ def unfit_table(client: Any, table: str) -> StoreConfigurationError | None:
     try:
         found = client.describe_table(TableName=table)["Table"]
     except boto.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != MISSING_TABLE:  # DescribeTable denied (the template grants
-            return None  # the four calls the store makes, no more) tells nothing about the table
+        if exc.response.get("Error", {}).get("Code") != MISSING_TABLE:  # DescribeTable denied (a role granted only
+            return None  # the store's four item calls) tells nothing about the table
         error = store_error(exc, table, client)
         return error if isinstance(error, StoreConfigurationError) else None
     except boto.BotoCoreError:
