@@ -201,15 +201,10 @@ def event_selector(selector: Selector, *, skip: int = 0) -> Callable[[Arguments]
     """For `idempotent`: a JMESPath runs on the event, a callable gets the event. ``skip``: the positional arguments
     before the event (1 for a method's ``self`` or ``cls``, see `event_position`)."""
     check_selector(selector)
-    if skip:
-        if isinstance(selector, str):
-            method_path = _JmesPath(selector)
-            return lambda call: method_path.search(call[0][skip] if len(call[0]) > skip else call[1].get("event"))
-        return _guarded(lambda call: selector(call[0][skip] if len(call[0]) > skip else call[1]["event"]))
     if isinstance(selector, str):
         path = _JmesPath(selector)
-        return lambda call: path.search(call[0][0] if call[0] else call[1].get("event"))
-    return _guarded(lambda call: selector(call[0][0] if call[0] else call[1]["event"]))  # handler(event=...) too
+        return lambda call: path.search(call[0][skip] if len(call[0]) > skip else call[1].get("event"))
+    return _guarded(lambda call: selector(call[0][skip] if len(call[0]) > skip else call[1]["event"]))  # event=...
 
 
 METHOD_RECEIVERS = frozenset({"self", "cls"})

@@ -70,9 +70,7 @@ def _unquote(raw: str) -> str:
     chars: list[str] = []
     index = 1
     while index < len(raw):
-        if (
-            len(chars) > MAX_KEY_LENGTH
-        ):  # the key is too long whatever follows (parameters may be long): read no further
+        if len(chars) > MAX_KEY_LENGTH:  # too long whatever follows (parameters may be long): read no further
             raise InvalidIdempotencyKeyError(f"{HEADER} must be 1-{MAX_KEY_LENGTH} characters, got more")
         char = raw[index]
         if char == "\\":
